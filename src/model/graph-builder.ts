@@ -35,6 +35,9 @@ export interface ConvOptions {
 }
 
 /**
+ * Float attributes are stored as float32 (Math.fround), as ONNX serialises them, so a graph read
+ * back from a file equals the one built.
+ *
  * Emits ONNX-shaped IR nodes with PyTorch parameter names. Methods return the name of the value
  * they produce, so architecture code reads like a forward() function.
  */
@@ -92,7 +95,7 @@ export class GraphBuilder {
       'BatchNormalization',
       name,
       [x, p('weight', 'bn.weight'), p('bias', 'bn.bias'), p('running_mean', 'bn.running_mean'), p('running_var', 'bn.running_var')],
-      [{ name: 'epsilon', type: 'float', value: eps }],
+      [{ name: 'epsilon', type: 'float', value: Math.fround(eps) }],
     );
   }
 
@@ -108,13 +111,13 @@ export class GraphBuilder {
   /** relu6(x + 3) / 6; ONNX's default alpha is 0.2, so it must be set. */
   hardsigmoid(x: string, name: string): string {
     return this.node('HardSigmoid', name, [x], [
-      { name: 'alpha', type: 'float', value: 1 / 6 },
+      { name: 'alpha', type: 'float', value: Math.fround(1 / 6) },
       { name: 'beta', type: 'float', value: 0.5 },
     ]);
   }
 
   leakyRelu(x: string, name: string, slope: number): string {
-    return this.node('LeakyRelu', name, [x], [{ name: 'alpha', type: 'float', value: slope }]);
+    return this.node('LeakyRelu', name, [x], [{ name: 'alpha', type: 'float', value: Math.fround(slope) }]);
   }
 
   maxPool2(x: string, name: string): string {
