@@ -76,10 +76,13 @@ function biasNameFor(weightName: string): string {
   return weightName.endsWith('.weight') ? `${weightName.slice(0, -'.weight'.length)}.bias` : `${weightName}.bias`;
 }
 
-/** Rule 1: Conv → BatchNormalization becomes one Conv with a bias. */
-export function foldBatchNorms(graph: Graph): Graph {
+/**
+ * Rule 1: Conv → BatchNormalization becomes one Conv with a bias. `only` limits which BNs fold
+ * (the benchmark rebuilds the paper export, which left its encoder BNs unfolded).
+ */
+export function foldBatchNorms(graph: Graph, only: (bn: Node) => boolean = () => true): Graph {
   const m = mutable(graph);
-  for (const bn of graph.nodes.filter((n) => n.op === 'BatchNormalization')) {
+  for (const bn of graph.nodes.filter((n) => n.op === 'BatchNormalization' && only(n))) {
     const conv = m.nodes.find((n) => n.op === 'Conv' && n.outputs[0] === bn.inputs[0]);
     if (!conv || consumers(m.nodes, conv.outputs[0]).length !== 1 || isGraphOutput(m, conv.outputs[0])) continue;
     const [, gammaN, betaN, meanN, varN] = bn.inputs;
