@@ -1,5 +1,5 @@
 import type { WeightProvider } from './graph-builder.js';
-import { seededGaussian, seededRandom } from '../util/random.js';
+import { gaussian, mulberry32 } from '../data/random.js';
 
 export interface InitOptions {
   readonly seed: number;
@@ -18,8 +18,8 @@ export interface InitOptions {
  * ±1/sqrt(fan_in)), so a seeded model behaves like a freshly constructed paper model; BN as chosen.
  */
 export function seededWeights(o: InitOptions): WeightProvider {
-  const normal = seededGaussian(o.seed);
-  const uniform = seededRandom(o.seed ^ 0x9e3779b9);
+  const normal = gaussian(o.seed);
+  const uniform = mulberry32(o.seed ^ 0x9e3779b9);
   const gain = o.gain ?? 1;
   return (spec) => {
     const n = spec.shape.reduce((a, b) => a * b, 1);

@@ -8,7 +8,7 @@ import { seededWeights } from '../../src/model/init.js';
 import type { Graph } from '../../src/model/ir.js';
 import { asModel } from '../../src/model/export.js';
 import { foldBatchNorms, fuse, FusionError, mergeConsecutive1x1Convs, removeIdentityLeakyRelus } from '../../src/model/fusion.js';
-import { seededGaussian } from '../../src/util/random.js';
+import { gaussian } from '../../src/data/random.js';
 import { maxAbs, maxAbsDiff, runModel } from '../helpers/ort.js';
 
 const C = 6;
@@ -24,7 +24,7 @@ function oneLayer(build: (b: GraphBuilder, x: string) => string, seed = 7, outCh
 }
 
 function input(seed = 3): Float32Array {
-  const g = seededGaussian(seed);
+  const g = gaussian(seed);
   return Float32Array.from({ length: C * H * H }, () => g() * 2);
 }
 
