@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+// Builds the native addon (build/Release/lvunet_edge.node) from source with cmake-js.
+//
+//   node native/scripts/build.mjs            build (incremental), as `npm run build:native`
+//   node native/scripts/build.mjs --install  the same, run by `npm install`; set
+//                                            LVUNET_EDGE_SKIP_NATIVE=1 to skip it
+//   node native/scripts/build.mjs --debug    Debug configuration (build/Debug)
+//
+// Nothing is downloaded: Node's headers come from node-api-headers (package.json "binary"
+// napi_versions), ONNX Runtime's from native/third_party, and ONNX Runtime itself is dlopen'ed at run
+// time. What is needed is cmake >= 3.15 and a C++17 compiler.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const args = process.argv.slice(2);
+const install = args.includes('--install');
+const debug = args.includes('--debug');
+
+function fail(lines) {
+  console.error(['', 'lvunet-edge: cannot build the native addon.', ...lines.map((l) => '  ' + l), ''].join('\n'));
+  if (install) console.error('  To install without it (no native runtime), set LVUNET_EDGE_SKIP_NATIVE=1.\n');
+  process.exit(1);
+}
+
+function works(command, commandArgs = ['--version']) {
+  const r = spawnSync(command, commandArgs, { encoding: 'utf8' });
+  return r.status === 0 ? (r.stdout || r.stderr).split('\n')[0] : undefined;
+}
+
+if (install && process.env.LVUNET_EDGE_SKIP_NATIVE === '1') {
+  console.log('lvunet-edge: LVUNET_EDGE_SKIP_NATIVE=1, not building the native addon');
+  process.exit(0);
+}
+
+const cmake = works(process.env.CMAKE ?? 'cmake');
+if (!cmake) {
+  fail([
+    '`cmake` was not found on PATH (set CMAKE=/path/to/cmake to use another).',
+    'Install cmake >= 3.15:  Debian/Ubuntu: sudo apt-get install cmake   macOS: brew install cmake',
+  ]);
+}
+const compilers = process.env.CXX ? [process.env.CXX] : process.platform === 'win32' ? [] : ['c++', 'g++', 'clang++'];
+const compiler = compilers.map((c) => works(c)).find(Boolean);
+if (process.platform !== 'win32' && !compiler) {
+  fail([
+    `no C++ compiler found (tried ${compilers.join(', ')}; set CXX to choose one).`,
+    'Install a C++17 compiler:  Debian/Ubuntu: sudo apt-get install g++   macOS: xcode-select --install',
+  ]);
+}
+
+const require = createRequire(import.meta.url);
+let cmakeJs;
+try {
+  cmakeJs = join(dirname(require.resolve('cmake-js')), '..', 'bin', 'cmake-js');
+} catch {
+  fail(['the cmake-js package is missing: run `npm install` first.']);
+}
+if (!existsSync(cmakeJs)) fail([`cmake-js is incomplete: ${cmakeJs} is missing; reinstall it.`]);
+
+console.log(`lvunet-edge: building the native addon with ${cmake}${compiler ? ` and ${compiler}` : ''}`);
+const r = spawnSync(
+  process.execPath,
+  [cmakeJs, 'compile', '-d', 'native', '-O', 'build', ...(debug ? ['--debug'] : []), '--log-level', 'warn'],
+  { cwd: root, stdio: 'inherit' },
+);
+if (r.status !== 0) {
+  fail([
+    `cmake-js exited with ${r.status ?? r.signal}; the compiler output is above.`,
+    'A C++17 compiler is required (g++ >= 8, clang >= 7, MSVC 2019+).',
+  ]);
+}
+const out = join(root, 'build', debug ? 'Debug' : 'Release', 'lvunet_edge.node');
+if (!existsSync(out)) fail([`the build finished but ${out} is missing.`]);
+console.log(`lvunet-edge: built ${out}`);

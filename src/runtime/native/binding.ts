@@ -1,0 +1,215 @@
+/**
+ * The native addon (native/, built to build/Release/lvunet_edge.node) declared as one TypeScript
+ * interface, and its loader. Callers use src/runtime/native/runtime.ts, which validates options and
+ * fills defaults before anything reaches C++.
+ */
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import type { PixelFormat } from './pixel-formats.js';
+
+/** `code` of errors raised by native/core (native/core/error.h). */
+export type NativeErrorCode =
+  | 'ERR_ORT_LIBRARY_NOT_FOUND'
+  | 'ERR_ORT_LIBRARY_LOAD'
+  | 'ERR_ORT_NOT_ONNXRUNTIME'
+  | 'ERR_ORT_API_VERSION'
+  | 'ERR_ORT'
+  | 'ERR_ORT_PROVIDER'
+  | 'ERR_INVALID_ARGUMENT'
+  | 'ERR_FRAME_SIZE'
+  | 'ERR_NATIVE';
+
+export type GraphOptimization = 'disabled' | 'basic' | 'extended' | 'all';
+export type Fit = 'stretch' | 'letterbox';
+
+export interface ProviderRequest {
+  /** "CPU", "CUDA", "TensorRT" or any name ONNX Runtime's by-name API knows ("QNN", "OpenVINO", "XNNPACK"...). */
+  readonly name: string;
+  readonly options: Readonly<Record<string, string>>;
+}
+
+/** Complete session options as the addon receives them (no defaults are applied in C++). */
+export interface NativeSessionOptions {
+  readonly intraOpThreads: number;
+  readonly interOpThreads: number;
+  readonly graphOptimization: GraphOptimization;
+  readonly providers: readonly ProviderRequest[];
+  readonly strict: boolean;
+}
+
+export interface ProviderReport {
+  requested: string[];
+  /** Providers appended, in order, then CPUExecutionProvider (always present as the last resort). */
+  active: string[];
+  fallbacks: { provider: string; reason: string }[];
+}
+
+export interface TensorInfo {
+  name: string;
+  /** "float32", "uint8", "float16", ... */
+  type: string;
+  /** -1 for a dynamic dimension. */
+  shape: number[];
+  /** Symbolic name of each dimension, "" where none. */
+  dimNames: string[];
+}
+
+export interface SessionDescription {
+  modelPath: string;
+  providers: ProviderReport;
+  inputs: TensorInfo[];
+  outputs: TensorInfo[];
+}
+
+export interface RunOutput {
+  data: Float32Array;
+  dims: number[];
+}
+
+export interface NativeSession {
+  describe(): SessionDescription;
+  /** Runs on a libuv worker thread; resolves with the first output. */
+  run(input: Float32Array, dims: readonly number[]): Promise<RunOutput>;
+  /** Drops the session (a run in flight finishes first). Later calls throw. */
+  release(): void;
+}
+
+export interface RuntimeInfo {
+  path: string;
+  /** ONNX Runtime version string, e.g. "1.30.0". */
+  version: string;
+  /** C API version in use: the highest both the library and the compiled-in header support. */
+  apiVersion: number;
+  headerApiVersion: number;
+}
+
+export interface NativeRuntime {
+  info(): RuntimeInfo;
+  availableProviders(): string[];
+  /** Loads the model on a libuv worker thread (a TensorRT engine build can take minutes). */
+  createSession(modelPath: string, options: NativeSessionOptions): Promise<NativeSession>;
+}
+
+export interface NativeBinding {
+  /** dlopen()s ONNX Runtime from `libraryPath` (cached per path for the life of the process). */
+  loadRuntime(libraryPath: string): NativeRuntime;
+  frameByteLength(format: PixelFormat, width: number, height: number): number;
+  toRgb(frame: Uint8Array, width: number, height: number, format: PixelFormat): Uint8Array;
+  preprocess(
+    frame: Uint8Array,
+    width: number,
+    height: number,
+    format: PixelFormat,
+    outWidth: number,
+    outHeight: number,
+    fit: Fit,
+    mean: readonly [number, number, number],
+    std: readonly [number, number, number],
+    scale: number,
+  ): Float32Array;
+}
+
+/** Root of this package (the folder holding its package.json), from src/ or dist/src/. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest)) {
+      try {
+        if ((JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'lvunet-edge') return dir;
+      } catch {
+        // not ours: keep walking up
+      }
+    }
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('cannot find the lvunet-edge package root above ' + fileURLToPath(import.meta.url));
+    dir = parent;
+  }
+}
+
+/** Where the loader looks, in order: $LVUNET_EDGE_NATIVE, then the cmake-js / node-gyp outputs. */
+export function nativeCandidates(root = packageRoot()): string[] {
+  const env = process.env.LVUNET_EDGE_NATIVE;
+  return [
+    ...(env ? [env] : []),
+    join(root, 'build', 'Release', 'lvunet_edge.node'),
+    join(root, 'build', 'Debug', 'lvunet_edge.node'),
+  ];
+}
+
+function likelyCause(errors: readonly { path: string; error: Error }[]): string {
+  const text = errors.map((e) => e.error.message).join('\n');
+  if (errors.every((e) => /Cannot find module|ENOENT|cannot open shared object file: No such file/.test(e.error.message))) {
+    return (
+      'The native addon has not been built. Run `npm run build:native` ' +
+      '(needs cmake >= 3.15 and a C++17 compiler: `apt-get install cmake g++` on Debian/Ubuntu).'
+    );
+  }
+  if (/NODE_MODULE_VERSION|was compiled against a different Node\.js version/.test(text)) {
+    return 'The addon was built for another Node.js version. Rebuild it: `npm run build:native`.';
+  }
+  if (/wrong ELF class|invalid ELF header|Exec format error|not a mach-o/i.test(text)) {
+    return 'The addon was built for another CPU architecture or OS. Rebuild it on this machine: `npm run build:native`.';
+  }
+  if (/undefined symbol|GLIBC|GLIBCXX/.test(text)) {
+    return 'The addon does not match this system\'s C/C++ runtime. Rebuild it on this machine: `npm run build:native`.';
+  }
+  return 'Rebuild the addon with `npm run build:native`; set LVUNET_EDGE_NATIVE to load one from elsewhere.';
+}
+
+let cached: NativeBinding | undefined;
+
+/** Loads the addon once; on failure throws an Error listing every location tried and the likely fix. */
+export function loadNativeBinding(candidates?: readonly string[]): NativeBinding {
+  if (cached && !candidates) return cached;
+  const require = createRequire(import.meta.url);
+  const errors: { path: string; error: Error }[] = [];
+  for (const path of candidates ?? nativeCandidates()) {
+    try {
+      const binding = require(path) as NativeBinding;
+      if (!candidates) cached = binding;
+      return binding;
+    } catch (err) {
+      errors.push({ path, error: err instanceof Error ? err : new Error(String(err)) });
+    }
+  }
+  const tried = errors.map((e) => `  ${e.path}: ${e.error.message.split('\n')[0]}`).join('\n');
+  const error = new Error(`cannot load the lvunet-edge native addon.\nTried:\n${tried}\n${likelyCause(errors)}`, {
+    cause: errors[errors.length - 1]?.error,
+  });
+  throw Object.assign(error, { code: 'ERR_NATIVE_ADDON_LOAD', attempts: errors });
+}
+
+/** Library file names ONNX Runtime ships under, per platform. */
+function ortLibraryName(dir: string): string | undefined {
+  if (process.platform === 'win32') return 'onnxruntime.dll';
+  if (process.platform === 'darwin') {
+    try {
+      return readdirSync(dir).find((f) => /^libonnxruntime\.[\d.]+dylib$/.test(f));
+    } catch {
+      return undefined;
+    }
+  }
+  return 'libonnxruntime.so.1';
+}
+
+/**
+ * The ONNX Runtime library to load: $LVUNET_ORT_LIBRARY if set, else the one shipped in
+ * onnxruntime-node for this platform and CPU (bin/napi-v6/<platform>/<arch>/).
+ */
+export function defaultOnnxRuntimeLibrary(): string {
+  const env = process.env.LVUNET_ORT_LIBRARY;
+  if (env) return env;
+  const require = createRequire(import.meta.url);
+  let dir = dirname(require.resolve('onnxruntime-node'));
+  while (!existsSync(join(dir, 'package.json')) || !/"name":\s*"onnxruntime-node"/.test(readFileSync(join(dir, 'package.json'), 'utf8'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('cannot locate the onnxruntime-node package');
+    dir = parent;
+  }
+  const libDir = join(dir, 'bin', 'napi-v6', process.platform, process.arch);
+  return join(libDir, ortLibraryName(libDir) ?? 'libonnxruntime.so.1');
+}

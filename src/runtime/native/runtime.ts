@@ -1,0 +1,175 @@
+/**
+ * TypeScript face of the native runtime: validates options, fills defaults and keeps JS stacks on
+ * native errors (the "baton" pattern: C++ receives one complete, flat options object).
+ */
+import { PREPROCESSING, type Preprocessing } from '../../model/preprocessing.js';
+import {
+  defaultOnnxRuntimeLibrary,
+  loadNativeBinding,
+  type Fit,
+  type GraphOptimization,
+  type NativeBinding,
+  type NativeSession,
+  type NativeSessionOptions,
+  type ProviderReport,
+  type ProviderRequest,
+  type RunOutput,
+  type RuntimeInfo,
+  type SessionDescription,
+  type TensorInfo,
+} from './binding.js';
+import { isPixelFormat, type PixelFormat } from './pixel-formats.js';
+
+export interface SessionOptions {
+  /** 0 (default): ONNX Runtime decides. */
+  intraOpThreads?: number;
+  interOpThreads?: number;
+  graphOptimization?: GraphOptimization;
+  /** In order of preference; CPU is always the implicit last resort. */
+  providers?: readonly (string | { name: string; options?: Record<string, string> })[];
+  /** Fail instead of falling back when a provider cannot be appended. */
+  strict?: boolean;
+}
+
+const GRAPH_OPTIMIZATIONS: readonly GraphOptimization[] = ['disabled', 'basic', 'extended', 'all'];
+
+/** Copies the native error's message and properties onto an Error created in JS, keeping its stack. */
+function rethrow(jsError: Error, nativeError: unknown): never {
+  if (nativeError instanceof Error) {
+    jsError.message = nativeError.message;
+    for (const [k, v] of Object.entries(nativeError)) (jsError as unknown as Record<string, unknown>)[k] = v;
+  } else {
+    jsError.message = String(nativeError);
+  }
+  throw jsError;
+}
+
+function threads(value: number | undefined, name: string): number {
+  const v = value ?? 0;
+  if (!Number.isInteger(v) || v < 0 || v > 1024) throw new RangeError(`${name} must be an integer in 0..1024, got ${value}`);
+  return v;
+}
+
+export function normalizeSessionOptions(options: SessionOptions = {}): NativeSessionOptions {
+  const graphOptimization = options.graphOptimization ?? 'all';
+  if (!GRAPH_OPTIMIZATIONS.includes(graphOptimization)) {
+    throw new RangeError(`graphOptimization must be one of ${GRAPH_OPTIMIZATIONS.join(', ')}, got ${String(graphOptimization)}`);
+  }
+  const providers: ProviderRequest[] = (options.providers ?? []).map((p) => {
+    const name = typeof p === 'string' ? p : p.name;
+    if (typeof name !== 'string' || name.length === 0) throw new TypeError('provider name must be a non-empty string');
+    const raw = typeof p === 'string' ? {} : (p.options ?? {});
+    const opts: Record<string, string> = {};
+    for (const [k, v] of Object.entries(raw)) {
+      if (typeof v !== 'string') throw new TypeError(`option '${k}' of provider ${name} must be a string`);
+      opts[k] = v;
+    }
+    return { name, options: opts };
+  });
+  return {
+    intraOpThreads: threads(options.intraOpThreads, 'intraOpThreads'),
+    interOpThreads: threads(options.interOpThreads, 'interOpThreads'),
+    graphOptimization,
+    providers,
+    strict: options.strict ?? false,
+  };
+}
+
+export class OrtSession {
+  readonly modelPath: string;
+  readonly providers: ProviderReport;
+  readonly inputs: readonly TensorInfo[];
+  readonly outputs: readonly TensorInfo[];
+  readonly #native: NativeSession;
+
+  constructor(native: NativeSession) {
+    this.#native = native;
+    const d: SessionDescription = native.describe();
+    this.modelPath = d.modelPath;
+    this.providers = d.providers;
+    this.inputs = d.inputs;
+    this.outputs = d.outputs;
+  }
+
+  /** Runs the model off the JS thread; errors carry ONNX Runtime's message, `code` and `modelPath`. */
+  async run(input: Float32Array, dims: readonly number[]): Promise<RunOutput> {
+    const jsError = new Error('run failed');
+    if (!dims.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw new RangeError(`dims must be non-negative integers, got [${dims.join(', ')}]`);
+    }
+    try {
+      return await this.#native.run(input, dims);
+    } catch (err) {
+      rethrow(jsError, err);
+    }
+  }
+
+  release(): void {
+    this.#native.release();
+  }
+}
+
+export class OnnxRuntime {
+  readonly info: RuntimeInfo;
+  readonly #native: ReturnType<NativeBinding['loadRuntime']>;
+
+  private constructor(binding: NativeBinding, libraryPath: string) {
+    this.#native = binding.loadRuntime(libraryPath);
+    this.info = this.#native.info();
+  }
+
+  /** Loads ONNX Runtime from `libraryPath` (default: defaultOnnxRuntimeLibrary()). */
+  static load(libraryPath: string = defaultOnnxRuntimeLibrary(), binding: NativeBinding = loadNativeBinding()): OnnxRuntime {
+    return new OnnxRuntime(binding, libraryPath);
+  }
+
+  availableProviders(): string[] {
+    return this.#native.availableProviders();
+  }
+
+  /** Loads the model off the JS thread; errors carry `code`, `modelPath` and ONNX Runtime's message. */
+  async createSession(modelPath: string, options: SessionOptions = {}): Promise<OrtSession> {
+    const jsError = new Error('createSession failed');
+    const normalized = normalizeSessionOptions(options);
+    try {
+      return new OrtSession(await this.#native.createSession(modelPath, normalized));
+    } catch (err) {
+      rethrow(jsError, err);
+    }
+  }
+}
+
+export interface FrameDescription {
+  format: PixelFormat;
+  width: number;
+  height: number;
+}
+
+/**
+ * Native frame preprocessing: pixel format -> RGB -> bilinear resize ('stretch' or 'letterbox') ->
+ * (v / scale - mean) / std, NCHW float32. Mean, std and scale come from `preprocessing`
+ * (default: the model's PREPROCESSING), never from C++.
+ */
+export function preprocessFrame(
+  frame: Uint8Array,
+  desc: FrameDescription,
+  size: { width: number; height: number },
+  fit: Fit,
+  preprocessing: Preprocessing = PREPROCESSING,
+  binding: NativeBinding = loadNativeBinding(),
+): Float32Array {
+  if (!isPixelFormat(desc.format)) throw new RangeError(`unknown pixel format ${String(desc.format)}`);
+  if (fit !== 'stretch' && fit !== 'letterbox') throw new RangeError(`fit must be 'stretch' or 'letterbox', got ${String(fit)}`);
+  return binding.preprocess(
+    frame,
+    desc.width,
+    desc.height,
+    desc.format,
+    size.width,
+    size.height,
+    fit,
+    preprocessing.mean,
+    preprocessing.std,
+    preprocessing.scale,
+  );
+}
