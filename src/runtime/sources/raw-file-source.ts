@@ -1,0 +1,241 @@
+/**
+ * Replays a recorded camera stream from one file: raw frames (YUYV, NV12, GREY, RGB24; the size
+ * comes from options or from `WxH` in the file name), Y4M (4:2:0 → NV12, 4:2:2 → YUYV, mono →
+ * GREY) or MJPEG (concatenated JPEGs, decoded to RGB24). A short last frame or an undecodable JPEG
+ * is dropped with a reason; the stream goes on.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { basename, extname } from 'node:path';
+import { decodeImage, ImageDecodeError } from '../../image/decode.js';
+import { frameByteLength, isPixelFormat, type PixelFormat } from '../native/pixel-formats.js';
+import { Pacer, type DroppedFrame, type Frame, type FrameSource, type SourceOptions } from './types.js';
+
+export interface RawFileOptions extends SourceOptions {
+  readonly width?: number;
+  readonly height?: number;
+  readonly format?: PixelFormat;
+}
+
+const RAW_EXTENSIONS: Record<string, PixelFormat> = {
+  '.yuyv': 'YUYV',
+  '.yuy2': 'YUYV',
+  '.nv12': 'NV12',
+  '.grey': 'GREY',
+  '.gray': 'GREY',
+  '.y8': 'GREY',
+  '.rgb': 'RGB24',
+  '.rgb24': 'RGB24',
+  '.rgba': 'RGBA',
+};
+
+export class SourceError extends Error {
+  constructor(
+    readonly source: string,
+    message: string,
+  ) {
+    super(`${source}: ${message}`);
+    this.name = 'SourceError';
+  }
+}
+
+type Reader = () => Promise<{ frame?: Omit<Frame, 'seq' | 'id' | 'captureTimeMs'>; drop?: Omit<DroppedFrame, 'seq' | 'id'> } | null>;
+
+export class RawFileSource implements FrameSource {
+  readonly description: string;
+  private handle?: FileHandle;
+  private reader?: Reader;
+  private seq = 0;
+  private loop = 0;
+  private readonly pacer: Pacer;
+
+  constructor(
+    private readonly path: string,
+    private readonly options: RawFileOptions = {},
+  ) {
+    this.description = `file:${path}`;
+    this.pacer = new Pacer(options.fps);
+  }
+
+  async open(): Promise<void> {
+    try {
+      this.handle = await open(this.path, 'r');
+    } catch (err) {
+      throw new SourceError(this.description, `cannot open: ${(err as Error).message}`);
+    }
+    const size = (await this.handle.stat()).size;
+    if (size === 0) throw new SourceError(this.description, 'file is empty (0 bytes)');
+    this.reader = await this.makeReader();
+  }
+
+  private async makeReader(): Promise<Reader> {
+    const h = this.handle!;
+    const ext = extname(this.path).toLowerCase();
+    const head = Buffer.alloc(10);
+    await h.read(head, 0, 10, 0);
+    if (head.toString('latin1', 0, 10) === 'YUV4MPEG2 ') return this.y4mReader(h);
+    if (ext === '.mjpeg' || ext === '.mjpg' || (head[0] === 0xff && head[1] === 0xd8)) return this.mjpegReader(h);
+    const format = this.options.format ?? RAW_EXTENSIONS[ext];
+    if (!format) {
+      throw new SourceError(this.description, `unknown file type '${ext}': use .yuyv, .nv12, .grey, .rgb, .y4m or .mjpeg, or give a pixel format`);
+    }
+    const named = /(\d+)x(\d+)/.exec(basename(this.path));
+    const width = this.options.width ?? (named ? Number(named[1]) : undefined);
+    const height = this.options.height ?? (named ? Number(named[2]) : undefined);
+    if (!width || !height) {
+      throw new SourceError(this.description, 'raw frames need a size: give width and height, or name the file like frames_640x480.yuyv');
+    }
+    return this.fixedReader(h, format, width, height, 0, () => 0);
+  }
+
+  /** Raw and Y4M frames: fixed size, at `start`, each preceded by `headerBytes(at)` bytes. */
+  private fixedReader(h: FileHandle, format: PixelFormat, width: number, height: number, start: number, headerBytes: (at: number) => Promise<number> | number, convert?: (b: Uint8Array) => Uint8Array): Reader {
+    const bytes = frameByteLength(format, width, height);
+    let at = start;
+    return async () => {
+      at += await headerBytes(at);
+      const data = new Uint8Array(bytes);
+      const { bytesRead } = await h.read(data, 0, bytes, at);
+      if (bytesRead === 0) return null;
+      at += bytesRead;
+      if (bytesRead < bytes) {
+        return { drop: { reason: 'truncated', detail: `last frame has ${bytesRead} of ${bytes} bytes (${width}x${height} ${format})` } };
+      }
+      return { frame: { format, width, height, data: convert ? convert(data) : data } };
+    };
+  }
+
+  private async y4mReader(h: FileHandle): Promise<Reader> {
+    const headBuf = Buffer.alloc(512);
+    const { bytesRead } = await h.read(headBuf, 0, 512, 0);
+    const nl = headBuf.subarray(0, bytesRead).indexOf(0x0a);
+    if (nl < 0) throw new SourceError(this.description, 'Y4M header has no end of line within 512 bytes');
+    const fields = headBuf.toString('latin1', 10, nl).split(' ');
+    const get = (tag: string): string | undefined => fields.find((f) => f.startsWith(tag))?.slice(1);
+    const width = Number(get('W'));
+    const height = Number(get('H'));
+    const colour = get('C') ?? '420jpeg';
+    if (!(width > 0 && height > 0)) throw new SourceError(this.description, `Y4M header lacks a valid size: ${fields.join(' ')}`);
+    let format: PixelFormat;
+    let convert: (b: Uint8Array) => Uint8Array;
+    if (colour.startsWith('420')) {
+      format = 'NV12';
+      convert = (b) => i420ToNv12(b, width, height);
+    } else if (colour.startsWith('422')) {
+      format = 'YUYV';
+      convert = (b) => i422ToYuyv(b, width, height);
+    } else if (colour === 'mono') {
+      format = 'GREY';
+      convert = (b) => b;
+    } else {
+      throw new SourceError(this.description, `Y4M colour space C${colour} is not supported (420*, 422, mono are)`);
+    }
+    const frameHeader = async (at: number): Promise<number> => {
+      const b = Buffer.alloc(256);
+      const { bytesRead: n } = await h.read(b, 0, 256, at);
+      if (n === 0) return 0;
+      const end = b.subarray(0, n).indexOf(0x0a);
+      if (b.toString('latin1', 0, 5) !== 'FRAME' || end < 0) {
+        throw new SourceError(this.description, `expected a FRAME marker at byte ${at}`);
+      }
+      return end + 1;
+    };
+    return this.fixedReader(h, format, width, height, nl + 1, frameHeader, convert);
+  }
+
+  private async mjpegReader(h: FileHandle): Promise<Reader> {
+    const { size } = await h.stat();
+    let at = 0;
+    let pending = Buffer.alloc(0);
+    const chunk = Buffer.alloc(1 << 20);
+    const fill = async (): Promise<boolean> => {
+      if (at >= size) return false;
+      const { bytesRead } = await h.read(chunk, 0, chunk.length, at);
+      at += bytesRead;
+      pending = Buffer.concat([pending, chunk.subarray(0, bytesRead)]);
+      return bytesRead > 0;
+    };
+    return async () => {
+      for (;;) {
+        const soi = pending.indexOf(Buffer.from([0xff, 0xd8]));
+        const eoi = soi >= 0 ? pending.indexOf(Buffer.from([0xff, 0xd9]), soi + 2) : -1;
+        if (soi >= 0 && eoi >= 0) {
+          const jpeg = new Uint8Array(pending.subarray(soi, eoi + 2));
+          pending = pending.subarray(eoi + 2);
+          try {
+            const rgb = decodeImage(jpeg, `${this.description} frame`);
+            return { frame: { format: 'RGB24', width: rgb.width, height: rgb.height, data: rgb.data } };
+          } catch (err) {
+            const detail = err instanceof ImageDecodeError ? err.reason : (err as Error).message;
+            return { drop: { reason: 'decode', detail } };
+          }
+        }
+        if (!(await fill())) {
+          if (pending.length > 0 && soi >= 0) {
+            const n = pending.length - soi;
+            pending = Buffer.alloc(0);
+            return { drop: { reason: 'truncated', detail: `last JPEG has no end marker (${n} bytes)` } };
+          }
+          return null;
+        }
+      }
+    };
+  }
+
+  async next(): Promise<Frame | null> {
+    if (!this.reader) throw new SourceError(this.description, 'next() before open()');
+    for (;;) {
+      const r = await this.reader();
+      if (r === null) {
+        if (++this.loop >= (this.options.loops ?? 1)) return null;
+        this.reader = await this.makeReader();
+        continue;
+      }
+      const seq = this.seq++;
+      const id = `${this.description}#${seq}`;
+      if (r.drop) {
+        this.options.onDrop?.({ seq, id, ...r.drop });
+        continue;
+      }
+      await this.pacer.wait(seq);
+      return { seq, id, ...r.frame!, captureTimeMs: performance.timeOrigin + performance.now() };
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.handle?.close();
+    this.handle = undefined;
+  }
+}
+
+/** Planar 4:2:0 (Y, U, V planes) to NV12 (Y plane, interleaved UV). */
+export function i420ToNv12(b: Uint8Array, width: number, height: number): Uint8Array {
+  const y = width * height;
+  const q = y / 4;
+  const out = new Uint8Array(y + 2 * q);
+  out.set(b.subarray(0, y));
+  for (let i = 0; i < q; i++) {
+    out[y + 2 * i] = b[y + i];
+    out[y + 2 * i + 1] = b[y + q + i];
+  }
+  return out;
+}
+
+/** Planar 4:2:2 to packed YUYV. */
+export function i422ToYuyv(b: Uint8Array, width: number, height: number): Uint8Array {
+  const y = width * height;
+  const h = y / 2;
+  const out = new Uint8Array(2 * y);
+  for (let i = 0; i < h; i++) {
+    out[4 * i] = b[2 * i];
+    out[4 * i + 1] = b[y + i];
+    out[4 * i + 2] = b[2 * i + 1];
+    out[4 * i + 3] = b[y + h + i];
+  }
+  return out;
+}
+
+export function parsePixelFormat(text: string): PixelFormat {
+  const upper = text.toUpperCase();
+  if (!isPixelFormat(upper)) throw new RangeError(`unknown pixel format '${text}'`);
+  return upper;
+}
