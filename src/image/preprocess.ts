@@ -19,7 +19,7 @@ export interface Size {
 export interface LetterboxGeometry {
   /** min(outW/srcW, outH/srcH). */
   scale: number;
-  /** Content rectangle size: Math.round(src * scale). */
+  /** Content rectangle size: max(1, Math.round(src * scale)). */
   newW: number;
   newH: number;
   /** Content rectangle origin: floor((out - new) / 2). */
@@ -31,8 +31,9 @@ export function letterboxGeometry(srcW: number, srcH: number, outW: number, outH
   assertDims(srcW, srcH, 'letterbox source');
   assertDims(outW, outH, 'letterbox output');
   const scale = Math.min(outW / srcW, outH / srcH);
-  const newW = Math.round(srcW * scale);
-  const newH = Math.round(srcH * scale);
+  // At least one pixel, so extreme aspect ratios still sample the image (the native code does the same).
+  const newW = Math.max(1, Math.round(srcW * scale));
+  const newH = Math.max(1, Math.round(srcH * scale));
   return { scale, newW, newH, ox: Math.floor((outW - newW) / 2), oy: Math.floor((outH - newH) / 2) };
 }
 
