@@ -5,6 +5,7 @@
       "sources": [
         "native/core/preprocess.cc",
         "native/core/ort_runtime.cc",
+        "native/core/sd_notify.cc",
         "native/binding/addon.cc"
       ],
       "include_dirs": [

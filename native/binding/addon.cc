@@ -15,6 +15,7 @@
 #include "../core/error.h"
 #include "../core/ort_runtime.h"
 #include "../core/preprocess.h"
+#include "../core/sd_notify.h"
 
 namespace {
 
@@ -284,7 +285,17 @@ struct Addon : public Napi::Addon<Addon> {
                              InstanceMethod<&Addon::FrameByteLength>("frameByteLength"),
                              InstanceMethod<&Addon::ToRgb>("toRgb"),
                              InstanceMethod<&Addon::Preprocess>("preprocess"),
+                             InstanceMethod<&Addon::SdNotify>("sdNotify"),
                          });
+  }
+
+  // sdNotify(socketPath, state): undefined
+  Napi::Value SdNotify(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const std::string socketPath = stringArg(info, 0, "socketPath");
+    const std::string state = stringArg(info, 1, "state");
+    guarded(env, [&] { lvunet::sdNotify(socketPath, state); });
+    return env.Undefined();
   }
 
   // loadRuntime(libraryPath): NativeRuntime

@@ -110,6 +110,8 @@ export interface NativeBinding {
     std: readonly [number, number, number],
     scale: number,
   ): Float32Array;
+  /** One sd_notify(3) datagram to the systemd socket (`@name` = abstract namespace). */
+  sdNotify(socketPath: string, state: string): void;
 }
 
 /** Root of this package (the folder holding its package.json), from src/ or dist/src/. */

@@ -1,0 +1,226 @@
+/**
+ * Keeps one worker process (which holds the native pipeline) running: a native crash takes down the
+ * worker, never the supervisor. Restarts with exponential backoff up to a crash-loop limit; a
+ * frame-heartbeat watchdog first asks the worker to reopen its source, then restarts it; SIGTERM
+ * stops capture, drains in-flight frames and returns once the worker has exited.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { RestartTracker, DEFAULT_RESTART_POLICY, type RestartPolicy } from './backoff.js';
+import { isWorkerMessage, type StartupReport, type SupervisorMessage, type WorkerEvent, type WorkerMessage } from './ipc.js';
+import type { SystemdNotifier } from './systemd.js';
+
+export interface SupervisorOptions {
+  /** The worker's entry module (compiled JS). */
+  readonly workerPath: string;
+  readonly workerArgs?: readonly string[];
+  readonly workerEnv?: NodeJS.ProcessEnv;
+  /** Node flags for the worker; by default none (not the supervisor's own, e.g. a test loader). */
+  readonly workerExecArgv?: readonly string[];
+  /** Sent to each new worker as its `start` message. */
+  readonly config: () => unknown;
+  /** No frame for this long: ask the worker to reopen its source; as long again: restart it. */
+  readonly heartbeatTimeoutMs: number;
+  readonly restart?: Partial<RestartPolicy>;
+  /** How long a stopping worker may take to drain before it is killed. */
+  readonly drainTimeoutMs?: number;
+  readonly systemd?: SystemdNotifier;
+}
+
+export interface SupervisorEvents {
+  ready: [StartupReport];
+  result: [Record<string, unknown>];
+  event: [WorkerEvent];
+  stats: [Record<string, unknown>];
+  reply: [{ id: string; ok: boolean; result?: unknown; error?: string }];
+  fatal: [Error];
+}
+
+type State = 'idle' | 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'failed';
+
+export class Supervisor extends EventEmitter<SupervisorEvents> {
+  private child: ChildProcess | null = null;
+  private state: State = 'idle';
+  private startedAt = 0;
+  private lastFrameAt = 0;
+  private reopenAskedAt = 0;
+  private watchdog: NodeJS.Timeout | null = null;
+  private systemdPing: NodeJS.Timeout | null = null;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private readonly tracker: RestartTracker;
+  private notifiedReady = false;
+  private exitWaiters: Array<() => void> = [];
+  /** Worker restarts so far (for telemetry and tests). */
+  restarts = 0;
+  /** Frames the current and past workers reported. */
+  frames = 0;
+
+  constructor(private readonly options: SupervisorOptions) {
+    super();
+    this.tracker = new RestartTracker({ ...DEFAULT_RESTART_POLICY, ...options.restart });
+  }
+
+  get status(): State {
+    return this.state;
+  }
+
+  get workerPid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  start(): void {
+    if (this.state !== 'idle') throw new Error(`supervisor already ${this.state}`);
+    this.spawn();
+    const tick = Math.max(50, Math.min(1000, this.options.heartbeatTimeoutMs / 4));
+    this.watchdog = setInterval(() => this.checkHeartbeat(), tick);
+    const sd = this.options.systemd;
+    if (sd?.watchdogIntervalMs) {
+      this.systemdPing = setInterval(() => {
+        // Only vouch for the service while frames flow; a wedged pipeline should get us restarted.
+        if (this.state === 'running' && Date.now() - this.lastFrameAt < this.options.heartbeatTimeoutMs * 2) sd.notify('WATCHDOG=1');
+      }, sd.watchdogIntervalMs);
+    }
+  }
+
+  send(message: SupervisorMessage): boolean {
+    if (!this.child?.connected) return false;
+    this.child.send(message);
+    return true;
+  }
+
+  private spawn(): void {
+    this.state = 'starting';
+    const child = fork(this.options.workerPath, [...(this.options.workerArgs ?? [])], {
+      env: this.options.workerEnv ?? process.env,
+      execArgv: [...(this.options.workerExecArgv ?? [])],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.child = child;
+    this.startedAt = Date.now();
+    this.lastFrameAt = Date.now();
+    this.reopenAskedAt = 0;
+    child.on('message', (m: unknown) => this.onMessage(child, m));
+    child.on('error', (err) => this.emitEvent('fault', 'error', `worker process error: ${err.message}`));
+    child.on('exit', (code, signal) => this.onExit(child, code, signal));
+    child.send({ type: 'start', config: this.options.config() } satisfies SupervisorMessage);
+  }
+
+  private onMessage(child: ChildProcess, m: unknown): void {
+    if (child !== this.child) return;
+    if (!isWorkerMessage(m)) {
+      this.emitEvent('fault', 'warning', 'worker sent a malformed IPC message', { message: String(JSON.stringify(m)).slice(0, 200) });
+      return;
+    }
+    const msg: WorkerMessage = m;
+    switch (msg.type) {
+      case 'ready':
+        this.state = 'running';
+        this.lastFrameAt = Date.now();
+        if (!this.notifiedReady) {
+          this.notifiedReady = true;
+          this.options.systemd?.notify('READY=1');
+        }
+        this.emit('ready', msg.report);
+        break;
+      case 'result':
+        this.lastFrameAt = Date.now();
+        this.reopenAskedAt = 0;
+        this.frames++;
+        this.emit('result', msg.result);
+        break;
+      case 'heartbeat':
+        this.lastFrameAt = Date.now();
+        this.reopenAskedAt = 0;
+        break;
+      case 'event':
+        this.emit('event', msg.event);
+        break;
+      case 'stats':
+        this.emit('stats', msg.stats);
+        break;
+      case 'reply':
+        this.emit('reply', { id: msg.id, ok: msg.ok, result: msg.result, error: msg.error });
+        break;
+      case 'stopped':
+        break;
+    }
+  }
+
+  private checkHeartbeat(): void {
+    if (this.state !== 'running') return;
+    const now = Date.now();
+    const timeout = this.options.heartbeatTimeoutMs;
+    if (now - this.lastFrameAt < timeout) return;
+    if (this.reopenAskedAt === 0) {
+      this.reopenAskedAt = now;
+      this.emitEvent('fault', 'warning', `no frame for ${Math.round((now - this.lastFrameAt) / 1000)} s: reopening the source`);
+      this.send({ type: 'reopen-source' });
+    } else if (now - this.reopenAskedAt >= timeout) {
+      this.emitEvent('fault', 'error', `no frame for ${Math.round((now - this.lastFrameAt) / 1000)} s after reopening the source: restarting the worker`);
+      this.child?.kill('SIGKILL');
+    }
+  }
+
+  private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (child !== this.child) return;
+    this.child = null;
+    const waiters = this.exitWaiters;
+    this.exitWaiters = [];
+    waiters.forEach((w) => w());
+    if (this.state === 'stopping' || this.state === 'stopped') {
+      this.state = 'stopped';
+      return;
+    }
+    const ranMs = Date.now() - this.startedAt;
+    const how = signal ? `signal ${signal}` : `exit code ${code}`;
+    const decision = this.tracker.onCrash(ranMs);
+    if (!decision.restart) {
+      this.state = 'failed';
+      this.emitEvent('fault', 'error', `worker died (${how}); giving up: ${decision.reason}`);
+      this.clearTimers();
+      this.emit('fatal', new Error(`worker crash loop: ${decision.reason}`));
+      return;
+    }
+    this.state = 'restarting';
+    this.restarts++;
+    this.emitEvent('restart', 'error', `worker died (${how}) after ${(ranMs / 1000).toFixed(1)} s; restarting in ${decision.delayMs} ms (attempt ${decision.attempt})`, {
+      code,
+      signal,
+      delayMs: decision.delayMs,
+    });
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      if (this.state === 'restarting') this.spawn();
+    }, decision.delayMs);
+  }
+
+  private emitEvent(type: string, severity: WorkerEvent['severity'], message: string, details?: Record<string, unknown>): void {
+    this.emit('event', { type, severity, message, ...(details ? { details } : {}) });
+  }
+
+  private clearTimers(): void {
+    if (this.watchdog) clearInterval(this.watchdog);
+    if (this.systemdPing) clearInterval(this.systemdPing);
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.watchdog = this.systemdPing = this.restartTimer = null;
+  }
+
+  /** Graceful stop: the worker stops capture and drains; killed if it takes longer than the drain timeout. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'failed') return;
+    this.state = 'stopping';
+    this.options.systemd?.notify('STOPPING=1');
+    this.clearTimers();
+    const child = this.child;
+    if (!child) {
+      this.state = 'stopped';
+      return;
+    }
+    const exited = new Promise<void>((resolve) => this.exitWaiters.push(resolve));
+    if (!this.send({ type: 'stop' })) child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), this.options.drainTimeoutMs ?? 10_000);
+    await exited;
+    clearTimeout(timer);
+    this.state = 'stopped';
+  }
+}
