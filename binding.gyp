@@ -6,7 +6,9 @@
         "native/core/preprocess.cc",
         "native/core/ort_runtime.cc",
         "native/core/sd_notify.cc",
-        "native/binding/addon.cc"
+        "native/core/v4l2_device.cc",
+        "native/binding/addon.cc",
+        "native/binding/v4l2_binding.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

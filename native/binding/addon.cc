@@ -17,6 +17,8 @@
 #include "../core/preprocess.h"
 #include "../core/sd_notify.h"
 
+namespace lvunet { namespace binding { Napi::Function DefineV4l2Device(Napi::Env env); } }
+
 namespace {
 
 using lvunet::CoreError;
@@ -287,6 +289,7 @@ struct Addon : public Napi::Addon<Addon> {
                              InstanceMethod<&Addon::Preprocess>("preprocess"),
                              InstanceMethod<&Addon::SdNotify>("sdNotify"),
                          });
+    exports.Set("V4l2Device", lvunet::binding::DefineV4l2Device(env));
   }
 
   // sdNotify(socketPath, state): undefined
