@@ -1,0 +1,208 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { BundleError } from '../fleet/bundles/errors.js';
+import { runSelfTest } from '../fleet/bundles/golden.js';
+import { generateKeys, loadPrivateKey, loadTrustedKeys } from '../fleet/bundles/keys.js';
+import { createOrtRunner } from '../fleet/bundles/ort-runner.js';
+import { signBundle } from '../fleet/bundles/sign.js';
+import { ModelStore, type InstalledVersion } from '../fleet/bundles/store.js';
+import { checkBundle } from '../fleet/bundles/verify.js';
+import { UsageError } from './errors.js';
+
+export const BUNDLE_KEYGEN_USAGE = `usage: lvunet-edge bundle keygen --out DIR
+
+Writes DIR/private.pem (ed25519, PKCS#8, mode 0600) and DIR/public.pem, and prints the key id.
+Refuses to overwrite an existing key.`;
+
+export const BUNDLE_SIGN_USAGE = `usage: lvunet-edge bundle sign --model DIR --key private.pem --out BUNDLE_DIR
+                          [--golden DIR_OF_IMAGES [--golden-count 4] [--threshold 0.98] [--model-file F]]
+
+Copies the model files DIR/manifest.json lists (checking their sha256) into BUNDLE_DIR (new or
+empty), optionally stores golden frames with the masks this model gives on them (onnxruntime-node,
+reference preprocessing), and writes manifest.json with manifest.sig (ed25519 over its bytes).`;
+
+export const BUNDLE_VERIFY_USAGE = `usage: lvunet-edge bundle verify BUNDLE --pubkey public.pem [--pubkey ...] [--self-test] [--json]
+
+BUNDLE is a directory or an http(s) URL. Checks the signature, every file's size and sha256, that
+a directory holds no other files, and with --self-test runs the golden frames. Exit 1 on failure.`;
+
+export const BUNDLE_INSTALL_USAGE = `usage: lvunet-edge bundle install BUNDLE --state-dir DIR --pubkey public.pem [--pubkey ...] [--require-golden] [--json]
+
+Fetches, verifies, self-tests and atomically makes BUNDLE the current model under DIR/models/.`;
+
+export const BUNDLE_ROLLBACK_USAGE = `usage: lvunet-edge bundle rollback --state-dir DIR --pubkey public.pem [--pubkey ...] [--json]
+
+Makes the previous model current again (after re-checking its signature and hashes).`;
+
+export const BUNDLE_STATUS_USAGE = `usage: lvunet-edge bundle status --state-dir DIR [--json]
+
+Prints the current and previous model versions.`;
+
+type Out = (text: string) => void;
+
+function pubkeys(values: { pubkey?: string[] }, usage: string): string[] {
+  const keys = values.pubkey ?? [];
+  if (keys.length === 0) throw new UsageError('give at least one --pubkey public.pem', usage);
+  return keys;
+}
+
+function one(positionals: string[], usage: string): string {
+  if (positionals.length !== 1) throw new UsageError('give one BUNDLE (directory or URL)', usage);
+  return positionals[0];
+}
+
+function summary(v: InstalledVersion | undefined): Record<string, string> | null {
+  return v ? { version: v.version, dir: v.dir, model: v.modelPath } : null;
+}
+
+/** Failures as JSON (for scripts and the fleet agent) keep the step and file machine-readable. */
+function failure(err: unknown, json: boolean, print: Out): never {
+  if (json && err instanceof BundleError) {
+    print(JSON.stringify({ ok: false, step: err.step, file: err.file ?? null, error: err.message }, null, 2));
+  }
+  throw err;
+}
+
+export function bundleKeygen(argv: string[], print: Out): void {
+  const { values, positionals } = parseArgs({ args: argv, options: { out: { type: 'string' } }, allowPositionals: true });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`, BUNDLE_KEYGEN_USAGE);
+  if (!values.out) throw new UsageError('--out DIR is required', BUNDLE_KEYGEN_USAGE);
+  const keys = generateKeys(values.out);
+  print(`key id ${keys.keyId}\nprivate ${keys.privatePath} (keep secret, mode 0600)\npublic  ${keys.publicPath} (install on devices)`);
+}
+
+export async function bundleSign(argv: string[], log: Out): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string' },
+      key: { type: 'string' },
+      out: { type: 'string' },
+      golden: { type: 'string' },
+      'golden-count': { type: 'string', default: '4' },
+      threshold: { type: 'string', default: '0.98' },
+      'model-file': { type: 'string' },
+    },
+    allowPositionals: true,
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`, BUNDLE_SIGN_USAGE);
+  if (!values.model || !values.key || !values.out) throw new UsageError('--model, --key and --out are required', BUNDLE_SIGN_USAGE);
+  const count = Number(values['golden-count']);
+  if (!Number.isInteger(count) || count < 1) throw new UsageError(`--golden-count ${values['golden-count']} is not a positive integer`, BUNDLE_SIGN_USAGE);
+  const threshold = Number(values.threshold);
+  if (!(threshold > 0 && threshold <= 1)) throw new UsageError(`--threshold ${values.threshold} is not in (0, 1]`, BUNDLE_SIGN_USAGE);
+  const result = await signBundle({
+    modelDir: values.model,
+    privateKey: loadPrivateKey(values.key),
+    outDir: values.out,
+    goldenDir: values.golden,
+    goldenCount: count,
+    threshold,
+    modelFile: values['model-file'],
+    runModel: createOrtRunner(),
+    log,
+  });
+  log(`bundle ${result.dir}: version ${result.version}, key ${result.keyId}`);
+}
+
+export async function bundleVerify(argv: string[], print: Out): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { pubkey: { type: 'string', multiple: true }, json: { type: 'boolean', default: false }, 'self-test': { type: 'boolean', default: false } },
+    allowPositionals: true,
+  });
+  const source = one(positionals, BUNDLE_VERIFY_USAGE);
+  const trusted = loadTrustedKeys(pubkeys(values, BUNDLE_VERIFY_USAGE));
+  const json = values.json;
+  try {
+    const isUrl = /^https?:\/\//i.test(source);
+    // A URL has to be downloaded somewhere to run its golden frames; a directory is checked in place.
+    const tmp = values['self-test'] && isUrl ? await mkdtemp(join(tmpdir(), 'lvunet-bundle-')) : undefined;
+    const staging = tmp === undefined ? undefined : join(tmp, 'bundle');
+    try {
+      const v = await checkBundle(source, trusted, { stagingDir: staging });
+      const dir = staging ?? (isUrl ? undefined : source);
+      const selfTest = values['self-test'] && dir !== undefined ? await runSelfTest(dir, v.manifest, createOrtRunner()) : undefined;
+      if (json) {
+        print(JSON.stringify({ ok: true, version: v.version, keyId: v.keyId, source: v.source, files: v.files, selfTest: selfTest ?? null }, null, 2));
+      } else {
+        print(`OK ${v.source}: version ${v.version}, signed by ${v.keyId}, ${v.files.length} files verified`);
+        if (selfTest) print(`self-test: mean Dice ${selfTest.meanDice.toFixed(4)} >= ${selfTest.threshold} over ${selfTest.perFrame.length} frames`);
+      }
+    } finally {
+      if (tmp !== undefined) await rm(tmp, { recursive: true, force: true });
+    }
+  } catch (err) {
+    failure(err, json, print);
+  }
+}
+
+function storeArgs(argv: string[], usage: string, extra: Record<string, { type: 'boolean'; default: boolean }> = {}) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { 'state-dir': { type: 'string' }, pubkey: { type: 'string', multiple: true }, json: { type: 'boolean', default: false }, ...extra },
+    allowPositionals: true,
+  });
+  if (!values['state-dir']) throw new UsageError('--state-dir DIR is required', usage);
+  return { values: values as typeof values & Record<string, string | boolean | string[] | undefined>, positionals, stateDir: values['state-dir'] };
+}
+
+export async function bundleInstall(argv: string[], print: Out): Promise<void> {
+  const { values, positionals, stateDir } = storeArgs(argv, BUNDLE_INSTALL_USAGE, { 'require-golden': { type: 'boolean', default: false } });
+  const source = one(positionals, BUNDLE_INSTALL_USAGE);
+  const json = values.json === true;
+  const store = await ModelStore.open({
+    stateDir,
+    trustedKeys: pubkeys(values as { pubkey?: string[] }, BUNDLE_INSTALL_USAGE),
+    runModel: createOrtRunner(),
+    requireGolden: values['require-golden'] === true,
+  });
+  try {
+    const r = await store.install(source);
+    if (json) {
+      print(JSON.stringify({ ok: true, changed: r.changed, current: summary(r.current), previous: summary(r.previous), selfTest: r.selfTest ?? null }, null, 2));
+    } else {
+      print(r.changed ? `installed ${r.current.version} (previous ${r.previous?.version ?? 'none'})` : `${r.current.version} is already current`);
+      if (r.selfTest) print(`self-test: mean Dice ${r.selfTest.meanDice.toFixed(4)} >= ${r.selfTest.threshold}`);
+    }
+  } catch (err) {
+    failure(err, json, print);
+  }
+}
+
+export async function bundleRollback(argv: string[], print: Out): Promise<void> {
+  const { values, positionals, stateDir } = storeArgs(argv, BUNDLE_ROLLBACK_USAGE);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`, BUNDLE_ROLLBACK_USAGE);
+  const json = values.json === true;
+  const store = await ModelStore.open({ stateDir, trustedKeys: pubkeys(values as { pubkey?: string[] }, BUNDLE_ROLLBACK_USAGE), runModel: createOrtRunner() });
+  try {
+    const before = store.current();
+    const now = await store.rollback({ reason: 'cli' });
+    print(json ? JSON.stringify({ ok: true, current: summary(now), previous: summary(store.previous()) }, null, 2) : `rolled back from ${before?.version ?? 'none'} to ${now.version}`);
+  } catch (err) {
+    failure(err, json, print);
+  }
+}
+
+export async function bundleStatus(argv: string[], print: Out): Promise<void> {
+  const { values, positionals, stateDir } = storeArgs(argv, BUNDLE_STATUS_USAGE);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`, BUNDLE_STATUS_USAGE);
+  // Status only reads pointers; it needs neither keys nor a runner, so it cannot fail on them.
+  const store = await ModelStore.open(
+    {
+      stateDir,
+      trustedKeys: [],
+      runModel: async () => {
+        throw new Error('bundle status runs no model');
+      },
+    },
+    // Read-only: recovery would delete the staging dir of an install running in another process.
+    { recover: false },
+  );
+  const current = store.current();
+  const previous = store.previous();
+  if (values.json === true) print(JSON.stringify({ current: summary(current), previous: summary(previous) }, null, 2));
+  else print(`current  ${current?.version ?? 'none'}${current ? ` (${current.modelPath})` : ''}\nprevious ${previous?.version ?? 'none'}`);
+}
