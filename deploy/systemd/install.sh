@@ -22,9 +22,10 @@ command -v node >/dev/null || { echo "install.sh: node is not installed (Node 20
 
 id lvunet-edge >/dev/null 2>&1 || useradd --system --home-dir /var/lib/lvunet-edge --shell /usr/sbin/nologin --groups video lvunet-edge
 mkdir -p "$prefix"
-for part in dist node_modules build models package.json README.md; do
+for part in dist node_modules build prebuilds models package.json README.md; do
   [ -e "$root/$part" ] && cp -a "$root/$part" "$prefix/"
 done
+mkdir -p "$prefix/deploy" && cp -a "$root/deploy/profiles" "$prefix/deploy/"
 install -d -m 0750 -o root -g lvunet-edge /etc/lvunet-edge
 if [ ! -f /etc/lvunet-edge/lvunet-edge.yaml ]; then
   src=${config:-$root/deploy/config/lvunet-edge.yaml}

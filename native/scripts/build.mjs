@@ -2,7 +2,10 @@
 // Builds the native addon (build/Release/lvunet_edge.node) from source with cmake-js.
 //
 //   node native/scripts/build.mjs            build (incremental), as `npm run build:native`
-//   node native/scripts/build.mjs --install  the same, run by `npm install`; set
+//   node native/scripts/build.mjs --install  the same, run by `npm install`, except that a matching
+//                                            prebuilds/<platform>-<arch>/ (native/scripts/prebuild.mjs)
+//                                            is used instead of compiling; set
+//                                            LVUNET_EDGE_BUILD_FROM_SOURCE=1 to compile anyway, or
 //                                            LVUNET_EDGE_SKIP_NATIVE=1 to skip it
 //   node native/scripts/build.mjs --debug    Debug configuration (build/Debug)
 //
@@ -14,6 +17,8 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { findPrebuilt } from './prebuild.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const args = process.argv.slice(2);
@@ -34,6 +39,20 @@ function works(command, commandArgs = ['--version']) {
 if (install && process.env.LVUNET_EDGE_SKIP_NATIVE === '1') {
   console.log('lvunet-edge: LVUNET_EDGE_SKIP_NATIVE=1, not building the native addon');
   process.exit(0);
+}
+
+// Only `npm install` prefers a prebuilt: `npm run build:native` is an explicit request to compile.
+if (install && process.env.LVUNET_EDGE_BUILD_FROM_SOURCE !== '1') {
+  const prebuilt = findPrebuilt(root);
+  if (prebuilt.status === 'found') {
+    const m = prebuilt.meta;
+    console.log(
+      `lvunet-edge: using the prebuilt addon ${prebuilt.path} (N-API ${m.napi}, glibc >= ${m.glibcRequired ?? m.glibc}, ` +
+        `commit ${m.commit ?? 'unknown'}); set LVUNET_EDGE_BUILD_FROM_SOURCE=1 to compile instead`,
+    );
+    process.exit(0);
+  }
+  console.log(`lvunet-edge: ${prebuilt.reason ?? prebuilt.message.split(';')[0]}; compiling the addon`);
 }
 
 const cmake = works(process.env.CMAKE ?? 'cmake');

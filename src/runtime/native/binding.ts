@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import type { PixelFormat } from './pixel-formats.js';
+import { prebuiltCandidate } from './prebuilds.js';
 
 /** `code` of errors raised by native/core (native/core/error.h). */
 export type NativeErrorCode =
@@ -132,19 +133,28 @@ export function packageRoot(): string {
   }
 }
 
-/** Where the loader looks, in order: $LVUNET_EDGE_NATIVE, then the cmake-js / node-gyp outputs. */
+/**
+ * Where the loader looks, in order: $LVUNET_EDGE_NATIVE, the prebuilt for this platform and CPU
+ * (prebuilds/<platform>-<arch>/, only when this machine's glibc and N-API can run it), then the
+ * cmake-js / node-gyp outputs.
+ */
 export function nativeCandidates(root = packageRoot()): string[] {
   const env = process.env.LVUNET_EDGE_NATIVE;
+  const prebuilt = prebuiltCandidate(root);
   return [
     ...(env ? [env] : []),
+    ...(prebuilt.status === 'found' ? [prebuilt.path] : []),
     join(root, 'build', 'Release', 'lvunet_edge.node'),
     join(root, 'build', 'Debug', 'lvunet_edge.node'),
   ];
 }
 
-function likelyCause(errors: readonly { path: string; error: Error }[]): string {
+function likelyCause(errors: readonly { path: string; error: Error }[], root = packageRoot()): string {
   const text = errors.map((e) => e.error.message).join('\n');
   if (errors.every((e) => /Cannot find module|ENOENT|cannot open shared object file: No such file/.test(e.error.message))) {
+    // Why no prebuilt was tried: none for this platform (listing those shipped) or one this machine cannot run.
+    const prebuilt = prebuiltCandidate(root);
+    if (prebuilt.status !== 'found') return `The native addon has not been built, and ${prebuilt.message}.`;
     return (
       'The native addon has not been built. Run `npm run build:native` ' +
       '(needs cmake >= 3.15 and a C++17 compiler: `apt-get install cmake g++` on Debian/Ubuntu).'
