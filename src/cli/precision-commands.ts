@@ -1,3 +1,4 @@
+import type { Command } from './command.js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -250,7 +251,6 @@ export async function modelCheck(argv: string[], print: (text: string) => void, 
   print(values.json ? JSON.stringify({ model: values.model, reference: values.reference, data: resolve(values.data!), ...report }, null, 2) : formatCheck(report));
 }
 
-type Command = { usage: string; run: (argv: string[]) => void | Promise<void> };
 
 /** The precision commands, keyed as main.ts dispatches them. */
 export function precisionCommands(log: (line: string) => void, print: (text: string) => void): Record<string, Command> {

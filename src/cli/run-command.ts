@@ -1,0 +1,250 @@
+/** `lvunet-edge run`: the inference pipeline from a source to sinks, with a start-up report on stderr. */
+import { availableParallelism } from 'node:os';
+import { parseArgs } from 'node:util';
+
+import type { Precision } from '../model/manifest.js';
+import type { Fit } from '../runtime/native/binding.js';
+import { loadModel, PRECISIONS, type LoadedModel } from '../runtime/model-loader.js';
+import { createSource, openSession, parseProviders, Pipeline, type PipelineReport, type QueueMode, type SessionSetup } from '../runtime/pipeline/index.js';
+import { createSink, MaskDirSink, parseSinkSpec, type ResultSink } from '../runtime/sinks/index.js';
+import { parsePixelFormat } from '../runtime/sources/raw-file-source.js';
+import { parseSourceSpec, type SourceSpec } from '../runtime/sources/index.js';
+import type { SourceFactoryOptions } from '../runtime/sources/index.js';
+import { UsageError } from './errors.js';
+
+export const RUN_USAGE = `usage: lvunet-edge run --model DIR|FILE --source SPEC [--sink jsonl:PATH|stdout|none] [options]
+
+Runs capture -> preprocess -> inference -> postprocess -> sink, one JSON result
+(lvunet-edge/result@1) per frame.
+  --model DIR|FILE    a model directory (manifest.json) or a bare .onnx built by 'model build'
+  --precision P       fp32 (default), fp16 or int8: which file of a model directory
+  --source SPEC       v4l2:/dev/videoN | folder:PATH | file:PATH (raw, .y4m, .mjpeg) | synthetic
+  --sink SPEC         jsonl:PATH (appended), stdout (default) or none
+  --ep LIST           execution providers in order, e.g. tensorrt,cuda,cpu (CPU is always the last resort)
+  --strict            fail instead of falling back when a provider cannot be used
+  --threads N         ONNX Runtime intra-op threads; 0: ONNX Runtime decides (one per core). Default: one
+                      fewer than the cores, at least 1, leaving a core for the JS thread's pre/postprocessing
+  --max-frames N      stop after N frames from the source
+  --save-masks DIR    write each frame-size mask as DIR/<file stem or frame id>.png
+  --fps N             pace replay at N frames/s (live sources and paced replay keep the newest frame)
+  --width W --height H --format F
+                      frame size and pixel format of raw files (yuyv, nv12, grey, rgb24, rgba) and of
+                      synthetic frames (rgb24, yuyv)
+  --fit stretch|letterbox
+                      how a frame reaches the model size (default stretch)
+  --queue latest|backpressure
+                      full queues drop the oldest frame (latest: default for live sources and --fps) or
+                      make capture wait (backpressure: default for replay as fast as possible)
+  --loops N           replay a folder or file N times (default 1)
+  --threshold T       foreground is sigmoid(logit) > T (default: the manifest's, else 0.5)
+  --rle, --contours   add the run-length mask / component outlines to each result`;
+
+export const PIPELINE_ARG_OPTIONS = {
+  model: { type: 'string' },
+  precision: { type: 'string' },
+  source: { type: 'string' },
+  ep: { type: 'string' },
+  strict: { type: 'boolean', default: false },
+  threads: { type: 'string' },
+  fps: { type: 'string' },
+  width: { type: 'string' },
+  height: { type: 'string' },
+  format: { type: 'string' },
+  fit: { type: 'string', default: 'stretch' },
+  queue: { type: 'string' },
+  loops: { type: 'string' },
+  threshold: { type: 'string' },
+} as const;
+
+export interface PipelineArgs {
+  model: string;
+  precision?: Precision;
+  source: SourceSpec;
+  sourceText: string;
+  providers: string[];
+  strict: boolean;
+  threads: number;
+  fps?: number;
+  width?: number;
+  height?: number;
+  format?: ReturnType<typeof parsePixelFormat>;
+  fit: Fit;
+  queue?: QueueMode;
+  loops?: number;
+  threshold?: number;
+}
+
+/**
+ * The pipeline's JS thread needs a core of its own for preprocessing and postprocessing; ONNX Runtime's
+ * default (a spinning thread per core) takes them all, so on 2 cores the stages stop overlapping.
+ */
+export function defaultThreads(): number {
+  return Math.max(1, availableParallelism() - 1);
+}
+
+export function intArg(flag: string, text: string | undefined, usage: string, min = 0): number | undefined {
+  if (text === undefined) return undefined;
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isInteger(v) || v < min) throw new UsageError(`${flag} ${JSON.stringify(text)} is not an integer >= ${min}`, usage);
+  return v;
+}
+
+type PipelineValues = { [K in keyof typeof PIPELINE_ARG_OPTIONS]?: (typeof PIPELINE_ARG_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
+
+export function parsePipelineArgs(values: PipelineValues, usage: string): PipelineArgs {
+  if (!values.model) throw new UsageError('--model DIR|FILE is required', usage);
+  if (!values.source) throw new UsageError('--source is required', usage);
+  let source: SourceSpec;
+  try {
+    source = parseSourceSpec(values.source);
+  } catch (err) {
+    throw new UsageError((err as Error).message, usage);
+  }
+  if (values.precision !== undefined && !PRECISIONS.includes(values.precision as Precision)) {
+    throw new UsageError(`--precision ${JSON.stringify(values.precision)}: use ${PRECISIONS.join(', ')}`, usage);
+  }
+  if (values.fit !== 'stretch' && values.fit !== 'letterbox') throw new UsageError(`--fit ${JSON.stringify(values.fit)}: use stretch or letterbox`, usage);
+  if (values.queue !== undefined && values.queue !== 'latest' && values.queue !== 'backpressure') {
+    throw new UsageError(`--queue ${JSON.stringify(values.queue)}: use latest or backpressure`, usage);
+  }
+  let format: PipelineArgs['format'];
+  if (values.format !== undefined) {
+    try {
+      format = parsePixelFormat(values.format);
+    } catch (err) {
+      throw new UsageError(`--format: ${(err as Error).message}`, usage);
+    }
+  }
+  let providers: string[] = [];
+  if (values.ep !== undefined) {
+    try {
+      providers = parseProviders(values.ep);
+    } catch (err) {
+      throw new UsageError((err as Error).message, usage);
+    }
+  }
+  const threshold = values.threshold === undefined ? undefined : Number(values.threshold);
+  if (threshold !== undefined && !(values.threshold?.trim() !== '' && threshold >= 0 && threshold <= 1)) {
+    throw new UsageError(`--threshold ${JSON.stringify(values.threshold)} is not a number in [0, 1]`, usage);
+  }
+  const fps = values.fps === undefined ? undefined : Number(values.fps);
+  if (fps !== undefined && !(fps > 0 && Number.isFinite(fps))) throw new UsageError(`--fps ${JSON.stringify(values.fps)} is not a positive number`, usage);
+  return {
+    model: values.model,
+    precision: values.precision as Precision | undefined,
+    source,
+    sourceText: values.source,
+    providers,
+    strict: values.strict ?? false,
+    threads: intArg('--threads', values.threads, usage) ?? defaultThreads(),
+    fps,
+    width: intArg('--width', values.width, usage, 1),
+    height: intArg('--height', values.height, usage, 1),
+    format,
+    fit: values.fit,
+    queue: values.queue as QueueMode | undefined,
+    loops: intArg('--loops', values.loops, usage, 1),
+    threshold,
+  };
+}
+
+/** Live sources and paced replay keep the newest frame; replay as fast as possible waits instead of dropping. */
+export function queueModeFor(args: PipelineArgs): QueueMode {
+  return args.queue ?? (args.source.kind === 'v4l2' || args.fps !== undefined ? 'latest' : 'backpressure');
+}
+
+export function sourceOptions(args: PipelineArgs, extra: SourceFactoryOptions = {}): SourceFactoryOptions {
+  if (args.source.kind === 'synthetic' && args.format !== undefined && args.format !== 'RGB24' && args.format !== 'YUYV') {
+    throw new UsageError(`synthetic frames are rgb24 or yuyv, not ${args.format.toLowerCase()}`);
+  }
+  return {
+    fps: args.fps,
+    loops: args.loops,
+    width: args.width,
+    height: args.height,
+    format: args.format as SourceFactoryOptions['format'],
+    ...extra,
+  };
+}
+
+/** Model, ONNX Runtime and session, with the start-up report; the first failure names its file. */
+export async function setUp(args: PipelineArgs, log: (line: string) => void): Promise<{ model: LoadedModel } & SessionSetup> {
+  const loaded = loadModel(args.model, { precision: args.precision });
+  const model = args.threshold === undefined ? loaded : { ...loaded, threshold: args.threshold };
+  const { runtime, session } = await openSession(model, { providers: args.providers, strict: args.strict, threads: args.threads });
+  const { info } = runtime;
+  const p = session.providers;
+  log(`ONNX Runtime ${info.version} (C API ${info.apiVersion}) from ${info.path}`);
+  log(`providers: requested ${p.requested.length ? p.requested.join(', ') : '(none: CPU)'}; active ${p.active.join(', ')}`);
+  for (const f of p.fallbacks) log(`  fallback: ${f.provider} not used: ${f.reason}`);
+  log(`model ${model.path} (${model.precision}, sha256 ${model.sha256}, described by ${model.describedBy})`);
+  log(`input ${model.inputName} 1x3x${model.height}x${model.width}, intra-op threads ${args.threads || 'ONNX Runtime default'}, threshold ${model.threshold}`);
+  return { model, runtime, session };
+}
+
+export function formatReport(r: PipelineReport): string[] {
+  const l = r.latencyMs;
+  const lines = [
+    `${r.processed} results from ${r.captured} frames in ${(r.wallMs / 1000).toFixed(2)} s (${r.fps.toFixed(1)} fps, ${r.mode})`,
+    `latency p50/p99 ms: preprocess ${l.preprocess.p50}/${l.preprocess.p99}, inference ${l.inference.p50}/${l.inference.p99}, ` +
+      `postprocess ${l.postprocess.p50}/${l.postprocess.p99}, total ${l.total.p50}/${l.total.p99}`,
+  ];
+  if (r.drops.total > 0) lines.push(`dropped ${r.drops.total}: ${Object.entries(r.drops.byReason).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  return lines;
+}
+
+export async function runCommand(argv: string[], log: (line: string) => void): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      ...PIPELINE_ARG_OPTIONS,
+      sink: { type: 'string', default: 'stdout' },
+      'max-frames': { type: 'string' },
+      'save-masks': { type: 'string' },
+      rle: { type: 'boolean', default: false },
+      contours: { type: 'boolean', default: false },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`, RUN_USAGE);
+  const args = parsePipelineArgs(values, RUN_USAGE);
+  const maxFrames = intArg('--max-frames', values['max-frames'], RUN_USAGE);
+  let sinks: ResultSink[];
+  try {
+    sinks = [createSink(parseSinkSpec(values.sink))];
+  } catch (err) {
+    throw new UsageError((err as Error).message, RUN_USAGE);
+  }
+  if (values['save-masks'] !== undefined) sinks.push(new MaskDirSink(values['save-masks']));
+  const options = sourceOptions(args, args.source.kind === 'synthetic' && maxFrames !== undefined ? { count: maxFrames } : {});
+
+  const { model, session } = await setUp(args, log);
+  const mode = queueModeFor(args);
+  log(`source ${args.sourceText}, sinks ${sinks.map((s) => s.description).join(', ')}, queues ${mode}`);
+  const pipeline = new Pipeline({
+    createSource: (onDrop) => createSource(args.source, { ...options, onDrop }),
+    session,
+    model,
+    sinks,
+    mode,
+    maxFrames,
+    fit: args.fit,
+    postprocess: { rle: values.rle, contours: values.contours },
+    log,
+  });
+  const stop = (): void => {
+    log('stopping: finishing frames in flight');
+    pipeline.stop();
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    const report = await pipeline.run();
+    for (const line of formatReport(report)) log(line);
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    session.release();
+  }
+}
