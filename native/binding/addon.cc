@@ -438,6 +438,16 @@ Napi::Value RuntimeWrap::CreateSession(const Napi::CallbackInfo& info) {
   Napi::Value level = o.Get("graphOptimization");
   if (!level.IsString()) throw Napi::TypeError::New(env, "options.graphOptimization must be a string");
   config.strict = o.Get("strict").ToBoolean().Value();
+  Napi::Value entries = o.Get("configEntries");
+  if (entries.IsObject()) {
+    Napi::Object eo = entries.As<Napi::Object>();
+    Napi::Array keys = eo.GetPropertyNames();
+    for (uint32_t k = 0; k < keys.Length(); ++k) {
+      Napi::Value value = eo.Get(keys.Get(k));
+      if (!value.IsString()) throw Napi::TypeError::New(env, "options.configEntries values must be strings");
+      config.configEntries.emplace_back(keys.Get(k).ToString().Utf8Value(), value.As<Napi::String>().Utf8Value());
+    }
+  }
   Napi::Value providers = o.Get("providers");
   if (!providers.IsArray()) throw Napi::TypeError::New(env, "options.providers must be an array");
   Napi::Array list = providers.As<Napi::Array>();

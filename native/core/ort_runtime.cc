@@ -279,6 +279,10 @@ Session::Session(std::shared_ptr<OrtLibrary> library, const std::string& modelPa
   check(api, api->SetInterOpNumThreads(options, config.interOpThreads), "SetInterOpNumThreads failed", ctx);
   check(api, api->SetSessionGraphOptimizationLevel(options, toOrtLevel(config.graphOptimization)),
         "SetSessionGraphOptimizationLevel failed", ctx);
+  for (const auto& entry : config.configEntries) {
+    check(api, api->AddSessionConfigEntry(options, entry.first.c_str(), entry.second.c_str()),
+          "AddSessionConfigEntry(" + entry.first + "=" + entry.second + ") failed", ctx);
+  }
 
   bool cpuListed = false;
   for (const ProviderRequest& request : config.providers) {

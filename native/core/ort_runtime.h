@@ -62,6 +62,8 @@ struct SessionConfig {
   GraphOptimization graphOptimization = GraphOptimization::All;
   std::vector<ProviderRequest> providers;
   bool strict = false;
+  // Session configuration entries (AddSessionConfigEntry), e.g. session.intra_op.allow_spinning=0.
+  std::vector<std::pair<std::string, std::string>> configEntries;
 };
 
 struct ProviderFallback {

@@ -39,6 +39,8 @@ export interface NativeSessionOptions {
   readonly graphOptimization: GraphOptimization;
   readonly providers: readonly ProviderRequest[];
   readonly strict: boolean;
+  /** ONNX Runtime session configuration entries (AddSessionConfigEntry). */
+  readonly configEntries: Readonly<Record<string, string>>;
 }
 
 export interface ProviderReport {

@@ -29,6 +29,12 @@ export interface SessionOptions {
   providers?: readonly (string | { name: string; options?: Record<string, string> })[];
   /** Fail instead of falling back when a provider cannot be appended. */
   strict?: boolean;
+  /**
+   * ONNX Runtime session configuration entries. The pipeline sets
+   * `session.intra_op.allow_spinning: '0'`: idle intra-op threads otherwise spin on every core and
+   * starve the JS thread that pre- and post-processes the neighbouring frames.
+   */
+  configEntries?: Record<string, string>;
 }
 
 const GRAPH_OPTIMIZATIONS: readonly GraphOptimization[] = ['disabled', 'basic', 'extended', 'all'];
@@ -72,6 +78,12 @@ export function normalizeSessionOptions(options: SessionOptions = {}): NativeSes
     graphOptimization,
     providers,
     strict: options.strict ?? false,
+    configEntries: Object.fromEntries(
+      Object.entries(options.configEntries ?? {}).map(([k, v]) => {
+        if (typeof v !== 'string') throw new TypeError(`session config entry '${k}' must be a string`);
+        return [k, v];
+      }),
+    ),
   };
 }
 

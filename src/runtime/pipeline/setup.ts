@@ -18,6 +18,10 @@ export interface SessionSetupOptions {
   readonly threads?: number;
   /** ONNX Runtime shared library; default $LVUNET_ORT_LIBRARY or onnxruntime-node's. */
   readonly libraryPath?: string;
+  /** Let idle intra-op threads spin (default false: they would starve the JS thread's stages). */
+  readonly spinning?: boolean;
+  /** Extra ONNX Runtime session configuration entries. */
+  readonly configEntries?: Record<string, string>;
 }
 
 export interface SessionSetup {
@@ -63,6 +67,7 @@ export async function openSession(model: LoadedModel, options: SessionSetupOptio
       intraOpThreads: options.threads ?? 0,
       providers: options.providers ?? [],
       strict: options.strict ?? false,
+      configEntries: { 'session.intra_op.allow_spinning': options.spinning ? '1' : '0', ...options.configEntries },
     });
   } catch (err) {
     const message = (err as Error).message;

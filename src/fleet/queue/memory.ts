@@ -1,0 +1,84 @@
+import {
+  messageSize,
+  resolveLimits,
+  toBuffer,
+  type MessageStore,
+  type NewMessage,
+  type QueuedMessage,
+  type ResolvedLimits,
+  type StoreLimits,
+  type StoreStats,
+} from './store.js';
+
+/** A bounded in-memory store: for tests, the bench, and devices that accept losing the queue on restart. */
+export class MemoryStore implements MessageStore {
+  private readonly limits: ResolvedLimits;
+  // Map keeps insertion order, and ids are appended in increasing order.
+  private readonly messages = new Map<number, QueuedMessage>();
+  private nextId = 1;
+  private bytes = 0;
+  private dropped = 0;
+  private closed = false;
+
+  constructor(limits: StoreLimits = {}) {
+    this.limits = resolveLimits(limits);
+  }
+
+  append(message: NewMessage): number | undefined {
+    this.assertOpen();
+    const payload = toBuffer(message.payload);
+    const size = messageSize(message.topic, payload);
+    if (!this.makeRoom(size)) {
+      this.dropped++;
+      return undefined;
+    }
+    const id = this.nextId++;
+    this.messages.set(id, { id, topic: message.topic, payload, qos: message.qos ?? 1, retain: message.retain ?? false });
+    this.bytes += size;
+    return id;
+  }
+
+  peek(afterId: number, limit: number): QueuedMessage[] {
+    this.assertOpen();
+    const out: QueuedMessage[] = [];
+    for (const m of this.messages.values()) {
+      if (out.length >= limit) break;
+      if (m.id > afterId) out.push(m);
+    }
+    return out;
+  }
+
+  ack(id: number): void {
+    const m = this.messages.get(id);
+    if (!m) return;
+    this.messages.delete(id);
+    this.bytes -= messageSize(m.topic, m.payload);
+  }
+
+  stats(): StoreStats {
+    return { pending: this.messages.size, bytes: this.bytes, dropped: this.dropped, torn: 0 };
+  }
+
+  flush(): void {}
+
+  close(): void {
+    this.closed = true;
+  }
+
+  private makeRoom(size: number): boolean {
+    const { maxMessages, maxBytes, dropPolicy } = this.limits;
+    if (size > maxBytes) return false;
+    while (this.messages.size + 1 > maxMessages || this.bytes + size > maxBytes) {
+      if (dropPolicy === 'drop-newest') return false;
+      const oldest = this.messages.keys().next();
+      if (oldest.done) return false;
+      this.ack(oldest.value);
+      this.dropped++;
+    }
+    return true;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('message store is closed');
+  }
+}

@@ -1,0 +1,74 @@
+// FleetLink over mutual TLS against mosquitto with the shipped ACL (deploy/mosquitto/acl): the
+// certificate CN is the device id, and what the ACL refuses is counted, not retried forever.
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { grantBrokerAccess, startBroker } from '../helpers/mosquitto.js';
+import { FleetLink } from '../../src/fleet/publisher.js';
+import { sampleBody } from './fixtures.js';
+import { json, recorder } from './mqtt-helpers.js';
+
+const DEPLOY = fileURLToPath(new URL('../../deploy/mosquitto/', import.meta.url));
+const tmp = await mkdtemp(path.join(os.tmpdir(), 'lvunet-fleet-tls-'));
+t.teardown(() => rm(tmp, { recursive: true, force: true }));
+const pki = path.join(tmp, 'pki');
+await promisify(execFile)(path.join(DEPLOY, 'make-certs.sh'), [pki, 'cart-a']);
+const acl = path.join(tmp, 'acl');
+await copyFile(path.join(DEPLOY, 'acl'), acl);
+await grantBrokerAccess(tmp);
+const broker = await startBroker({
+  t,
+  aclFile: acl,
+  tls: { caFile: path.join(pki, 'ca.crt'), certFile: path.join(pki, 'broker.crt'), keyFile: path.join(pki, 'broker.key') },
+});
+const files = (name: string): { ca: string; cert: string; key: string } => ({
+  ca: path.join(pki, 'ca.crt'),
+  cert: path.join(pki, `${name}.crt`),
+  key: path.join(pki, `${name}.key`),
+});
+
+t.test('a device connects with its certificate and publishes birth and results', async (t) => {
+  const ops = await recorder(broker.url, ['lvunet/#'], { ...readFiles(files('operator')), protocolVersion: 5 });
+  t.teardown(() => ops.close());
+  const link = new FleetLink({ url: broker.url, device: 'cart-a', tls: files('cart-a'), reconnectMinMs: 200 });
+  t.teardown(() => link.close(0));
+  link.start();
+  await link.waitFor('online', 10_000);
+  t.equal(link.publishResult(sampleBody(0)), 0);
+  t.ok(await link.drain(10_000));
+  await ops.until((m) => m.some((x) => x.topic === 'lvunet/cart-a/result'), 'the result');
+  t.equal(json(ops.messages.find((x) => x.topic === 'lvunet/cart-a/status')!).state, 'online');
+  t.equal(link.stats().rejected, 0);
+});
+
+t.test("a device configured with another device's id is refused by the ACL and does not stall", async (t) => {
+  const link = new FleetLink({ url: broker.url, device: 'cart-b', clientId: 'cart-b', tls: files('cart-a'), reconnectMinMs: 200 });
+  t.teardown(() => link.close(0));
+  link.start();
+  await link.waitFor('online', 10_000);
+  for (let i = 0; i < 3; i++) link.publishResult(sampleBody(i));
+  t.ok(await link.drain(10_000), 'the queue empties');
+  t.equal(link.stats().rejected, 3, 'each result refused with PUBACK 0x87 and counted');
+  t.equal(link.state, 'online', 'the connection stays up');
+});
+
+t.test('a client without a certificate never gets online', async (t) => {
+  const link = new FleetLink({ url: broker.url, device: 'cart-a', tls: { ca: path.join(pki, 'ca.crt') }, reconnectMinMs: 200, connectTimeoutMs: 2_000 });
+  t.teardown(() => link.close(0));
+  link.start();
+  await t.rejects(link.waitFor('online', 2_000), /not online/);
+  t.ok(['connecting', 'offline'].includes(link.state), link.state);
+});
+
+function readFiles(f: { ca: string; cert: string; key: string }): { ca: Buffer; cert: Buffer; key: Buffer } {
+  return {
+    ca: readFileSync(f.ca),
+    cert: readFileSync(f.cert),
+    key: readFileSync(f.key),
+  };
+}
