@@ -43,7 +43,7 @@ for (const profile of listProfiles()) {
       session.release();
     }
     if (wanted.length > 0) {
-      await t.rejects(runtime.createSession(model, { ...options, strict: true }), undefined, 'strict mode refuses to start without the first provider');
+      await t.rejects(runtime.createSession(model, { ...options, strict: true }), 'strict mode refuses to start without the first provider');
     }
   });
 }
