@@ -30,7 +30,8 @@ function randomInput(n: number, seed: number): Float32Array {
 }
 
 t.test('normalizeSessionOptions fills defaults and rejects bad values', async (t) => {
-  t.same(normalizeSessionOptions(), { intraOpThreads: 0, interOpThreads: 0, graphOptimization: 'all', providers: [], strict: false });
+  t.same(normalizeSessionOptions(), { intraOpThreads: 0, interOpThreads: 0, graphOptimization: 'all', providers: [], strict: false, configEntries: {} });
+  t.same(normalizeSessionOptions({ configEntries: { 'session.intra_op.allow_spinning': '0' } }).configEntries, { 'session.intra_op.allow_spinning': '0' });
   t.same(normalizeSessionOptions({ providers: ['CUDA', { name: 'QNN', options: { backend_path: 'libQnnHtp.so' } }] }).providers, [
     { name: 'CUDA', options: {} },
     { name: 'QNN', options: { backend_path: 'libQnnHtp.so' } },
