@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../core/error.h"
+#include "napi_util.h"
 #include "../core/v4l2_device.h"
 
 namespace lvunet {
@@ -22,38 +23,11 @@ namespace binding {
 namespace {
 
 using lvunet::CoreError;
+using lvunet::binding_util::guarded;
+using lvunet::binding_util::stringArg;
+using lvunet::binding_util::toJsError;
+using lvunet::binding_util::uintArg;
 using lvunet::v4l2::Device;
-
-Napi::Error toJsError(Napi::Env env, const CoreError& error) {
-  Napi::Error js = Napi::Error::New(env, error.what());
-  js.Set("code", Napi::String::New(env, error.code()));
-  for (const auto& kv : error.context()) js.Set(kv.first, Napi::String::New(env, kv.second));
-  return js;
-}
-
-template <typename F>
-auto guarded(Napi::Env env, F&& body) -> decltype(body()) {
-  try {
-    return body();
-  } catch (const CoreError& e) {
-    throw toJsError(env, e);
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    Napi::Error js = Napi::Error::New(env, e.what());
-    js.Set("code", Napi::String::New(env, "ERR_NATIVE"));
-    throw js;
-  }
-}
-
-uint32_t uintArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
-  const double v = info[i].As<Napi::Number>().DoubleValue();
-  if (!(v >= 0 && v <= 4294967295.0) || v != static_cast<double>(static_cast<uint32_t>(v))) {
-    throw Napi::RangeError::New(info.Env(), std::string(name) + " must be a non-negative 32-bit integer");
-  }
-  return static_cast<uint32_t>(v);
-}
 
 int32_t intArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
