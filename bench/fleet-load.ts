@@ -19,7 +19,7 @@ import mqtt from 'mqtt';
 import { startBroker } from '../test/helpers/mosquitto.js';
 import { FleetLink } from '../src/fleet/publisher.js';
 import { MemoryStore } from '../src/fleet/queue/memory.js';
-import type { ResultBody } from '../src/fleet/schemas.js';
+import { RESULT_SCHEMA, type ResultBody } from '../src/fleet/schemas.js';
 import { parseTopic } from '../src/fleet/topics.js';
 
 export interface FleetBenchOptions {
@@ -88,19 +88,22 @@ function percentile(sorted: Float64Array, p: number): number {
 }
 
 function body(frame: number, rleBytes: number): ResultBody {
+  const now = new Date().toISOString();
   return {
-    frame: { id: `frame-${frame}`, seq: frame },
-    capture_time: new Date().toISOString(),
-    completion_time: new Date().toISOString(),
+    schema: RESULT_SCHEMA,
+    frame: { id: `frame-${frame}`, seq: frame, width: 640, height: 480, format: 'YUYV' },
     model: { sha256: 'ab'.repeat(32), precision: 'fp32' },
-    provider: 'cpu',
-    latency_ms: { capture: 1.2, preprocess: 2.1, inference: 21.7, postprocess: 3.4, total: 28.4 },
+    provider: 'CPUExecutionProvider',
+    captureTime: now,
+    completionTime: now,
+    latencyMs: { capture: 1.2, preprocess: 2.1, queue: 0.3, inference: 21.7, postprocess: 3.4, total: 28.7 },
     coverage: 0.1234,
     components: [
-      { area_px: 8123, area_pct: 12.39, bbox: [40, 52, 120, 96], centroid: [101.5, 99.2], mean_prob: 0.912 },
-      { area_px: 312, area_pct: 0.48, bbox: [200, 10, 20, 18], centroid: [210.1, 19.4], mean_prob: 0.731 },
+      { area: 8123, areaPercent: 12.39, bbox: { x: 40, y: 52, width: 120, height: 96 }, centroid: { x: 101.5, y: 99.2 }, meanProbability: 0.912 },
+      { area: 312, areaPercent: 0.48, bbox: { x: 200, y: 10, width: 20, height: 18 }, centroid: { x: 210.1, y: 19.4 }, meanProbability: 0.731 },
     ],
-    rle: 'r'.repeat(rleBytes),
+    droppedComponents: 0,
+    rle: { width: 640, height: 480, counts: 'r'.repeat(rleBytes) },
   };
 }
 
@@ -278,7 +281,7 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
       hz,
       seconds,
       store: storeKind,
-      payload_bytes: Buffer.byteLength(JSON.stringify({ schema: 'lvunet-edge/result@1', device: 'bench-0000', seq: 0, ...body(0, rleBytes) })),
+      payload_bytes: Buffer.byteLength(JSON.stringify({ ...body(0, rleBytes), device: 'bench-0000', seq: 0 })),
       sent,
       received_distinct: received,
       duplicates,

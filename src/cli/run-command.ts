@@ -1,6 +1,13 @@
 /** `lvunet-edge run`: the inference pipeline from a source to sinks, with a start-up report on stderr. */
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+
+import { loadConfig } from '../config/index.js';
+import { buildModelDir, seededModelWeights } from '../model/build.js';
+import { packageRoot } from '../runtime/native/binding.js';
+import { runSupervised, settingsFromConfig } from '../supervisor/run-supervised.js';
 
 import type { Precision } from '../model/manifest.js';
 import type { Fit } from '../runtime/native/binding.js';
@@ -12,10 +19,20 @@ import { parseSourceSpec, type SourceSpec } from '../runtime/sources/index.js';
 import type { SourceFactoryOptions } from '../runtime/sources/index.js';
 import { UsageError } from './errors.js';
 
-export const RUN_USAGE = `usage: lvunet-edge run --model DIR|FILE --source SPEC [--sink jsonl:PATH|stdout|none] [options]
+export const RUN_USAGE = `usage: lvunet-edge run [--config FILE] --model DIR|FILE --source SPEC [--sink jsonl:PATH|stdout|none] [options]
+       lvunet-edge run --demo [--max-frames N] [--mqtt URL --device-id ID]
 
 Runs capture -> preprocess -> inference -> postprocess -> sink, one JSON result
-(lvunet-edge/result@1) per frame.
+(lvunet-edge/result@1) per frame. A supervisor process keeps a worker process (ONNX Runtime,
+capture, pipeline) running, restarting it after a crash, and publishes over MQTT when a broker is
+configured. SIGTERM/SIGINT stop capture, finish frames in flight and flush MQTT, then exit 0.
+  --config FILE       configuration file (YAML/JSON; see deploy/config); --model, --source and the
+                      options below override it
+  --mqtt URL          publish to this broker (mqtt.url), e.g. mqtt://127.0.0.1:1883
+  --device-id ID      this device's id in topics (device.id)
+  --demo              a demo model (seeded random weights unless models/lvunet-kvasir exists),
+                      synthetic frames, results on stdout
+  --in-process        no supervisor or worker process (debugging; no MQTT)
   --model DIR|FILE    a model directory (manifest.json) or a bare .onnx built by 'model build'
   --precision P       fp32 (default), fp16 or int8: which file of a model directory
   --source SPEC       v4l2:/dev/videoN | folder:PATH | file:PATH (raw, .y4m, .mjpeg) | synthetic
@@ -193,6 +210,27 @@ export function formatReport(r: PipelineReport): string[] {
   return lines;
 }
 
+/** The demo model: the trained one where the checkout has it, else seeded random weights built once into the state folder. */
+export function demoModel(stateDir: string, log: (line: string) => void): string {
+  const trained = join(packageRoot(), 'models', 'lvunet-kvasir');
+  if (existsSync(join(trained, 'manifest.json'))) {
+    log(`demo: using the trained model ${trained}`);
+    return trained;
+  }
+  const dir = join(stateDir, 'demo-model');
+  const banner = [
+    '*'.repeat(78),
+    '* DEMO MODEL WITH RANDOM WEIGHTS: its masks mean nothing.',
+    '* No trained model ships with lvunet-edge yet (models/lvunet-kvasir is missing);',
+    `* this one is built from seed 1 into ${dir}.`,
+    '* Use --model DIR with a model built from trained weights for real results.',
+    '*'.repeat(78),
+  ];
+  for (const line of banner) log(line);
+  if (!existsSync(join(dir, 'manifest.json'))) buildModelDir(seededModelWeights(1), { height: 256, width: 256 }, dir, log);
+  return dir;
+}
+
 export async function runCommand(argv: string[], log: (line: string) => void): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -203,12 +241,16 @@ export async function runCommand(argv: string[], log: (line: string) => void): P
       'save-masks': { type: 'string' },
       rle: { type: 'boolean', default: false },
       contours: { type: 'boolean', default: false },
+      config: { type: 'string' },
+      mqtt: { type: 'string' },
+      'device-id': { type: 'string' },
+      demo: { type: 'boolean', default: false },
+      'in-process': { type: 'boolean', default: false },
     },
     allowPositionals: true,
     strict: true,
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`, RUN_USAGE);
-  const args = parsePipelineArgs(values, RUN_USAGE);
   const maxFrames = intArg('--max-frames', values['max-frames'], RUN_USAGE);
   let sinks: ResultSink[];
   try {
@@ -216,7 +258,81 @@ export async function runCommand(argv: string[], log: (line: string) => void): P
   } catch (err) {
     throw new UsageError((err as Error).message, RUN_USAGE);
   }
-  if (values['save-masks'] !== undefined) sinks.push(new MaskDirSink(values['save-masks']));
+
+  const cliOverrides: Record<string, unknown> = {};
+  if (values.mqtt !== undefined) cliOverrides['mqtt.url'] = values.mqtt;
+  if (values['device-id'] !== undefined) cliOverrides['device.id'] = values['device-id'];
+  const loaded = loadConfig({ path: values.config, cli: cliOverrides, lastKnownGood: values.config !== undefined });
+  for (const e of loaded.events) log(`config: ${e.message}`);
+  const { config, origins } = loaded;
+  const fromConfig = (key: string): boolean => origins[key] !== undefined && origins[key] !== 'default';
+
+  const model = values.demo ? (values.model ?? demoModel(config.state_dir, log)) : (values.model ?? (fromConfig('model.path') ? config.model.path : undefined));
+  const sourceFromConfig = values.source === undefined && !values.demo && (loaded.file !== null || fromConfig('source.uri'));
+  const source = values.source ?? (values.demo ? 'synthetic' : sourceFromConfig ? config.source.uri : undefined);
+  const args = parsePipelineArgs({ ...values, model, source, precision: values.precision ?? (fromConfig('model.precision') && !values.demo ? config.model.precision : undefined) }, RUN_USAGE);
+  if (values.ep === undefined && config.runtime.providers) args.providers = config.runtime.providers.map((p) => p.name).filter((n) => n !== 'CPU');
+  args.strict ||= config.runtime.strict;
+  if (values.threads === undefined && fromConfig('runtime.threads')) args.threads = config.runtime.threads;
+  if (sourceFromConfig) {
+    if (values.fps === undefined && config.source.fps > 0) args.fps = config.source.fps;
+    args.width ??= config.source.width;
+    args.height ??= config.source.height;
+    if (values.format === undefined && config.source.format !== 'auto') args.format = config.source.format;
+  }
+  if (values.fit === 'stretch' && fromConfig('inference.fit')) args.fit = config.inference.fit;
+
+  if (values['in-process']) return runInProcess(args, sinks, { maxFrames, saveMasks: values['save-masks'], rle: values.rle, contours: values.contours }, log);
+
+  const publishing = config.mqtt.url !== null;
+  const settings = settingsFromConfig(config, origins, {
+    threshold: args.threshold,
+    minArea: 0,
+    // Local runs keep results small unless asked; a fleet device follows publish.* (rle on by default).
+    rle: values.rle || (publishing && config.publish.rle),
+    contours: values.contours || (publishing && config.publish.contours),
+  });
+  if (args.threshold !== undefined) settings.threshold = args.threshold;
+  if (values.rle) settings.rle = true;
+  if (values.contours) settings.contours = true;
+  // No frame count on the source: the worker stops after --max-frames results, which a restarted
+  // worker or 'latest' queues (dropping frames) would otherwise never reach.
+  const options = sourceOptions(args);
+  const mode = queueModeFor(args);
+  log(`source ${args.sourceText}, sinks ${sinks.map((s) => s.description).join(', ')}${publishing ? ', mqtt' : ''}, queues ${mode}`);
+  await runSupervised({
+    start: {
+      model: args.model,
+      precision: args.precision,
+      providers: args.providers,
+      strict: args.strict,
+      threads: args.threads,
+      ortLibrary: config.runtime.ort_library ?? undefined,
+      source: args.sourceText,
+      sourceOptions: options,
+      fit: args.fit,
+      queue: mode,
+      saveMasks: values['save-masks'],
+      settings,
+    },
+    maxFrames,
+    sinks,
+    loaded,
+    configFile: loaded.file ?? undefined,
+    cliOverrides,
+    log,
+  });
+}
+
+/** The pipeline in this process, without a supervisor: for debugging (`--in-process`) and benchmarks. */
+async function runInProcess(
+  args: PipelineArgs,
+  sinks: ResultSink[],
+  extra: { maxFrames?: number; saveMasks?: string; rle: boolean; contours: boolean },
+  log: (line: string) => void,
+): Promise<void> {
+  const { maxFrames } = extra;
+  if (extra.saveMasks !== undefined) sinks.push(new MaskDirSink(extra.saveMasks));
   const options = sourceOptions(args, args.source.kind === 'synthetic' && maxFrames !== undefined ? { count: maxFrames } : {});
 
   const { model, session } = await setUp(args, log);
@@ -230,7 +346,7 @@ export async function runCommand(argv: string[], log: (line: string) => void): P
     mode,
     maxFrames,
     fit: args.fit,
-    postprocess: { rle: values.rle, contours: values.contours },
+    postprocess: { rle: extra.rle, contours: extra.contours },
     log,
   });
   const stop = (): void => {

@@ -31,7 +31,6 @@ import type { MessageStore, QueuedMessage, StoreStats } from './queue/store.js';
 import {
   EVENT_SCHEMA,
   REPLY_SCHEMA,
-  RESULT_SCHEMA,
   STATUS_SCHEMA,
   TELEMETRY_SCHEMA,
   type CommandName,
@@ -301,7 +300,7 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
    */
   publishResult(body: ResultBody): number | undefined {
     const seq = this.seq.take();
-    const message: ResultMessage = { schema: RESULT_SCHEMA, device: this.topics.device, seq, ...body };
+    const message: ResultMessage = { ...body, device: this.topics.device, seq };
     const id = this.enqueue(this.topics.result, JSON.stringify(message));
     return id === undefined ? undefined : seq;
   }

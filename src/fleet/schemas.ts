@@ -5,7 +5,10 @@
  * new `@version`; adding an optional field does not.
  */
 
-export const RESULT_SCHEMA = 'lvunet-edge/result@1';
+import { RESULT_SCHEMA, type ResultV1 } from '../runtime/sinks/result.js';
+
+// One result schema for jsonl files, stdout and MQTT: the pipeline's (runtime/sinks/result.ts).
+export { RESULT_SCHEMA };
 export const TELEMETRY_SCHEMA = 'lvunet-edge/telemetry@1';
 export const EVENT_SCHEMA = 'lvunet-edge/event@1';
 export const STATUS_SCHEMA = 'lvunet-edge/status@1';
@@ -18,47 +21,16 @@ export interface ModelRef {
   precision: string;
 }
 
-export interface ResultComponent {
-  area_px: number;
-  area_pct: number;
-  /** [x, y, width, height] in pixels of the frame. */
-  bbox: [number, number, number, number];
-  /** [x, y] in pixels of the frame. */
-  centroid: [number, number];
-  mean_prob: number;
-}
+/**
+ * A result on `<prefix>/<device>/result`: the pipeline's result@1 object plus the device and a
+ * per-device seq, strictly increasing and persisted across restarts. Delivery is at-least-once:
+ * consumers deduplicate on (device, seq). `frame.seq` is the source's frame counter, which restarts
+ * with the worker; `seq` does not.
+ */
+export type ResultMessage = ResultV1 & { device: string; seq: number };
 
-export interface ResultLatency {
-  capture?: number;
-  preprocess: number;
-  inference: number;
-  postprocess: number;
-  total: number;
-}
-
-export interface ResultMessage {
-  schema: typeof RESULT_SCHEMA;
-  device: string;
-  /**
-   * Per device, strictly increasing and persisted across restarts. Delivery is at-least-once:
-   * consumers deduplicate on (device, seq).
-   */
-  seq: number;
-  frame: { id: string; seq: number };
-  /** ISO 8601 UTC. */
-  capture_time: string;
-  completion_time: string;
-  model: ModelRef;
-  provider: string;
-  latency_ms: ResultLatency;
-  coverage: number;
-  components: ResultComponent[];
-  /** Run-length encoded mask, format owned by the runtime's postprocessing. */
-  rle?: unknown;
-}
-
-/** What the pipeline hands to FleetLink; the link adds schema, device and seq. */
-export type ResultBody = Omit<ResultMessage, 'schema' | 'device' | 'seq'>;
+/** What the pipeline hands to FleetLink; the link adds device and seq. */
+export type ResultBody = ResultV1;
 
 export interface Percentiles {
   p50: number;
@@ -269,6 +241,22 @@ function checkModel(c: Checker, o: Obj, field: string, nullable = false): void {
   mc.string(m, 'precision', { max: 32 });
 }
 
+const LATENCY_STAGES = ['capture', 'preprocess', 'queue', 'inference', 'postprocess', 'total'] as const;
+
+function checkRle(c: Checker, o: Obj): void {
+  const rle = c.object(o, 'rle', true);
+  if (!rle) return;
+  const rc = c.at('rle');
+  rc.number(rle, 'width', { min: 1, integer: true });
+  rc.number(rle, 'height', { min: 1, integer: true });
+  const counts = rle.counts;
+  if (typeof counts !== 'string' && !(Array.isArray(counts) && counts.every((n) => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0))) {
+    rc.fail('counts', 'an array of non-negative integers or a COCO string', counts);
+  }
+  rc.noExtra(rle, ['width', 'height', 'counts']);
+}
+
+/** Checks a result message: the pipeline's result@1 fields plus `device` and `seq`. */
 export function validateResult(value: unknown): Validation<ResultMessage> {
   const c = new Checker();
   const o = root(value, c);
@@ -278,19 +266,21 @@ export function validateResult(value: unknown): Validation<ResultMessage> {
   c.number(o, 'seq', { min: 0, integer: true });
   const frame = c.object(o, 'frame');
   if (frame) {
-    c.at('frame').string(frame, 'id', { max: 256 });
-    c.at('frame').number(frame, 'seq', { min: 0, integer: true });
+    const fc = c.at('frame');
+    fc.string(frame, 'id', { max: 256 });
+    fc.number(frame, 'seq', { min: 0, integer: true });
+    fc.string(frame, 'stem', { optional: true, max: 256 });
+    fc.number(frame, 'width', { min: 1, integer: true });
+    fc.number(frame, 'height', { min: 1, integer: true });
+    fc.string(frame, 'format', { max: 32 });
+    fc.noExtra(frame, ['id', 'seq', 'stem', 'width', 'height', 'format']);
   }
-  c.string(o, 'capture_time', { pattern: ISO_TIME, what: 'an ISO 8601 time' });
-  c.string(o, 'completion_time', { pattern: ISO_TIME, what: 'an ISO 8601 time' });
   checkModel(c, o, 'model');
   c.string(o, 'provider', { max: 64 });
-  const lat = c.object(o, 'latency_ms');
-  if (lat) {
-    const lc = c.at('latency_ms');
-    lc.number(lat, 'capture', { min: 0, optional: true });
-    for (const f of ['preprocess', 'inference', 'postprocess', 'total']) lc.number(lat, f, { min: 0 });
-  }
+  c.string(o, 'captureTime', { pattern: ISO_TIME, what: 'an ISO 8601 time' });
+  c.string(o, 'completionTime', { pattern: ISO_TIME, what: 'an ISO 8601 time' });
+  const lat = c.object(o, 'latencyMs');
+  if (lat) for (const f of LATENCY_STAGES) c.at('latencyMs').number(lat, f, { min: 0 });
   c.number(o, 'coverage', { min: 0, max: 1 });
   const comps = o.components;
   if (!Array.isArray(comps)) {
@@ -302,16 +292,21 @@ export function validateResult(value: unknown): Validation<ResultMessage> {
         c.fail(`components[${i}]`, 'an object', comp);
         return;
       }
-      cc.number(comp, 'area_px', { min: 0, integer: true });
-      cc.number(comp, 'area_pct', { min: 0, max: 100 });
-      cc.numberTuple(comp, 'bbox', 4);
-      cc.numberTuple(comp, 'centroid', 2);
-      cc.number(comp, 'mean_prob', { min: 0, max: 1 });
+      cc.number(comp, 'area', { min: 0, integer: true });
+      cc.number(comp, 'areaPercent', { min: 0, max: 100 });
+      const bbox = cc.object(comp, 'bbox');
+      if (bbox) for (const f of ['x', 'y', 'width', 'height']) cc.at('bbox').number(bbox, f, { min: 0, integer: true });
+      const centroid = cc.object(comp, 'centroid');
+      if (centroid) for (const f of ['x', 'y']) cc.at('centroid').number(centroid, f);
+      cc.number(comp, 'meanProbability', { min: 0, max: 1, optional: true });
     });
   }
+  c.number(o, 'droppedComponents', { min: 0, integer: true });
+  if (o.contours !== undefined && !Array.isArray(o.contours)) c.fail('contours', 'an array', o.contours);
+  checkRle(c, o);
   c.noExtra(o, [
-    'schema', 'device', 'seq', 'frame', 'capture_time', 'completion_time', 'model', 'provider', 'latency_ms',
-    'coverage', 'components', 'rle',
+    'schema', 'device', 'seq', 'frame', 'model', 'provider', 'captureTime', 'completionTime', 'latencyMs',
+    'coverage', 'components', 'droppedComponents', 'contours', 'rle',
   ]);
   return finish(c, value);
 }

@@ -33,8 +33,17 @@ export interface SupervisorEvents {
   event: [WorkerEvent];
   stats: [Record<string, unknown>];
   reply: [{ id: string; ok: boolean; result?: unknown; error?: string }];
+  /** The worker finished on its own (source exhausted, frame limit) or after stop(). */
+  stopped: [{ frames: number; reason: string }];
   fatal: [Error];
 }
+
+/**
+ * A worker exits with this code when it cannot start for a reason a restart will not fix (model
+ * file missing or corrupt, ONNX Runtime library unusable): the supervisor gives up at once instead of
+ * crash-looping.
+ */
+export const EXIT_CONFIG = 2;
 
 type State = 'idle' | 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'failed';
 
@@ -101,7 +110,25 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.reopenAskedAt = 0;
     child.on('message', (m: unknown) => this.onMessage(child, m));
     child.on('error', (err) => this.emitEvent('fault', 'error', `worker process error: ${err.message}`));
-    child.on('exit', (code, signal) => this.onExit(child, code, signal));
+    // 'exit' can come before the last IPC messages are read (a start-up failure's event naming the
+    // bad file); the channel's 'disconnect' follows them, so act on whichever comes second.
+    let exited: [number | null, NodeJS.Signals | null] | undefined;
+    let disconnected = false;
+    let settled = false;
+    const settle = (): void => {
+      if (settled || !exited) return;
+      settled = true;
+      this.onExit(child, exited[0], exited[1]);
+    };
+    child.on('disconnect', () => {
+      disconnected = true;
+      settle();
+    });
+    child.on('exit', (code, signal) => {
+      exited = [code, signal];
+      if (disconnected || !child.connected) settle();
+      else setTimeout(settle, 1000).unref();
+    });
     child.send({ type: 'start', config: this.options.config() } satisfies SupervisorMessage);
   }
 
@@ -114,7 +141,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const msg: WorkerMessage = m;
     switch (msg.type) {
       case 'ready':
-        this.state = 'running';
+        // A stop() that arrived during start-up stays in force.
+        if (this.state === 'starting') this.state = 'running';
         this.lastFrameAt = Date.now();
         if (!this.notifiedReady) {
           this.notifiedReady = true;
@@ -142,6 +170,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         this.emit('reply', { id: msg.id, ok: msg.ok, result: msg.result, error: msg.error });
         break;
       case 'stopped':
+        // A worker that finished by itself is about to exit 0: that is the end of the run, not a crash.
+        if (this.state !== 'stopping') {
+          this.state = 'stopping';
+          this.clearTimers();
+        }
+        this.emit('stopped', { frames: msg.frames, reason: msg.reason });
         break;
     }
   }
@@ -173,6 +207,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     const ranMs = Date.now() - this.startedAt;
     const how = signal ? `signal ${signal}` : `exit code ${code}`;
+    if (code === EXIT_CONFIG && this.state === 'starting') {
+      this.state = 'failed';
+      this.clearTimers();
+      this.emit('fatal', Object.assign(new Error(`worker could not start (${how}): not restarting, the configuration needs fixing`), { code: 'EWORKERCONFIG' }));
+      return;
+    }
     const decision = this.tracker.onCrash(ranMs);
     if (!decision.restart) {
       this.state = 'failed';
@@ -208,6 +248,16 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Graceful stop: the worker stops capture and drains; killed if it takes longer than the drain timeout. */
   async stop(): Promise<void> {
     if (this.state === 'stopped' || this.state === 'failed') return;
+    if (this.state === 'stopping' && this.child) {
+      // Already on its way out (it reported `stopped`, or a stop is in progress): just wait for it.
+      const child = this.child;
+      const exited = new Promise<void>((resolve) => this.exitWaiters.push(resolve));
+      const timer = setTimeout(() => child.kill('SIGKILL'), this.options.drainTimeoutMs ?? 10_000);
+      await exited;
+      clearTimeout(timer);
+      this.state = 'stopped';
+      return;
+    }
     this.state = 'stopping';
     this.options.systemd?.notify('STOPPING=1');
     this.clearTimers();

@@ -5,19 +5,21 @@ export const SHA = 'a'.repeat(64);
 
 export function sampleBody(frameSeq = 0, rleBytes = 0): ResultBody {
   const body: ResultBody = {
-    frame: { id: `f${frameSeq}`, seq: frameSeq },
-    capture_time: '2026-11-25T23:00:00.000Z',
-    completion_time: '2026-11-25T23:00:00.031Z',
+    schema: RESULT_SCHEMA,
+    frame: { id: `f${frameSeq}`, seq: frameSeq, width: 640, height: 480, format: 'YUYV' },
     model: { sha256: SHA, precision: 'fp32' },
-    provider: 'cpu',
-    latency_ms: { capture: 1, preprocess: 2, inference: 20, postprocess: 3, total: 26 },
+    provider: 'CPUExecutionProvider',
+    captureTime: '2026-11-25T23:00:00.000Z',
+    completionTime: '2026-11-25T23:00:00.031Z',
+    latencyMs: { capture: 1, preprocess: 2, queue: 0.5, inference: 20, postprocess: 3, total: 26.5 },
     coverage: 0.12,
-    components: [{ area_px: 812, area_pct: 1.24, bbox: [10, 20, 30, 40], centroid: [25, 40], mean_prob: 0.91 }],
+    components: [{ area: 812, areaPercent: 1.24, bbox: { x: 10, y: 20, width: 30, height: 40 }, centroid: { x: 25, y: 40 }, meanProbability: 0.91 }],
+    droppedComponents: 0,
   };
-  if (rleBytes > 0) body.rle = 'x'.repeat(rleBytes);
+  if (rleBytes > 0) body.rle = { width: 640, height: 480, counts: 'x'.repeat(rleBytes) };
   return body;
 }
 
 export function sampleResult(seq = 0): ResultMessage {
-  return { schema: RESULT_SCHEMA, device: 'cart-001', seq, ...sampleBody(seq) };
+  return { ...sampleBody(seq), device: 'cart-001', seq };
 }

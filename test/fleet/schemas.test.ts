@@ -22,11 +22,11 @@ t.test('a well-formed result passes and each broken field is named', async (t) =
   const broken = {
     ...sampleResult(),
     seq: -1,
-    capture_time: 'yesterday',
+    captureTime: 'yesterday',
     model: { sha256: 'xyz', precision: 'fp32' },
-    latency_ms: { preprocess: 1, inference: 'fast', postprocess: 1, total: 2 },
+    latencyMs: { capture: 0, preprocess: 1, queue: 0, inference: 'fast', postprocess: 1, total: 2 },
     coverage: 1.5,
-    components: [{ area_px: 1.5, area_pct: 1, bbox: [1, 2, 3], centroid: [1, 2], mean_prob: 0.5 }, 7],
+    components: [{ area: 1.5, areaPercent: 1, bbox: { x: 1, y: 2, width: 3 }, centroid: { x: 1, y: 2 }, meanProbability: 0.5 }, 7],
     colour: 'red',
   };
   const r = validateResult(broken);
@@ -34,17 +34,18 @@ t.test('a well-formed result passes and each broken field is named', async (t) =
   if (r.ok) return;
   const fields = r.errors.map((e) => e.split(':')[0]);
   t.same(fields.sort(), [
-    'capture_time',
+    'captureTime',
     'colour',
-    'components[0].area_px',
-    'components[0].bbox',
+    'components[0].area',
+    'components[0].bbox.height',
     'components[1]',
     'coverage',
-    'latency_ms.inference',
+    'latencyMs.inference',
     'model.sha256',
     'seq',
   ]);
-  t.match(r.errors.join('\n'), /latency_ms\.inference: expected a finite number >= 0, got "fast"/);
+  t.match(r.errors.join('\n'), /latencyMs\.inference: expected a finite number >= 0, got "fast"/);
+  t.notOk(validateResult({ ...sampleResult(), capture_time: '2026-11-25T23:00:00.000Z' }).ok, 'snake_case fields are not result@1');
   t.notOk(validateResult(null).ok);
   t.notOk(validateResult([]).ok);
   t.notOk(validateResult({ ...sampleResult(), schema: 'lvunet-edge/result@2' }).ok);

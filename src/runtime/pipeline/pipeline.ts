@@ -38,6 +38,14 @@ export interface PostprocessOptions {
   maxComponents?: number;
 }
 
+/** What a running pipeline applies from its next frame on (hot reload, `set-threshold`). */
+export interface RuntimeSettings {
+  threshold?: number;
+  minArea?: number;
+  rle?: boolean;
+  contours?: boolean;
+}
+
 export interface PipelineOptions {
   /** Called once with the pipeline's drop handler, which the source must report bad frames to. */
   readonly createSource: (onDrop: (drop: DroppedFrame) => void) => FrameSource | Promise<FrameSource>;
@@ -114,15 +122,41 @@ export class Pipeline {
   private inference?: StageQueue<Job>;
   private post?: StageQueue<Job>;
   private started = false;
+  private threshold: number;
+  private postprocessOptions: PostprocessOptions;
 
   constructor(private readonly options: PipelineOptions) {
     this.log = options.log ?? (() => {});
+    this.threshold = options.model.threshold;
+    this.postprocessOptions = { ...options.postprocess };
     this.preprocess = options.preprocess ?? nativePreprocessor;
     this.fit = options.fit ?? 'stretch';
     this.provider = options.session.providers.active[0] ?? 'unknown';
     if (options.maxFrames !== undefined && !(Number.isInteger(options.maxFrames) && options.maxFrames >= 0)) {
       throw new RangeError(`maxFrames must be a non-negative integer, got ${options.maxFrames}`);
     }
+  }
+
+  /**
+   * Changes postprocessing between frames; a frame already being summarised keeps the old values.
+   * Throws on an out-of-range value without applying any of the patch.
+   */
+  update(settings: RuntimeSettings): void {
+    const { threshold, minArea } = settings;
+    if (threshold !== undefined && !(threshold >= 0 && threshold <= 1)) throw new RangeError(`threshold must be in [0, 1], got ${threshold}`);
+    if (minArea !== undefined && !(Number.isInteger(minArea) && minArea >= 0)) throw new RangeError(`minArea must be a non-negative integer, got ${minArea}`);
+    if (threshold !== undefined) this.threshold = threshold;
+    const pp = { ...this.postprocessOptions };
+    if (minArea !== undefined) pp.minArea = minArea;
+    if (settings.rle !== undefined) pp.rle = settings.rle;
+    if (settings.contours !== undefined) pp.contours = settings.contours;
+    this.postprocessOptions = pp;
+  }
+
+  /** The values the next frame will be summarised with. */
+  settings(): Required<RuntimeSettings> {
+    const pp = this.postprocessOptions;
+    return { threshold: this.threshold, minArea: pp.minArea ?? 0, rle: pp.rle ?? false, contours: pp.contours ?? false };
   }
 
   /** Asks the capture loop to stop; frames already in flight are finished and written. */
@@ -247,7 +281,6 @@ export class Pipeline {
   private async postprocessLoop(): Promise<void> {
     const queue = this.post as StageQueue<Job>;
     const { model, sinks } = this.options;
-    const pp = this.options.postprocess ?? {};
     for (let job = await queue.take(); job !== null; job = await queue.take()) {
       // The result of inference N and the start of inference N+1 arrive in the same turn; let the
       // inference loop submit N+1 before this turn spends milliseconds on the JS thread.
@@ -255,9 +288,10 @@ export class Pipeline {
       const { frame, t } = job;
       t.postprocessStart = now();
       let summary: Summary;
+      const pp = this.postprocessOptions;
       try {
         summary = summarize(job.logits as Float32Array, model, frame, {
-          threshold: model.threshold,
+          threshold: this.threshold,
           rle: pp.rle,
           rleFormat: pp.rleFormat,
           contours: pp.contours,

@@ -1,0 +1,358 @@
+/**
+ * The worker process of `lvunet-edge run` (forked by the Supervisor): it holds ONNX Runtime, the
+ * native capture and the pipeline, so a native crash here never takes the supervisor, its MQTT
+ * connection or its offline queue down with it. It speaks the JSON IPC protocol of ipc.ts.
+ *
+ * Exit codes: 0 after `stop` or when the source ends; EXIT_CONFIG (2) when it cannot start for a
+ * reason a restart will not fix; 1 on any other failure.
+ */
+import { encodePngRgb } from '../image/encode.js';
+import type { GrayImage, RgbImage } from '../image/types.js';
+import { loadModel, type LoadedModel } from '../runtime/model-loader.js';
+import { nativePreprocessor, Pipeline, type Preprocessor, type RuntimeSettings } from '../runtime/pipeline/pipeline.js';
+import { createSource, openSession } from '../runtime/pipeline/setup.js';
+import { MaskDirSink, type ResultSink, type SinkItem } from '../runtime/sinks/index.js';
+import type { DroppedFrame, Frame, FrameSource } from '../runtime/sources/types.js';
+import { parseSourceSpec } from '../runtime/sources/index.js';
+import type { OrtSession } from '../runtime/native/runtime.js';
+import { isSupervisorMessage, type StartupReport, type SupervisorMessage, type WorkerEvent, type WorkerMessage } from './ipc.js';
+import type { WorkerStart } from './run-supervised.js';
+import { EXIT_CONFIG } from './supervisor.js';
+
+const log = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
+function send(message: WorkerMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.connected || !process.send) {
+      resolve();
+      return;
+    }
+    // The callback fires once the message is handed to the channel: exiting before that loses it.
+    process.send(message, undefined, {}, () => resolve());
+  });
+}
+
+function event(type: string, severity: WorkerEvent['severity'], message: string, details?: Record<string, unknown>): Promise<void> {
+  return send({ type: 'event', event: { type, severity, message, ...(details ? { details } : {}) } });
+}
+
+async function exit(code: number): Promise<never> {
+  await send({ type: 'stats', stats: { frames: processed } });
+  process.exit(code);
+}
+
+/** Wraps the real source so it can be closed and reopened under a running pipeline, and keeps recent frames for snapshots. */
+class ReopenableSource implements FrameSource {
+  readonly description: string;
+  private inner: FrameSource;
+  private wake: (() => void) | undefined;
+  private opened = false;
+  private lastBeat = 0;
+
+  constructor(private readonly factory: () => FrameSource) {
+    this.inner = factory();
+    this.description = this.inner.description;
+  }
+
+  async open(): Promise<void> {
+    if (this.opened) return;
+    await this.inner.open();
+    this.opened = true;
+  }
+
+  async next(): Promise<Frame | null> {
+    for (;;) {
+      const inner = this.inner;
+      // A hung camera never answers next(); reopen() must be able to abandon that wait.
+      const reopened = new Promise<'reopened'>((resolve) => {
+        this.wake = () => resolve('reopened');
+      });
+      const got = await Promise.race([inner.next(), reopened]);
+      if (got === 'reopened' || inner !== this.inner) continue;
+      if (got !== null) this.beat();
+      return got;
+    }
+  }
+
+  private beat(): void {
+    const now = Date.now();
+    // Frames that are all dropped downstream still prove the camera is alive.
+    if (now - this.lastBeat >= 500) {
+      this.lastBeat = now;
+      void send({ type: 'heartbeat', frames: processed });
+    }
+  }
+
+  async reopen(): Promise<void> {
+    const old = this.inner;
+    await old.close().catch((err: unknown) => log(`closing ${old.description}: ${(err as Error).message}`));
+    const fresh = this.factory();
+    await fresh.open();
+    this.inner = fresh;
+    this.wake?.();
+  }
+
+  async close(): Promise<void> {
+    this.wake?.();
+    await this.inner.close();
+  }
+}
+
+let processed = 0;
+let pipeline: Pipeline | undefined;
+let source: ReopenableSource | undefined;
+let model: LoadedModel | undefined;
+let session: OrtSession | undefined;
+let stopping = false;
+let ortInfo = { version: '', path: '' };
+let lastSnapshot: { result: SinkItem['result']; mask: GrayImage; frame: Frame | undefined } | undefined;
+const fpsWindow: number[] = [];
+/**
+ * Frames that went into inference and have no result yet, oldest first, for snapshots: a result is
+ * a few frames behind capture, and in 'latest' mode some of these are replaced and never finish.
+ */
+const inFlight = new Map<string, Frame>();
+const IN_FLIGHT_LIMIT = 8;
+
+const keepingPreprocessor: Preprocessor = (frame, m, fit) => {
+  const input = nativePreprocessor(frame, m, fit);
+  inFlight.set(frame.id, frame);
+  if (inFlight.size > IN_FLIGHT_LIMIT) inFlight.delete(inFlight.keys().next().value as string);
+  return input;
+};
+
+/** The frame a result came from; frames before it are finished or were replaced. */
+function takeFrame(id: string): Frame | undefined {
+  const frame = inFlight.get(id);
+  if (!frame) return undefined;
+  for (const key of [...inFlight.keys()]) {
+    inFlight.delete(key);
+    if (key === id) break;
+  }
+  return frame;
+}
+
+/** Hands each result to the supervisor, which writes the sinks and publishes. */
+class IpcSink implements ResultSink {
+  readonly description = 'supervisor';
+  async open(): Promise<void> {}
+  async write(item: SinkItem): Promise<void> {
+    await send({ type: 'result', result: item.result as unknown as Record<string, unknown> });
+  }
+  async close(): Promise<void> {}
+}
+
+function frameToRgb(frame: Frame): RgbImage {
+  const { width: w, height: h, data } = frame;
+  const out = new Uint8Array(w * h * 3);
+  const clamp = (v: number): number => (v < 0 ? 0 : v > 255 ? 255 : v);
+  if (frame.format === 'RGB24') return { width: w, height: h, data: data.subarray(0, w * h * 3) };
+  if (frame.format === 'RGBA') {
+    for (let i = 0; i < w * h; i++) for (let c = 0; c < 3; c++) out[i * 3 + c] = data[i * 4 + c];
+  } else if (frame.format === 'YUYV') {
+    for (let i = 0; i < w * h; i += 2) {
+      const y0 = data[i * 2] - 16, u = data[i * 2 + 1] - 128, y1 = data[i * 2 + 2] - 16, v = data[i * 2 + 3] - 128;
+      for (const [k, y] of [[i, y0], [i + 1, y1]] as const) {
+        out[k * 3] = clamp(1.164 * y + 1.596 * v);
+        out[k * 3 + 1] = clamp(1.164 * y - 0.392 * u - 0.813 * v);
+        out[k * 3 + 2] = clamp(1.164 * y + 2.017 * u);
+      }
+    }
+  } else {
+    // GREY and NV12 start with a full-resolution luma plane: grey is enough for an overlay.
+    for (let i = 0; i < w * h; i++) out[i * 3] = out[i * 3 + 1] = out[i * 3 + 2] = data[i];
+  }
+  return { width: w, height: h, data: out };
+}
+
+function snapshot(): Record<string, unknown> {
+  if (!lastSnapshot) throw new Error('no frame processed yet');
+  const { result, mask, frame } = lastSnapshot;
+  if (!frame) throw new Error(`frame ${result.frame.id} is no longer held`);
+  const rgb = frameToRgb(frame);
+  const data = Uint8Array.from(rgb.data);
+  // Foreground tinted red at half strength: the frame stays recognisable under the mask.
+  for (let i = 0; i < mask.data.length; i++) {
+    if (mask.data[i]) {
+      data[i * 3] = (data[i * 3] + 255) >> 1;
+      data[i * 3 + 1] >>= 1;
+      data[i * 3 + 2] >>= 1;
+    }
+  }
+  const png = encodePngRgb({ width: rgb.width, height: rgb.height, data });
+  return { frame: result.frame.id, width: rgb.width, height: rgb.height, coverage: result.coverage, mimeType: 'image/png', png: png.toString('base64') };
+}
+
+function currentFps(): number {
+  const now = Date.now();
+  while (fpsWindow.length > 0 && now - fpsWindow[0] > 5000) fpsWindow.shift();
+  if (fpsWindow.length < 2) return 0;
+  return Math.round(((fpsWindow.length - 1) * 1000 * 10) / Math.max(1, fpsWindow[fpsWindow.length - 1] - fpsWindow[0])) / 10;
+}
+
+function command(name: string, args: unknown): unknown {
+  switch (name) {
+    case 'status':
+      return {
+        pid: process.pid,
+        model: model ? { path: model.path, sha256: model.sha256, precision: model.precision } : null,
+        provider: session?.providers.active[0] ?? null,
+        providers: session?.providers ?? null,
+        fps: currentFps(),
+        frames: processed,
+        settings: pipeline?.settings() ?? null,
+      };
+    case 'snapshot':
+      return snapshot();
+    case 'set-threshold': {
+      const value = (args as { value?: unknown } | null)?.value;
+      if (typeof value !== 'number') throw new TypeError('set-threshold needs a numeric value');
+      if (!pipeline) throw new Error('the pipeline is not running yet');
+      pipeline.update({ threshold: value });
+      return { threshold: value };
+    }
+    default:
+      throw new Error(`command ${name} is not handled by the worker`);
+  }
+}
+
+async function start(config: WorkerStart): Promise<void> {
+  try {
+    const loaded = loadModel(config.model, { precision: config.precision });
+    model = config.settings.threshold === undefined ? loaded : { ...loaded, threshold: config.settings.threshold };
+    const setup = await openSession(model, { providers: config.providers, strict: config.strict, threads: config.threads, libraryPath: config.ortLibrary });
+    session = setup.session;
+    const { info } = setup.runtime;
+    ortInfo = { version: info.version, path: info.path };
+    const p = session.providers;
+    log(`ONNX Runtime ${info.version} (C API ${info.apiVersion}) from ${info.path}`);
+    log(`providers: requested ${p.requested.length ? p.requested.join(', ') : '(none: CPU)'}; active ${p.active.join(', ')}`);
+    for (const f of p.fallbacks) log(`  fallback: ${f.provider} not used: ${f.reason}`);
+    log(`model ${model.path} (${model.precision}, sha256 ${model.sha256}, described by ${model.describedBy})`);
+    log(`input ${model.inputName} 1x3x${model.height}x${model.width}, intra-op threads ${config.threads || 'ONNX Runtime default'}, threshold ${model.threshold}`);
+  } catch (err) {
+    await event('fault', 'error', (err as Error).message, { stage: 'start', code: (err as { code?: unknown }).code ?? null });
+    return exit(EXIT_CONFIG);
+  }
+
+  let onDrop: (drop: DroppedFrame) => void = () => {};
+  try {
+    const spec = parseSourceSpec(config.source);
+    const src = new ReopenableSource(() => createSource(spec, { ...config.sourceOptions, onDrop: (d) => onDrop(d) }));
+    await src.open();
+    source = src;
+  } catch (err) {
+    // A source that was never there is a configuration problem; one that vanished after a crash may come back.
+    await event('fault', 'error', `source ${config.source}: ${(err as Error).message}`, { stage: 'source' });
+    return exit(config.attempt === 0 ? EXIT_CONFIG : 1);
+  }
+
+  const report: StartupReport = {
+    ortVersion: ortInfo.version,
+    ortLibrary: ortInfo.path,
+    providers: session.providers,
+    model: { path: model.path, sha256: model.sha256, precision: model.precision, inputSize: [model.height, model.width] },
+    source: source.description,
+  };
+  const sinks: ResultSink[] = [new IpcSink()];
+  if (config.saveMasks) sinks.push(new MaskDirSink(config.saveMasks));
+  const src = source;
+  pipeline = new Pipeline({
+    createSource: (drop) => {
+      onDrop = drop;
+      return src;
+    },
+    session,
+    model,
+    sinks,
+    mode: config.queue,
+    fit: config.fit,
+    preprocess: keepingPreprocessor,
+    postprocess: { rle: config.settings.rle, contours: config.settings.contours, minArea: config.settings.minArea },
+    log,
+    onResult: (result, summary) => {
+      processed++;
+      // --max-frames counts results: under 'latest' queues some captured frames never become one.
+      if (config.maxFrames !== undefined && processed >= config.maxFrames) pipeline?.stop();
+      fpsWindow.push(Date.now());
+      if (fpsWindow.length > 300) fpsWindow.shift();
+      lastSnapshot = { result, mask: summary.maskFrame, frame: takeFrame(result.frame.id) };
+    },
+  });
+  await send({ type: 'ready', report });
+  if (stopping || config.maxFrames === 0) pipeline.stop();
+  const statsTimer = setInterval(() => {
+    void send({ type: 'stats', stats: { frames: processed, fps: currentFps() } });
+  }, 1000);
+  try {
+    const result = await pipeline.run();
+    clearInterval(statsTimer);
+    // Loaded only now: the CLI module graph would slow every worker start (and so every restart).
+    const { formatReport } = await import('../cli/run-command.js');
+    for (const line of formatReport(result)) log(line);
+    await send({ type: 'stats', stats: { frames: processed, fps: result.fps, drops: result.drops.total, final: true } });
+    await send({ type: 'stopped', frames: processed, reason: stopping ? 'stop' : 'end' });
+    session.release();
+    process.exit(0);
+  } catch (err) {
+    clearInterval(statsTimer);
+    await event('fault', 'error', `pipeline failed: ${(err as Error).message}`, { stage: 'run' });
+    return exit(1);
+  }
+}
+
+async function handle(m: unknown): Promise<void> {
+  if (!isSupervisorMessage(m)) {
+    await event('fault', 'warning', 'worker got a malformed IPC message');
+    return;
+  }
+  const msg: SupervisorMessage = m;
+  switch (msg.type) {
+    case 'start':
+      await start(msg.config as WorkerStart);
+      break;
+    case 'update':
+      try {
+        pipeline?.update(msg.patch as RuntimeSettings);
+        await event('config', 'info', `applied ${Object.keys(msg.patch).join(', ')}`, { settings: pipeline?.settings() ?? null });
+      } catch (err) {
+        await event('config', 'warning', `update refused: ${(err as Error).message}`);
+      }
+      break;
+    case 'reopen-source':
+      try {
+        await source?.reopen();
+        await event('source', 'info', `reopened ${source?.description ?? 'the source'}`);
+      } catch (err) {
+        await event('fault', 'error', `reopening the source failed: ${(err as Error).message}`);
+      }
+      break;
+    case 'command':
+      try {
+        await send({ type: 'reply', id: msg.id, ok: true, result: command(msg.name, msg.args) });
+      } catch (err) {
+        await send({ type: 'reply', id: msg.id, ok: false, error: (err as Error).message });
+      }
+      break;
+    case 'stop':
+      stopping = true;
+      if (pipeline) pipeline.stop();
+      else process.exit(0);
+      break;
+  }
+}
+
+// Handled on the next turn: Node 20 crashes (child_process.js:732) if a handler for a message that
+// was queued before the listener existed disconnects the channel synchronously.
+process.on('message', (m: unknown) => setImmediate(() => void handle(m)));
+// The supervisor going away (killed with SIGKILL) must not leave an orphan holding the camera.
+process.on('disconnect', () => {
+  stopping = true;
+  pipeline?.stop();
+  setTimeout(() => process.exit(0), 5000).unref();
+});
+// systemd sends SIGTERM to the whole control group; the supervisor's `stop` drives our shutdown.
+process.on('SIGTERM', () => {});
+process.on('SIGINT', () => {});

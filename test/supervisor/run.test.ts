@@ -1,0 +1,84 @@
+// `lvunet-edge run` as supervisor + worker processes, without a broker: the demo from a fresh
+// state folder, start-up failures that must not crash-loop, and a graceful SIGTERM.
+import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { assertResultV1, type ResultV1 } from '../../src/runtime/sinks/index.js';
+import { ensureStopped, startRun, stateDir } from '../integration/run-helpers.js';
+
+function results(text: string): ResultV1[] {
+  return text
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => {
+      const v: unknown = JSON.parse(l);
+      assertResultV1(v);
+      return v;
+    });
+}
+
+t.test('run --demo --max-frames 5 prints 5 results and exits 0', async (t) => {
+  const state = stateDir(t, 'run-demo');
+  const p = startRun(['--demo', '--max-frames', '5'], { LVUNET_STATE_DIR: state });
+  t.teardown(() => ensureStopped(p));
+  t.equal(await p.exited, 0, p.stderr());
+  const rs = results(p.stdout());
+  t.equal(rs.length, 5);
+  t.same(rs.map((r) => r.frame.seq), [0, 1, 2, 3, 4]);
+  t.match(p.stderr(), /RANDOM WEIGHTS/, 'the demo says loudly that its model is untrained');
+  t.match(p.stderr(), new RegExp(`built from seed 1 into ${join(state, 'demo-model')}`));
+  t.match(p.stderr(), /worker pid \d+ ready/);
+
+  // The second run reuses the model built by the first.
+  const again = startRun(['--demo', '--max-frames', '2'], { LVUNET_STATE_DIR: state });
+  t.teardown(() => ensureStopped(again));
+  t.equal(await again.exited, 0, again.stderr());
+  t.equal(results(again.stdout()).length, 2);
+  t.notMatch(again.stderr(), /building LV-UNet/);
+});
+
+t.test('a model that cannot load fails once (exit 1, file named), without restarts', async (t) => {
+  const state = stateDir(t, 'run-bad-model');
+  const missing = join(state, 'no-such-model');
+  const started = Date.now();
+  const p = startRun(['--model', missing, '--source', 'synthetic'], { LVUNET_STATE_DIR: state });
+  t.teardown(() => ensureStopped(p));
+  t.equal(await p.exited, 1);
+  t.match(p.stderr(), new RegExp(`${missing}: model not found`));
+  t.match(p.stderr(), /not restarting/);
+  t.notMatch(p.stderr(), /restarting in/);
+  t.ok(Date.now() - started < 15_000, 'no crash loop');
+  t.equal(p.stdout(), '');
+});
+
+t.test('SIGTERM stops capture, drains and exits 0', async (t) => {
+  const state = stateDir(t, 'run-sigterm');
+  const p = startRun(['--demo', '--fps', '20'], { LVUNET_STATE_DIR: state });
+  t.teardown(() => ensureStopped(p));
+  await p.waitStderr(/worker pid \d+ ready/, 60_000);
+  await new Promise((r) => setTimeout(r, 1000));
+  p.child.kill('SIGTERM');
+  t.equal(await p.exited, 0, p.stderr());
+  t.match(p.stderr(), /SIGTERM: stopping capture/);
+  const rs = results(p.stdout());
+  t.ok(rs.length >= 5, `results before the stop (${rs.length})`);
+  // Paced frames use 'latest' queues, which may replace a frame: seq rises, with gaps.
+  t.ok(rs.every((r, i) => i === 0 || r.frame.seq > rs[i - 1].frame.seq), 'every line complete and in order');
+  t.ok(p.stdout().endsWith('\n'), 'the last line is whole');
+});
+
+t.test('a config file: its hot keys reach the running worker without a restart', async (t) => {
+  const state = stateDir(t, 'run-config');
+  const file = join(state, 'lvunet-edge.yaml');
+  writeFileSync(file, `state_dir: ${state}\ninference:\n  threshold: 0.5\n`);
+  const p = startRun(['--demo', '--config', file, '--fps', '10'], { LVUNET_STATE_DIR: state });
+  t.teardown(() => ensureStopped(p));
+  await p.waitStderr(/worker pid \d+ ready/, 60_000);
+  writeFileSync(file, `state_dir: ${state}\ninference:\n  threshold: 0.25\n  min_area_px: 10\n`);
+  await p.waitStderr(/config: applied inference\.min_area_px, inference\.threshold|config: applied inference\.threshold, inference\.min_area_px/, 20_000);
+  await p.waitStderr(/config: applied threshold, minArea, rle, contours/, 20_000);
+  p.child.kill('SIGTERM');
+  t.equal(await p.exited, 0, p.stderr());
+  t.notMatch(p.stderr(), /restarting in/, 'no worker restart');
+});
