@@ -119,8 +119,7 @@ while True:
   t.equal(notifier.watchdogIntervalMs, 100);
   const { sup, results } = supervisor(t, { FAKE_MODE: 'normal' }, { systemd: notifier });
   sup.start();
-  await until('READY and WATCHDOG', () => received.includes('READY=1') && received.includes('WATCHDOG=1'));
-  t.ok(results.length > 0);
+  await until('READY, WATCHDOG and a result', () => received.includes('READY=1') && received.includes('WATCHDOG=1') && results.length > 0);
   await sup.stop();
   await until('STOPPING', () => received.includes('STOPPING=1'));
   t.pass('READY=1, WATCHDOG=1 and STOPPING=1 reached the notify socket');
