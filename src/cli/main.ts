@@ -16,6 +16,7 @@ import {
 import type { Command } from './command.js';
 import { UsageError } from './errors.js';
 import { EVAL_USAGE, evalCommand } from './eval-command.js';
+import { TRAIN_USAGE, trainCommand } from './train-command.js';
 import { BENCH_PIPELINE_USAGE, benchPipeline } from './bench-command.js';
 import { DOCTOR_USAGE, doctor } from './doctor-command.js';
 import { FRAMES_MAKE_USAGE, framesMake } from './frames-command.js';
@@ -31,6 +32,7 @@ commands:
   model quantize calibrated static INT8 (QDQ) model from real frames
   model fp16     FP16 model (weights stored as float16)
   model check    agreement of a model with a reference model (and with masks)
+  train          train LV-UNet from scratch (deep-training λ → 1), checkpoints, CSV log, lvunet.safetensors
   eval           Dice, IoU, precision, recall, specificity, HD95 per image and pooled, at model and native size
   bundle keygen  make an ed25519 key pair for signing model bundles
   bundle sign    make a signed model bundle (optionally with golden self-test frames)
@@ -57,6 +59,7 @@ const COMMANDS: Record<string, Command> = {
   'model build': { usage: MODEL_BUILD_USAGE, run: (a) => modelBuild(a, log) },
   'model inspect': { usage: MODEL_INSPECT_USAGE, run: (a) => modelInspect(a, print) },
   ...precisionCommands(log, print),
+  train: { usage: TRAIN_USAGE, run: (a) => trainCommand(a, log) },
   eval: { usage: EVAL_USAGE, run: (a) => evalCommand(a, log, print) },
   'bundle keygen': { usage: BUNDLE_KEYGEN_USAGE, run: (a) => bundleKeygen(a, print) },
   'bundle sign': { usage: BUNDLE_SIGN_USAGE, run: (a) => bundleSign(a, log) },

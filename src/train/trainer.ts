@@ -1,0 +1,316 @@
+/**
+ * The training loop: deterministic split, seeded augmentation and batch order (derived from the
+ * seed and the epoch, so a resumed run draws what the uninterrupted one would have), deep-training
+ * λ and cosine LR from schedule.ts, a checkpoint each epoch and a CSV log.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { DEFAULT_FRACTIONS, listPairs, readSplitFile, selectPairs, splitPairs, writeSplitFile, type Pair, type SplitFile } from '../data/dataset.js';
+import { mulberry32, shuffleInPlace } from '../data/random.js';
+import { SIZE_MULTIPLE } from '../model/architecture.js';
+import { seededWeights } from '../model/init.js';
+import { writeFileAtomic } from '../util/files.js';
+import { initTrainBackend } from './backend.js';
+import { readOptimizerCheckpoint, readWeightsCheckpoint, serializeOptimizer, serializeWeights } from './checkpoint.js';
+import { augment, SampleCache, stackBatch } from './data.js';
+import { diceScores, segmentationLoss } from './loss.js';
+import { TfLvunet } from './model.js';
+import { Adam } from './optimizer.js';
+import { plotCurves } from './plot.js';
+import { lambdaAt, lrAt } from './schedule.js';
+
+export interface TrainOptions {
+  readonly data: string;
+  readonly out: string;
+  readonly epochs: number;
+  readonly batch: number;
+  readonly size: number;
+  readonly seed: number;
+  /** An existing split file; otherwise one is made (64/16/20 by `seed`) and saved as out/split.json. */
+  readonly split?: string;
+  readonly resume: boolean;
+  /** Use at most this many train and val images (smoke runs). */
+  readonly limit?: number;
+  readonly lr?: number;
+  readonly weightDecay?: number;
+  /** Force the wasm backend even when tfjs-node is installed. */
+  readonly wasm?: boolean;
+  /** Stop after this many epochs of this invocation (training in chunks; --resume continues). */
+  readonly stopAfter?: number;
+  /** Seconds between progress lines within an epoch (default 10). */
+  readonly progressEvery?: number;
+}
+
+export const FINAL_WEIGHTS = 'lvunet.safetensors';
+export const LAST_WEIGHTS = 'last.safetensors';
+export const LAST_OPTIMIZER = 'last.optim.safetensors';
+export const STATE_FILE = 'state.json';
+export const SPLIT_FILE = 'split.json';
+export const LOG_FILE = 'log.csv';
+export const PLOT_FILE = 'curves.png';
+const CSV_HEADER = 'epoch,lambda,lr,train_loss,val_loss,val_dice,val_dice_std,images_per_s,seconds\n';
+
+/** What a resumed run must agree with, and where the previous one stopped. */
+interface RunState {
+  readonly epochs: number;
+  readonly batch: number;
+  readonly size: number;
+  readonly seed: number;
+  readonly epochsDone: number;
+  readonly bestDice: number;
+  readonly bestEpoch: number;
+}
+
+export interface EpochRecord {
+  readonly epoch: number;
+  readonly lambda: number;
+  readonly lr: number;
+  readonly trainLoss: number;
+  readonly valLoss: number;
+  readonly valDice: number;
+  readonly valDiceStd: number;
+  readonly imagesPerSecond: number;
+  readonly seconds: number;
+}
+
+export interface TrainResult {
+  readonly records: EpochRecord[];
+  readonly finalWeights: string;
+  readonly bestEpoch: number;
+  readonly bestDice: number;
+  readonly backend: string;
+}
+
+export function checkTrainOptions(o: TrainOptions): void {
+  const positive = (name: string, v: number): void => {
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`--${name} must be a positive integer, got ${v}`);
+  };
+  positive('epochs', o.epochs);
+  positive('batch', o.batch);
+  positive('size', o.size);
+  if (o.limit !== undefined) positive('limit', o.limit);
+  if (!Number.isInteger(o.seed)) throw new RangeError(`--seed must be an integer, got ${o.seed}`);
+  if (o.size % SIZE_MULTIPLE !== 0) throw new RangeError(`--size ${o.size} is not a multiple of ${SIZE_MULTIPLE}`);
+}
+
+function resolveSplit(o: TrainOptions, pairs: readonly Pair[]): SplitFile {
+  const saved = join(o.out, SPLIT_FILE);
+  if (o.split !== undefined) {
+    const split = readSplitFile(o.split);
+    writeSplitFile(saved, split);
+    return split;
+  }
+  // A resumed run keeps its split; a fresh one into the same folder may have another seed.
+  if (o.resume && existsSync(saved)) return readSplitFile(saved);
+  const split = splitPairs(pairs, DEFAULT_FRACTIONS, o.seed);
+  writeSplitFile(saved, split);
+  return split;
+}
+
+function formatDuration(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
+}
+
+function meanStd(v: readonly number[]): { mean: number; std: number } {
+  const mean = v.reduce((a, b) => a + b, 0) / Math.max(1, v.length);
+  const std = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, v.length));
+  return { mean, std };
+}
+
+/** The epochs of a run's log.csv (all of them, across resumes). */
+export function readLog(path: string): EpochRecord[] {
+  const lines = readFileSync(path, 'utf8').trim().split('\n').slice(1);
+  return lines
+    .filter((l) => l.trim() !== '')
+    .map((l) => {
+      const [epoch, lambda, lr, trainLoss, valLoss, valDice, valDiceStd, imagesPerSecond, seconds] = l.split(',').map(Number);
+      return { epoch, lambda, lr, trainLoss, valLoss, valDice, valDiceStd, imagesPerSecond, seconds };
+    });
+}
+
+/** One optimisation step; returns the batch loss. */
+export function trainStep(model: TfLvunet, optimizer: Adam, x: tf.Tensor4D, y: tf.Tensor4D, lr: number): number {
+  const vars = model.trainableVariables();
+  let result: { value: tf.Scalar; grads: tf.NamedTensorMap } | undefined;
+  try {
+    result = tf.variableGrads(() => segmentationLoss(model.forward(x, true), y), vars);
+  } catch (e) {
+    model.discardBatchStats();
+    throw e;
+  }
+  const grads = new Map<tf.Variable, tf.Tensor>();
+  for (const v of vars) {
+    const g = result.grads[v.name];
+    if (g !== undefined) grads.set(v, g);
+  }
+  optimizer.apply(grads, lr);
+  model.commitBatchStats();
+  const loss = result.value.dataSync()[0];
+  result.value.dispose();
+  for (const g of grads.values()) g.dispose();
+  return loss;
+}
+
+export interface Evaluation {
+  readonly loss: number;
+  readonly dice: number[];
+}
+
+export async function evaluate(model: TfLvunet, pairs: readonly Pair[], cache: SampleCache, batch: number, size: number): Promise<Evaluation> {
+  const dice: number[] = [];
+  let lossSum = 0;
+  for (let i = 0; i < pairs.length; i += batch) {
+    const samples = await Promise.all(pairs.slice(i, i + batch).map((p) => cache.get(p)));
+    const { x, y } = stackBatch(samples);
+    const n = samples.length;
+    const [logits, loss] = tf.tidy(() => {
+      const yt = tf.tensor4d(y, [n, size, size, 1]);
+      const z = model.forward(tf.tensor4d(x, [n, size, size, 3]), false);
+      return [z, segmentationLoss(z, yt)] as const;
+    });
+    dice.push(...diceScores(logits.dataSync() as Float32Array, y, n));
+    lossSum += loss.dataSync()[0] * n;
+    logits.dispose();
+    loss.dispose();
+  }
+  return { loss: lossSum / Math.max(1, pairs.length), dice };
+}
+
+export async function train(o: TrainOptions, log: (line: string) => void = console.log): Promise<TrainResult> {
+  checkTrainOptions(o);
+  mkdirSync(o.out, { recursive: true });
+  const backend = await initTrainBackend({ preferNative: o.wasm !== true });
+  log(`backend: ${backend.detail}`);
+
+  const pairs = listPairs(o.data);
+  const split = resolveSplit(o, pairs);
+  let trainPairs = selectPairs(pairs, split.train);
+  let valPairs = selectPairs(pairs, split.val);
+  if (o.limit !== undefined) {
+    trainPairs = trainPairs.slice(0, o.limit);
+    valPairs = valPairs.slice(0, o.limit);
+  }
+  if (trainPairs.length === 0) throw new Error(`${o.data}: the split has no training images`);
+  log(`data: ${trainPairs.length} train, ${valPairs.length} val (split ${join(o.out, SPLIT_FILE)}, ${split.test.length} test held out)`);
+
+  const schedule = { epochs: o.epochs, lr: o.lr };
+  const model = TfLvunet.create({ height: o.size, width: o.size, lambda: lambdaAt(0, schedule) }, seededWeights({ seed: o.seed, randomBatchNorm: false }));
+  const optimizer = new Adam({ weightDecay: o.weightDecay ?? 1e-4 });
+  const statePath = join(o.out, STATE_FILE);
+  let state: RunState = { epochs: o.epochs, batch: o.batch, size: o.size, seed: o.seed, epochsDone: 0, bestDice: -1, bestEpoch: -1 };
+
+  try {
+    if (o.resume && existsSync(statePath)) {
+      const prior = JSON.parse(readFileSync(statePath, 'utf8')) as RunState;
+      for (const k of ['epochs', 'batch', 'size', 'seed'] as const) {
+        if (prior[k] !== state[k]) throw new Error(`--resume: ${statePath} has ${k} ${prior[k]}, this run ${state[k]}`);
+      }
+      const ckpt = readWeightsCheckpoint(join(o.out, LAST_WEIGHTS));
+      model.loadWeights(ckpt.tensors);
+      model.batchesTracked = ckpt.batchesTracked;
+      readOptimizerCheckpoint(join(o.out, LAST_OPTIMIZER), optimizer, model);
+      state = prior;
+      const best = state.bestEpoch < 0 ? 'no λ = 1 epoch yet' : `best λ = 1 val Dice ${state.bestDice.toFixed(4)} at epoch ${state.bestEpoch}`;
+      log(`resuming after epoch ${state.epochsDone} of ${state.epochs} (${best})`);
+    } else if (o.resume) {
+      log(`--resume: no ${statePath}, starting from scratch`);
+    }
+    const logPath = join(o.out, LOG_FILE);
+    if (state.epochsDone === 0 || !existsSync(logPath)) writeFileAtomic(logPath, CSV_HEADER);
+
+    const cache = new SampleCache(o.size);
+    // Drop the last partial batch (as the paper's loader does) unless it is the only one.
+    const steps = Math.max(1, Math.floor(trainPairs.length / o.batch));
+    const records: EpochRecord[] = [];
+    const every = (o.progressEvery ?? 10) * 1000;
+    let trainSecondsTotal = 0;
+    let stepsTotal = 0;
+    let lastEpochPerStep: number | undefined;
+
+    const end = Math.min(o.epochs, state.epochsDone + (o.stopAfter ?? o.epochs));
+    for (let epoch = state.epochsDone; epoch < end; epoch++) {
+      const lambda = lambdaAt(epoch, schedule);
+      const lr = lrAt(epoch, schedule);
+      model.setLambda(lambda);
+      const rng = mulberry32((Math.imul(o.seed, 0x9e3779b1) ^ (epoch + 1)) >>> 0);
+      const order = shuffleInPlace([...trainPairs], rng);
+      const t0 = performance.now();
+      let lastLine = t0;
+      let lossSum = 0;
+      for (let s = 0; s < steps; s++) {
+        const batchPairs = order.slice(s * o.batch, (s + 1) * o.batch);
+        const samples = (await Promise.all(batchPairs.map((p) => cache.get(p)))).map((sample) => augment(sample, o.size, rng));
+        const { x, y } = stackBatch(samples);
+        const n = samples.length;
+        const xt = tf.tensor4d(x, [n, o.size, o.size, 3]);
+        const yt = tf.tensor4d(y, [n, o.size, o.size, 1]);
+        const loss = trainStep(model, optimizer, xt, yt, lr);
+        xt.dispose();
+        yt.dispose();
+        if (!Number.isFinite(loss)) throw new Error(`epoch ${epoch + 1} step ${s + 1}: loss is ${loss}`);
+        lossSum += loss;
+        const now = performance.now();
+        if (now - lastLine >= every || s === steps - 1) {
+          lastLine = now;
+          const secs = (now - t0) / 1000;
+          const ips = ((s + 1) * o.batch) / secs;
+          // The first epoch also decodes every image; later epochs read the cache, so once one has
+          // finished its pace is the better predictor.
+          const perStep = lastEpochPerStep ?? (trainSecondsTotal + secs) / (stepsTotal + s + 1);
+          const remaining = (end - epoch) * steps - (s + 1);
+          log(`epoch ${epoch + 1}/${o.epochs} step ${s + 1}/${steps} loss ${(lossSum / (s + 1)).toFixed(4)} λ ${lambda.toFixed(4)} lr ${lr.toExponential(2)} ${ips.toFixed(2)} img/s ETA ${formatDuration(remaining * perStep)} (train only)`);
+        }
+      }
+      const trainSeconds = (performance.now() - t0) / 1000;
+      trainSecondsTotal += trainSeconds;
+      lastEpochPerStep = trainSeconds / steps;
+      stepsTotal += steps;
+
+      const val = valPairs.length > 0 ? await evaluate(model, valPairs, cache, o.batch, o.size) : { loss: NaN, dice: [] };
+      const { mean: valDice, std: valDiceStd } = meanStd(val.dice);
+      const record: EpochRecord = {
+        epoch: epoch + 1,
+        lambda,
+        lr,
+        trainLoss: lossSum / steps,
+        valLoss: val.loss,
+        valDice,
+        valDiceStd,
+        imagesPerSecond: (steps * o.batch) / trainSeconds,
+        seconds: (performance.now() - t0) / 1000,
+      };
+      records.push(record);
+
+      const meta = { lambda: String(lambda), epoch: String(epoch + 1), seed: String(o.seed), lr: String(lr), val_dice: String(valDice), producer: 'lvunet-edge train' };
+      const weights = serializeWeights(model, meta);
+      writeFileAtomic(join(o.out, LAST_WEIGHTS), weights);
+      writeFileAtomic(join(o.out, LAST_OPTIMIZER), serializeOptimizer(optimizer, model));
+      // Only λ = 1 epochs compete for best: an earlier one could not be fused for deployment, and
+      // the deployed model must be the evaluated one. Without validation images the latest wins.
+      let best = '';
+      if (lambda === 1 && (valPairs.length === 0 || valDice > state.bestDice || state.bestEpoch < 0)) {
+        writeFileAtomic(join(o.out, FINAL_WEIGHTS), weights);
+        state = { ...state, bestDice: valDice, bestEpoch: epoch + 1 };
+        best = ` → best, saved ${FINAL_WEIGHTS}`;
+      }
+      state = { ...state, epochsDone: epoch + 1 };
+      writeFileAtomic(statePath, `${JSON.stringify(state, null, 2)}\n`);
+      appendFileSync(
+        logPath,
+        [record.epoch, lambda, lr, record.trainLoss, record.valLoss, valDice, valDiceStd, record.imagesPerSecond, record.seconds]
+          .map((v) => (Number.isInteger(v) ? String(v) : v.toPrecision(6)))
+          .join(',') + '\n',
+      );
+      writeFileAtomic(join(o.out, PLOT_FILE), plotCurves(readLog(logPath)));
+      log(`epoch ${epoch + 1}/${o.epochs} done: train loss ${record.trainLoss.toFixed(4)}, val loss ${val.loss.toFixed(4)}, val Dice ${valDice.toFixed(4)} ± ${valDiceStd.toFixed(4)} (per image, n=${val.dice.length}), ${record.imagesPerSecond.toFixed(2)} img/s, ${record.seconds.toFixed(1)} s${best}`);
+    }
+    return { records, finalWeights: join(o.out, FINAL_WEIGHTS), bestEpoch: state.bestEpoch, bestDice: state.bestDice, backend: backend.detail };
+  } finally {
+    optimizer.dispose();
+    model.dispose();
+  }
+}
