@@ -10,22 +10,10 @@ import {
   overridesFromAssignments,
   redactConfig,
   saveLastKnownGood,
-  type ConfigIssue,
-  type LoadOptions,
 } from '../../src/config/index.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 
-const BASE: LoadOptions = { env: {}, hostname: 'cart-1', homedir: '/home/op', cwd: '/srv' };
-
-function issuesOf(options: LoadOptions): ConfigIssue[] {
-  try {
-    loadConfig({ ...BASE, ...options });
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.issues];
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
+import { BASE, issuesOf } from './helpers.js';
 
 t.test('YAML file: values, relative paths from the file folder, origins', async (t) => {
   const dir = t.testdir({

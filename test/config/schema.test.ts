@@ -1,7 +1,6 @@
 import t from 'tap';
 
 import {
-  ConfigError,
   HOT_KEYS,
   configSchema,
   describeKeys,
@@ -10,23 +9,11 @@ import {
   isHotKey,
   loadConfig,
   type Config,
-  type ConfigIssue,
-  type LoadOptions,
 } from '../../src/config/index.js';
 import { didYouMean, levenshtein } from '../../src/config/schema-kit.js';
 import { leafKeys } from '../../src/config/schema.js';
 
-const BASE: LoadOptions = { env: {}, hostname: 'cart-1', homedir: '/home/op', cwd: '/srv' };
-
-function issuesOf(options: LoadOptions): ConfigIssue[] {
-  try {
-    loadConfig({ ...BASE, ...options });
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.issues];
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
+import { BASE, issuesOf } from './helpers.js';
 
 t.test('the embedded defaults are complete and run without a broker', async (t) => {
   const { config, origin, providersFrom, events } = loadConfig(BASE);
