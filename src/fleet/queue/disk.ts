@@ -39,6 +39,7 @@ import {
 import path from 'node:path';
 import { crc32 } from './crc32.js';
 import {
+  makeRoomFor,
   messageSize,
   resolveLimits,
   toBuffer,
@@ -441,15 +442,14 @@ export class DiskStore implements MessageStore {
   }
 
   private makeRoom(size: number): boolean {
-    const { maxMessages, maxBytes, dropPolicy } = this.limits;
-    if (size > maxBytes) return false;
-    while (this.live.size + 1 > maxMessages || this.bytes + size > maxBytes) {
-      if (dropPolicy === 'drop-newest') return false;
-      const oldest = this.live.keys().next();
-      if (oldest.done) return false;
-      this.remove(oldest.value);
-      this.dropped++;
-    }
+    const evicted = makeRoomFor(this.limits, size, {
+      count: () => this.live.size,
+      bytes: () => this.bytes,
+      oldest: () => this.live.keys().next().value,
+      evict: (id) => this.remove(id),
+    });
+    if (evicted < 0) return false;
+    this.dropped += evicted;
     return true;
   }
 

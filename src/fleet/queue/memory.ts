@@ -1,4 +1,5 @@
 import {
+  makeRoomFor,
   messageSize,
   resolveLimits,
   toBuffer,
@@ -66,15 +67,14 @@ export class MemoryStore implements MessageStore {
   }
 
   private makeRoom(size: number): boolean {
-    const { maxMessages, maxBytes, dropPolicy } = this.limits;
-    if (size > maxBytes) return false;
-    while (this.messages.size + 1 > maxMessages || this.bytes + size > maxBytes) {
-      if (dropPolicy === 'drop-newest') return false;
-      const oldest = this.messages.keys().next();
-      if (oldest.done) return false;
-      this.ack(oldest.value);
-      this.dropped++;
-    }
+    const evicted = makeRoomFor(this.limits, size, {
+      count: () => this.messages.size,
+      bytes: () => this.bytes,
+      oldest: () => this.messages.keys().next().value,
+      evict: (id) => this.ack(id),
+    });
+    if (evicted < 0) return false;
+    this.dropped += evicted;
     return true;
   }
 

@@ -93,3 +93,25 @@ export function messageSize(topic: string, payload: Buffer): number {
 export function toBuffer(payload: Buffer | string): Buffer {
   return typeof payload === 'string' ? Buffer.from(payload) : payload;
 }
+
+/**
+ * The bound and drop policy both stores share: evicts oldest messages until one of `size` bytes
+ * fits, or says it cannot (drop-newest, or larger than the whole store). Returns how many were
+ * evicted, or -1 when the new message must be refused.
+ */
+export function makeRoomFor(
+  limits: ResolvedLimits,
+  size: number,
+  state: { count(): number; bytes(): number; oldest(): number | undefined; evict(id: number): void },
+): number {
+  if (size > limits.maxBytes) return -1;
+  let evicted = 0;
+  while (state.count() + 1 > limits.maxMessages || state.bytes() + size > limits.maxBytes) {
+    if (limits.dropPolicy === 'drop-newest') return -1;
+    const oldest = state.oldest();
+    if (oldest === undefined) return -1;
+    state.evict(oldest);
+    evicted++;
+  }
+  return evicted;
+}
