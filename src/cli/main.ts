@@ -22,6 +22,7 @@ import { DOCTOR_USAGE, doctor } from './doctor-command.js';
 import { FRAMES_MAKE_USAGE, framesMake } from './frames-command.js';
 import { MODEL_BUILD_USAGE, MODEL_INSPECT_USAGE, modelBuild, modelInspect } from './model-commands.js';
 import { precisionCommands } from './precision-commands.js';
+import { MODEL_RELEASE_USAGE, modelRelease } from './release-command.js';
 import { RUN_USAGE, runCommand } from './run-command.js';
 
 const USAGE = `lvunet-edge: LV-UNet segmentation toolchain and edge runtime
@@ -32,6 +33,7 @@ commands:
   model quantize calibrated static INT8 (QDQ) model from real frames
   model fp16     FP16 model (weights stored as float16)
   model check    agreement of a model with a reference model (and with masks)
+  model release  a training run → evaluated, gated fp32/fp16/int8 model directory with a full manifest
   train          train LV-UNet from scratch (deep-training λ → 1), checkpoints, CSV log, lvunet.safetensors
   eval           Dice, IoU, precision, recall, specificity, HD95 per image and pooled, at model and native size
   bundle keygen  make an ed25519 key pair for signing model bundles
@@ -59,6 +61,7 @@ const COMMANDS: Record<string, Command> = {
   'model build': { usage: MODEL_BUILD_USAGE, run: (a) => modelBuild(a, log) },
   'model inspect': { usage: MODEL_INSPECT_USAGE, run: (a) => modelInspect(a, print) },
   ...precisionCommands(log, print),
+  'model release': { usage: MODEL_RELEASE_USAGE, run: (a) => modelRelease(a, log) },
   train: { usage: TRAIN_USAGE, run: (a) => trainCommand(a, log) },
   eval: { usage: EVAL_USAGE, run: (a) => evalCommand(a, log, print) },
   'bundle keygen': { usage: BUNDLE_KEYGEN_USAGE, run: (a) => bundleKeygen(a, print) },

@@ -43,4 +43,10 @@ export interface Manifest {
   readonly lambda: number;
   readonly weights: { readonly source: string; readonly sha256: string | null };
   readonly files: readonly ManifestFile[];
+  /** How the weights were trained (written by `model release`; absent for built or seeded models). */
+  readonly training?: Readonly<Record<string, unknown>>;
+  /** Metric table on the run's held-out test split (written by `model release`). */
+  readonly evaluation?: Readonly<Record<string, unknown>>;
+  /** Precisions that were produced but failed their agreement gate, with their figures. */
+  readonly rejected?: readonly Readonly<Record<string, unknown>>[];
 }

@@ -1,0 +1,281 @@
+/**
+ * The `model release` job: a finished training run → a model directory a device can be given.
+ *
+ *   run/lvunet.safetensors (the λ = 1 epoch with the best validation Dice)
+ *     → lvunet.train.onnx + lvunet.fp32.onnx             (model build)
+ *     → evaluation on the run's held-out test split       (eval, per image, model and native size)
+ *     → lvunet.fp16.onnx, lvunet.int8.onnx                (calibrated on train images only)
+ *     → each checked against fp32 on the test split, and shipped only if it passes its gate
+ *     → manifest.json: files, data provenance and terms, split, schedule, metric table, agreement.
+ *
+ * A precision that fails its gate is not written: it is listed under `rejected` with its figures, so
+ * a device can never pick up a quantised model that silently lost accuracy.
+ */
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+
+import { listPairs, readSplitFile, selectPairs, type Pair, type SplitFile } from '../data/dataset.js';
+import { evaluate, type ResolutionSummary } from '../eval/evaluate.js';
+import { FINAL_WEIGHTS, LOG_FILE, readLog, SPLIT_FILE, STATE_FILE, type EpochRecord } from '../train/trainer.js';
+import { DEFAULT_LR, DEFAULT_MIN_LR, DEFAULT_RAMP_FRACTION } from '../train/schedule.js';
+import { sha256, writeFileAtomic } from '../util/files.js';
+import { buildModelDir, describeFile, FP32_FILE, loadWeightsFile } from './build.js';
+import { MANIFEST_FILE, type Manifest, type ManifestFile, type Precision } from './manifest.js';
+import { readOnnx } from './onnx/read.js';
+import { writeOnnx } from './onnx/write.js';
+import { checkAgainstReference, type CheckReport } from './precision/check.js';
+import { toFp16 } from './precision/fp16.js';
+import { preprocessRgb } from '../image/preprocess.js';
+import { readImageFile } from '../image/decode.js';
+import { spreadSample } from './precision/images.js';
+import { quantizeInt8 } from './precision/quantize.js';
+
+export const FP16_FILE = 'lvunet.fp16.onnx';
+export const INT8_FILE = 'lvunet.int8.onnx';
+
+/** Issue-level gates: what a converted precision must show against fp32 before it ships. */
+export const GATES = Object.freeze({
+  fp16: { minMeanMaskDice: 0.995 },
+  int8: { minMeanMaskDice: 0.98, maxTruthDiceDrop: 0.01 },
+});
+
+export type ConvertedPrecision = Exclude<Precision, 'fp32'>;
+
+export interface ReleaseOptions {
+  /** A training run folder written by `lvunet-edge train`. */
+  readonly runDir: string;
+  /** The dataset folder the run trained on (images/ + masks/, optional SOURCE.md). */
+  readonly dataDir: string;
+  readonly outDir: string;
+  /** Weights to release (default: the run's lvunet.safetensors). */
+  readonly weights?: string;
+  readonly precisions?: readonly ConvertedPrecision[];
+  /** Train-split images to calibrate INT8 on (spread over the split, default 64). */
+  readonly calibCount?: number;
+  /** Evaluate and check on at most this many test images (default: all). */
+  readonly limit?: number;
+  readonly threads?: number;
+  readonly name?: string;
+  /** Agreement gates (default GATES). */
+  readonly gates?: { readonly fp16: Readonly<Record<string, number>>; readonly int8: Readonly<Record<string, number>> };
+  readonly log?: (line: string) => void;
+}
+
+export interface PrecisionOutcome {
+  readonly precision: ConvertedPrecision;
+  readonly shipped: boolean;
+  readonly file: string;
+  readonly agreement: AgreementRecord;
+  readonly reason?: string;
+}
+
+export interface AgreementRecord {
+  readonly reference: string;
+  readonly split: 'test';
+  readonly images: number;
+  readonly maskDiceAgreement: { readonly mean: number; readonly min: number };
+  readonly logitMaxAbsError: number;
+  readonly logitMeanAbsError: number;
+  readonly diceVsTruth: { readonly model: number; readonly reference: number; readonly drop: number } | null;
+  readonly gate: Readonly<Record<string, number>>;
+  readonly passed: boolean;
+}
+
+export interface ReleaseResult {
+  readonly dir: string;
+  readonly manifest: Manifest;
+  readonly outcomes: readonly PrecisionOutcome[];
+}
+
+export class ReleaseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ReleaseError';
+  }
+}
+
+interface RunInfo {
+  readonly state: { epochs: number; batch: number; size: number; seed: number; epochsDone: number; bestDice: number; bestEpoch: number };
+  readonly split: SplitFile;
+  readonly splitSha256: string;
+  readonly records: EpochRecord[];
+}
+
+function readJson(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ReleaseError(`${path}: cannot read: ${(err as Error).message}`);
+  }
+}
+
+function readRun(runDir: string): RunInfo {
+  for (const f of [STATE_FILE, SPLIT_FILE, LOG_FILE]) {
+    if (!existsSync(join(runDir, f))) throw new ReleaseError(`${runDir} is not a training run folder: ${f} is missing (written by 'lvunet-edge train')`);
+  }
+  const state = readJson(join(runDir, STATE_FILE)) as RunInfo['state'];
+  for (const k of ['epochs', 'batch', 'size', 'seed', 'epochsDone', 'bestDice', 'bestEpoch'] as const) {
+    if (typeof state[k] !== 'number') throw new ReleaseError(`${join(runDir, STATE_FILE)}: '${k}' is missing or not a number`);
+  }
+  const splitPath = join(runDir, SPLIT_FILE);
+  return { state, split: readSplitFile(splitPath), splitSha256: sha256(readFileSync(splitPath)), records: readLog(join(runDir, LOG_FILE)) };
+}
+
+/** SOURCE.md beside the data travels with the model: where the images came from and on what terms. */
+function provenance(dataDir: string): { name: string; sourceFile: string | null; sha256: string | null; notes: string | null } {
+  const path = join(dataDir, 'SOURCE.md');
+  if (!existsSync(path)) return { name: basename(resolve(dataDir)), sourceFile: null, sha256: null, notes: null };
+  const bytes = readFileSync(path);
+  return { name: basename(resolve(dataDir)), sourceFile: 'SOURCE.md', sha256: sha256(bytes), notes: bytes.toString('utf8').trim() };
+}
+
+/** The summary without per-image rows: mean ± std over images, HD95, pooled scores, empty-mask counts. */
+function metricTable(s: ResolutionSummary): ResolutionSummary {
+  const { resolution, size, images, perImage, hd95, pooled, empty } = s;
+  return { resolution, size, images, perImage, hd95, pooled, empty };
+}
+
+function agreementOf(report: CheckReport, gate: Readonly<Record<string, number>>): AgreementRecord {
+  const truth = report.diceVsTruth;
+  const diceVsTruth = truth ? { model: truth.model.mean, reference: truth.reference.mean, drop: truth.reference.mean - truth.model.mean } : null;
+  let passed = report.maskDiceAgreement.mean >= (gate.minMeanMaskDice ?? 0);
+  if (gate.maxTruthDiceDrop !== undefined && diceVsTruth) passed &&= diceVsTruth.drop <= gate.maxTruthDiceDrop;
+  return {
+    reference: FP32_FILE,
+    split: 'test',
+    images: report.images,
+    maskDiceAgreement: { mean: report.maskDiceAgreement.mean, min: report.maskDiceAgreement.min },
+    logitMaxAbsError: report.logitMaxAbsError,
+    logitMeanAbsError: report.logitMeanAbsError,
+    diceVsTruth,
+    gate,
+    passed,
+  };
+}
+
+function gateFailure(a: AgreementRecord): string {
+  const parts = [`mean mask Dice vs fp32 ${a.maskDiceAgreement.mean.toFixed(4)} (gate ≥ ${a.gate.minMeanMaskDice})`];
+  if (a.diceVsTruth && a.gate.maxTruthDiceDrop !== undefined) {
+    parts.push(`Dice vs truth drop ${a.diceVsTruth.drop.toFixed(4)} (gate ≤ ${a.gate.maxTruthDiceDrop})`);
+  }
+  return parts.join(', ');
+}
+
+export async function releaseModel(o: ReleaseOptions): Promise<ReleaseResult> {
+  const log = o.log ?? (() => {});
+  const threads = o.threads ?? 2;
+  const run = readRun(o.runDir);
+  const weightsPath = o.weights ?? join(o.runDir, FINAL_WEIGHTS);
+  if (!existsSync(weightsPath)) {
+    throw new ReleaseError(
+      `${weightsPath} does not exist: the run has ${run.state.epochsDone}/${run.state.epochs} epochs and writes it only from the first λ = 1 epoch on ` +
+        `(the last ${Math.round((1 - DEFAULT_RAMP_FRACTION) * 100)} %); continue it with 'lvunet-edge train --resume'`,
+    );
+  }
+  const weights = loadWeightsFile(weightsPath);
+  if (weights.lambda !== 1) throw new ReleaseError(`${weightsPath}: λ = ${weights.lambda}; only a λ = 1 model can be fused and released`);
+
+  const pairs = listPairs(o.dataDir);
+  const test = selectPairs(pairs, run.split.test);
+  const train = selectPairs(pairs, run.split.train);
+  if (test.length === 0) throw new ReleaseError(`${join(o.runDir, SPLIT_FILE)}: the test split is empty; nothing to evaluate the release on`);
+  const evalPairs: Pair[] = o.limit === undefined ? test : spreadSample(test, o.limit);
+
+  const size = { height: run.state.size, width: run.state.size };
+  const built = buildModelDir(weights, size, o.outDir, log);
+  const fp32Path = join(o.outDir, FP32_FILE);
+  const fp32Bytes = readFileSync(fp32Path);
+  const fp32 = readOnnx(fp32Bytes, fp32Path);
+
+  log(`evaluating ${FP32_FILE} on ${evalPairs.length} test images`);
+  const evaluation = await evaluate(fp32Path, evalPairs, {
+    threads,
+    onProgress: (done, total) => {
+      if (done % 25 === 0 || done === total) log(`eval: ${done}/${total}`);
+    },
+  });
+  log(`test Dice (mean over images): ${evaluation.summary.native.perImage.dice.mean.toFixed(4)} native, ${evaluation.summary.model.perImage.dice.mean.toFixed(4)} at ${size.width}x${size.height}`);
+
+  const outcomes: PrecisionOutcome[] = [];
+  const extraFiles: ManifestFile[] = [];
+  const source = { file: FP32_FILE, sha256: sha256(fp32Bytes) };
+  for (const precision of o.precisions ?? ['fp16', 'int8']) {
+    let model;
+    let extra: Record<string, unknown>;
+    let file: string;
+    if (precision === 'fp16') {
+      file = FP16_FILE;
+      model = toFp16(fp32, 'weights');
+      extra = { fp16: { mode: 'weights', io: 'float32' } };
+    } else {
+      file = INT8_FILE;
+      const calib = spreadSample(train, Math.min(o.calibCount ?? 64, train.length));
+      log(`calibrating INT8 on ${calib.length} train-split images (disjoint from the ${evalPairs.length} test images)`);
+      const inputs: Float32Array[] = [];
+      for (const p of calib) inputs.push(preprocessRgb(await readImageFile(p.image), size, 'stretch'));
+      const q = await quantizeInt8(fp32, inputs, { method: 'minmax', perChannel: true, threads, log });
+      model = q.model;
+      extra = {
+        quantization: { format: 'QDQ', weights: 'int8 symmetric per-channel (axis 0)', activations: 'uint8 asymmetric', floatNodes: q.report.floatNodes },
+        calibration: { split: 'train', splitSha256: run.splitSha256, count: calib.length, stems: calib.map((p) => p.stem), method: 'minmax' },
+      };
+    }
+    const bytes = writeOnnx(model);
+    log(`checking ${file} against ${FP32_FILE} on ${evalPairs.length} test images`);
+    const report = await checkAgainstReference(bytes, fp32Bytes, evalPairs, { threads, optimization: 'all' });
+    const agreement = agreementOf(report, (o.gates ?? GATES)[precision]);
+    const path = join(o.outDir, file);
+    if (agreement.passed) {
+      writeFileAtomic(path, bytes);
+      extraFiles.push({ ...describeFile(file, model, bytes), precision, source, ...extra, agreement } as ManifestFile);
+      outcomes.push({ precision, shipped: true, file, agreement });
+      log(`${file}: shipped (mask Dice vs fp32 ${agreement.maskDiceAgreement.mean.toFixed(4)})`);
+    } else {
+      // A stale file from an earlier release would otherwise sit beside a manifest that rejects it.
+      rmSync(path, { force: true });
+      const reason = gateFailure(agreement);
+      outcomes.push({ precision, shipped: false, file, agreement, reason });
+      log(`${file}: NOT shipped: ${reason}`);
+    }
+  }
+
+  const last = run.records.at(-1);
+  const manifest: Manifest = {
+    ...built.manifest,
+    name: o.name ?? built.manifest.name,
+    files: [...built.manifest.files, ...extraFiles],
+    training: {
+      trainer: 'lvunet-edge train',
+      weights: { file: basename(weightsPath), sha256: weights.sha256, epoch: run.state.bestEpoch, selectedBy: 'best validation Dice among λ = 1 epochs' },
+      data: { ...provenance(o.dataDir), images: pairs.length },
+      split: { file: SPLIT_FILE, sha256: run.splitSha256, seed: run.split.seed, fractions: run.split.fractions, train: run.split.train.length, val: run.split.val.length, test: run.split.test.length },
+      epochs: { planned: run.state.epochs, done: run.state.epochsDone },
+      batch: run.state.batch,
+      size: run.state.size,
+      seed: run.state.seed,
+      schedule: {
+        optimizer: `Adam, weight decay 1e-4, lr ${DEFAULT_LR} cosine to ${DEFAULT_MIN_LR}`,
+        lambda: `1 − cos(π/2 · e/ramp), ramp = ${DEFAULT_RAMP_FRACTION} of the epochs, then exactly 1`,
+        loss: '0.5 · BCE-with-logits + (1 − soft Dice)',
+        augmentation: 'rot90, flips, brightness/contrast',
+      },
+      bestValDice: run.state.bestDice,
+      lastEpoch: last ? { epoch: last.epoch, lambda: last.lambda, trainLoss: last.trainLoss, valDice: last.valDice } : null,
+    },
+    evaluation: {
+      split: 'test',
+      images: evaluation.images,
+      threshold: evaluation.threshold,
+      emptyMaskRule: evaluation.emptyMaskRule,
+      std: evaluation.std,
+      hd95Units: evaluation.hd95Units,
+      model: metricTable(evaluation.summary.model),
+      native: metricTable(evaluation.summary.native),
+    },
+    rejected: outcomes.filter((x) => !x.shipped).map((x) => ({ precision: x.precision, file: x.file, reason: x.reason, agreement: x.agreement })),
+  };
+  writeFileAtomic(join(o.outDir, SPLIT_FILE), readFileSync(join(o.runDir, SPLIT_FILE)));
+  writeFileAtomic(join(o.outDir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+  log(`wrote ${join(o.outDir, MANIFEST_FILE)}`);
+  return { dir: o.outDir, manifest, outcomes };
+}

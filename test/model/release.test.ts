@@ -1,0 +1,92 @@
+import t from 'tap';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { listPairs, writeSplitFile } from '../../src/data/dataset.js';
+import { parameterSpecs } from '../../src/model/architecture.js';
+import { seededWeights } from '../../src/model/init.js';
+import type { Manifest } from '../../src/model/manifest.js';
+import { FP16_FILE, INT8_FILE, releaseModel, ReleaseError } from '../../src/model/release.js';
+import { writeSafetensors } from '../../src/model/safetensors.js';
+import { sha256 } from '../../src/util/files.js';
+import { KVASIR } from '../helpers/paths.js';
+
+/** A training run folder as `lvunet-edge train` leaves it, with seeded weights standing in for trained ones. */
+function fakeRun(dir: string, withWeights = true): void {
+  const stems = listPairs(KVASIR).map((p) => p.stem);
+  writeSplitFile(join(dir, 'split.json'), {
+    seed: 42,
+    fractions: { train: 0.64, val: 0.16, test: 0.2 },
+    train: stems.slice(0, 6).sort(),
+    val: stems.slice(6, 8).sort(),
+    test: stems.slice(8, 12).sort(),
+  });
+  writeFileSync(join(dir, 'state.json'), JSON.stringify({ epochs: 10, batch: 2, size: 256, seed: 42, epochsDone: 10, bestDice: 0.5, bestEpoch: 10 }));
+  writeFileSync(
+    join(dir, 'log.csv'),
+    'epoch,lambda,lr,train_loss,val_loss,val_dice,val_dice_std,images_per_s,seconds\n10,1,0.00001,0.4,0.45,0.5,0.1,3,120\n',
+  );
+  if (!withWeights) return;
+  const provider = seededWeights({ seed: 5, randomBatchNorm: true });
+  const tensors = new Map(parameterSpecs().map((s) => [s.name, { shape: s.shape, data: provider(s) }]));
+  writeFileSync(join(dir, 'lvunet.safetensors'), writeSafetensors(tensors, { lambda: '1', epoch: '10' }));
+}
+
+t.test('a run becomes a model directory with evaluation, provenance and gated precisions', async (t) => {
+  const dir = t.testdir({ run: {}, out: {} });
+  fakeRun(join(dir, 'run'));
+  const out = join(dir, 'out');
+  const result = await releaseModel({ runDir: join(dir, 'run'), dataDir: KVASIR, outDir: out, precisions: ['fp16'], threads: 1 });
+  const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as Manifest;
+  t.same(manifest, JSON.parse(JSON.stringify(result.manifest)), 'the manifest on disk is the one returned');
+
+  const files = new Map(manifest.files.map((f) => [f.file, f]));
+  t.ok(files.has('lvunet.fp32.onnx') && files.has('lvunet.train.onnx') && files.has(FP16_FILE));
+  for (const f of manifest.files) t.equal(f.sha256, sha256(readFileSync(join(out, f.file))), `${f.file} sha256 matches`);
+  const fp16 = files.get(FP16_FILE) as unknown as { agreement: { passed: boolean; images: number; maskDiceAgreement: { mean: number } } };
+  t.equal(fp16.agreement.images, 4, 'checked on the 4 test images');
+  t.ok(fp16.agreement.passed && fp16.agreement.maskDiceAgreement.mean >= 0.995, 'fp16 passes its gate');
+
+  const training = manifest.training as Record<string, Record<string, unknown>>;
+  t.match(training.data.notes, /research and educational use/, 'the data terms travel with the model');
+  t.equal(training.split.test, 4);
+  t.equal(training.split.sha256, sha256(readFileSync(join(dir, 'run', 'split.json'))));
+  t.same(training.epochs, { planned: 10, done: 10 });
+  const evaluation = manifest.evaluation as { images: number; native: { perImage: { dice: { mean: number; n: number } } } };
+  t.equal(evaluation.images, 4);
+  t.equal(evaluation.native.perImage.dice.n, 4);
+  t.ok(evaluation.native.perImage.dice.mean >= 0 && evaluation.native.perImage.dice.mean <= 1);
+  t.ok(existsSync(join(out, 'split.json')), 'the split ships beside the model');
+});
+
+t.test('a precision that fails its gate is not written and is listed as rejected', async (t) => {
+  const dir = t.testdir({ run: {}, out: { [INT8_FILE]: 'stale file from an earlier release' } });
+  fakeRun(join(dir, 'run'));
+  const out = join(dir, 'out');
+  const result = await releaseModel({
+    runDir: join(dir, 'run'),
+    dataDir: KVASIR,
+    outDir: out,
+    precisions: ['int8'],
+    calibCount: 2,
+    threads: 1,
+    gates: { fp16: { minMeanMaskDice: 0.995 }, int8: { minMeanMaskDice: 1.01 } },
+  });
+  t.equal(result.outcomes.length, 1);
+  t.equal(result.outcomes[0].shipped, false);
+  t.match(result.outcomes[0].reason, /mean mask Dice vs fp32 .* \(gate ≥ 1\.01\)/);
+  t.notOk(existsSync(join(out, INT8_FILE)), 'no INT8 file beside a manifest that rejects it');
+  const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as Manifest;
+  t.notOk(manifest.files.some((f) => f.file === INT8_FILE));
+  t.equal(manifest.rejected?.length, 1);
+  const calibration = (manifest.rejected?.[0] as { agreement: { images: number } }).agreement;
+  t.equal(calibration.images, 4);
+});
+
+t.test('a run without λ = 1 weights yet is refused with how far it got', async (t) => {
+  const dir = t.testdir({ run: {}, out: {} });
+  fakeRun(join(dir, 'run'), false);
+  await t.rejects(releaseModel({ runDir: join(dir, 'run'), dataDir: KVASIR, outDir: join(dir, 'out') }), ReleaseError);
+  await t.rejects(releaseModel({ runDir: join(dir, 'run'), dataDir: KVASIR, outDir: join(dir, 'out') }), /10\/10 epochs.*--resume/);
+  await t.rejects(releaseModel({ runDir: join(dir, 'out'), dataDir: KVASIR, outDir: join(dir, 'out') }), /not a training run folder: state\.json is missing/);
+});
