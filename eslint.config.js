@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'build/**', 'models/**', '.tap/**', 'native/third_party/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'build/**', 'build-arm64/**', 'models/**', '.tap/**', 'native/third_party/**', '.cache/**', 'out/**', 'runs/**', '.devdata/**', 'prebuilds/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
