@@ -43,7 +43,9 @@ function byCodeUnit(a: string, b: string): number {
 function filesByStem(folder: string): Map<string, string> {
   const byStem = new Map<string, string>();
   for (const entry of readdirSync(folder, { withFileTypes: true })) {
-    if (!entry.isFile() || entry.name.startsWith('.')) continue;
+    if (entry.name.startsWith('.')) continue;
+    // A folder of symbolic links (a subset of a dataset, made without copying it) is a dataset too.
+    if (!(entry.isFile() || (entry.isSymbolicLink() && isFile(join(folder, entry.name))))) continue;
     const ext = extname(entry.name);
     if (!IMAGE_EXTENSIONS.has(ext.toLowerCase())) continue;
     const stem = entry.name.slice(0, -ext.length);
@@ -54,6 +56,14 @@ function filesByStem(folder: string): Map<string, string> {
     byStem.set(stem, entry.name);
   }
   return byStem;
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 function isDir(path: string): boolean {

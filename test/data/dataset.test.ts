@@ -1,5 +1,5 @@
 import t from 'tap';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,6 +65,18 @@ t.test('listPairs: mixed extensions and _mask suffix', async (t) => {
       ['c', join('images', 'c.JPEG'), join('masks', 'c.jpg')],
     ],
   );
+});
+
+t.test('listPairs: a folder of symbolic links is a dataset; dangling links and linked folders are not images', async (t) => {
+  const dir = tempDir(t);
+  for (const sub of ['real', 'subset/images', 'subset/masks']) mkdirSync(join(dir, sub), { recursive: true });
+  touch(join(dir, 'real', 'a.jpg'));
+  touch(join(dir, 'real', 'a-mask.png'));
+  symlinkSync(join(dir, 'real', 'a.jpg'), join(dir, 'subset', 'images', 'a.jpg'));
+  symlinkSync(join(dir, 'real', 'a-mask.png'), join(dir, 'subset', 'masks', 'a.png'));
+  symlinkSync(join(dir, 'real', 'gone.jpg'), join(dir, 'subset', 'images', 'gone.jpg'));
+  symlinkSync(join(dir, 'real'), join(dir, 'subset', 'images', 'folder.jpg'));
+  t.same(listPairs(join(dir, 'subset')).map((p) => p.stem), ['a']);
 });
 
 t.test('listPairs errors', async (t) => {
