@@ -4,11 +4,18 @@
  *   DQ(x), DQ(w), DQ(b:int32) → Conv → Q            ⇒ QLinearConv
  *   DQ(a), DQ(b) → Add|Mul → Q                      ⇒ QLinearAdd | QLinearMul (com.microsoft)
  *   DQ → GlobalAveragePool → Q                      ⇒ QLinearGlobalAveragePool (com.microsoft)
- *   DQ → MaxPool|Resize → Q with equal scale and zp ⇒ MaxPool|Resize on the 8-bit tensor
+ *   DQ → MaxPool|Resize(nearest) → Q with equal scale and zp ⇒ MaxPool|Resize on the 8-bit tensor
  * Everything else (HardSwish, HardSigmoid, a Relu that cannot be absorbed) runs in float between a
- * DQ and a Q. Hence:
- * - weights: int8 symmetric in [−127, 127] (or [−64, 64] with reduceRange), per output channel
- *   (axis 0) or per tensor;
+ * DQ and a Q. A bilinear (or cubic) Resize is the exception: ORT 1.30's CPU EP keeps DQ → Resize → Q
+ * as three nodes for any mode but nearest (checked on a one-node graph), so quantising it only adds
+ * a Q and a DQ pass over its upsampled output; it stays float by default and reads its input's DQ
+ * (docs/notes/int8-on-avx2.md has the measurements). Hence:
+ * - weights: int8 symmetric in [−64, 64] (reduceRange, the default) or [−127, 127], per output
+ *   channel (axis 0, the default) or per tensor. 7-bit is the default because a QDQ model is a
+ *   file that must compute the same function on every CPU: x64 without VNNI multiplies u8×s8 with
+ *   VPMADDUBSW, whose int16 pair sums saturate with full-range weights (on an LV-UNet checkpoint,
+ *   per-channel 8-bit weights had ~4.5x the mean logit error of 7-bit ones on this AVX2 machine and
+ *   mask Dice vs FP32 0.94 instead of 0.98), and it costs no time there or on an AVX-512 VNNI machine;
  * - bias: int32 with scale s_x·s_w and zero point 0, as ORT's own quantiser writes it (or float);
  * - activations: asymmetric uint8 (default; x64 MLAS's fast path is u8 activations × s8 weights,
  *   with VNNI's VPDPBUSD) or int8, from calibrated ranges always widened to include 0;
@@ -28,15 +35,21 @@ export type ActivationType = 'uint8' | 'int8';
 
 export interface QuantizeOptions {
   readonly method?: CalibrationMethod;
+  /** One weight scale per output channel (default true) instead of one per tensor. */
   readonly perChannel?: boolean;
   /** Node names (or name prefixes ending at a '.') that stay float. */
   readonly keepFloat?: readonly string[];
   readonly activationType?: ActivationType;
   /**
-   * 7-bit weights ([−64, 64], as ORT's reduce_range): x64 CPUs without VNNI multiply u8×s8 with
-   * VPMADDUBSW, whose int16 pair sums saturate when codes are large; 7-bit weights cannot.
+   * 7-bit weights ([−64, 64], as ORT's reduce_range; default true): x64 CPUs without VNNI multiply
+   * u8×s8 with VPMADDUBSW, whose int16 pair sums saturate when codes are large; 7-bit weights cannot.
    */
   readonly reduceRange?: boolean;
+  /**
+   * Quantise Resize nodes whose mode is not 'nearest' (default false). ORT's CPU EP runs such a
+   * Resize in float between its DQ and Q anyway, so the QDQ pair only adds two passes.
+   */
+  readonly quantizeLinearResize?: boolean;
   /** Quantise Conv biases to int32 (default true); false keeps them float. */
   readonly quantizeBias?: boolean;
   readonly percentile?: number;
@@ -161,8 +174,16 @@ function swapMaxPoolRelu(w: Working, graph: Graph, keep: readonly string[]): voi
   }
 }
 
-function isQuantized(n: Node, graph: Graph, keep: readonly string[], outputs: ReadonlySet<string>): boolean {
+/** A Resize that ORT's CPU EP would run in float between its DQ and Q (any mode but nearest). */
+export function isFloatOnlyResize(n: Node): boolean {
+  if (n.op !== 'Resize') return false;
+  const mode = n.attributes.find((a) => a.name === 'mode')?.value ?? 'nearest';
+  return mode !== 'nearest';
+}
+
+function isQuantized(n: Node, graph: Graph, keep: readonly string[], outputs: ReadonlySet<string>, linearResize = false): boolean {
   if (!QUANTIZABLE.has(n.op) || matchesKeep(n.name, keep)) return false;
+  if (!linearResize && isFloatOnlyResize(n)) return false;
   if (n.op === 'Conv') {
     const w = graph.initializers.get(n.inputs[1]);
     if (!w || w.dataType !== 'float32' || outputs.has(n.outputs[0])) return false;
@@ -174,12 +195,12 @@ function isQuantized(n: Node, graph: Graph, keep: readonly string[], outputs: Re
 }
 
 /** Absorbs each Relu whose only input is the sole output of a quantised Conv or Add. */
-function absorbRelus(w: Working, graph: Graph, keep: readonly string[], outputs: ReadonlySet<string>): void {
+function absorbRelus(w: Working, graph: Graph, keep: readonly string[], outputs: ReadonlySet<string>, linearResize: boolean): void {
   for (const relu of [...w.nodes]) {
     if (relu.op !== 'Relu' || matchesKeep(relu.name, keep)) continue;
     const x = relu.inputs[0];
     const producer = producerMap(w.nodes).get(x);
-    if (!producer || !ABSORBS_RELU.has(producer.op) || !isQuantized(producer, graph, keep, outputs)) continue;
+    if (!producer || !ABSORBS_RELU.has(producer.op) || !isQuantized(producer, graph, keep, outputs, linearResize)) continue;
     if (consumerCount(w.nodes, x) !== 1 || outputs.has(x) || outputs.has(relu.outputs[0])) continue;
     const ry = w.ranges.get(relu.outputs[0]);
     if (!ry) continue;
@@ -197,18 +218,20 @@ export function quantizeWithRanges(model: Model, ranges: ReadonlyMap<string, Ran
   const keep = options.keepFloat ?? [];
   const unknown = keep.filter((k) => !graph.nodes.some((n) => matchesKeep(n.name, [k])));
   if (unknown.length > 0) throw new PrecisionError(`--keep-float: no node named (or prefixed) ${unknown.map((k) => `'${k}'`).join(', ')} in graph '${graph.name}'`);
-  const perChannel = options.perChannel ?? false;
+  const perChannel = options.perChannel ?? true;
+  const reduceRange = options.reduceRange ?? true;
+  const linearResize = options.quantizeLinearResize ?? false;
   const type = options.activationType ?? 'uint8';
   const zpType: DataType = type;
   const quantizeBias = options.quantizeBias ?? true;
-  const wMax = options.reduceRange ? 64 : 127;
+  const wMax = reduceRange ? 64 : 127;
   const outputs = new Set(graph.outputs.map((o) => o.name));
 
   const w: Working = { nodes: [...graph.nodes], ranges: new Map(ranges), absorbed: [] };
   swapMaxPoolRelu(w, graph, keep);
-  absorbRelus(w, graph, keep, outputs);
+  absorbRelus(w, graph, keep, outputs, linearResize);
 
-  const quantized = new Set(w.nodes.filter((n) => isQuantized(n, graph, keep, outputs)));
+  const quantized = new Set(w.nodes.filter((n) => isQuantized(n, graph, keep, outputs, linearResize)));
   const producers = producerMap(w.nodes);
 
   // Tensors that get a Q/DQ pair: activation inputs and outputs of quantised nodes, never a graph output.
@@ -324,7 +347,10 @@ export function quantizeWithRanges(model: Model, ranges: ReadonlyMap<string, Ran
   const kept = new Map([...initializers].filter(([name]) => used.has(name)));
   const metadata = new Map(model.metadata);
   metadata.set('precision', 'int8');
-  metadata.set('quantization', JSON.stringify({ format: 'QDQ', activations: type, weights: options.reduceRange ? 'int8 symmetric 7-bit' : 'int8 symmetric', perChannel, bias: quantizeBias ? 'int32' : 'float' }));
+  metadata.set(
+    'quantization',
+    JSON.stringify({ format: 'QDQ', activations: type, weights: reduceRange ? 'int8 symmetric 7-bit' : 'int8 symmetric', perChannel, bias: quantizeBias ? 'int32' : 'float', linearResize: linearResize ? 'int8' : 'float' }),
+  );
   const names = (ns: Iterable<Node>): string[] => [...ns].map((n) => n.name);
   return {
     model: { ...model, graph: { ...graph, nodes: out, initializers: kept }, metadata },

@@ -155,6 +155,99 @@ t.test('keep-float names must exist; kept nodes stay float', async (t) => {
   t.notOk(kept.model.graph.nodes.some((n) => n.op === 'QuantizeLinear'), 'nothing to quantise around a float Conv');
 });
 
+/** Conv → Resize(mode) → Relu → Conv → Identity: the decoder's pattern. */
+function convResizeConv(mode: 'linear' | 'nearest'): Graph {
+  const g = gaussian(11);
+  const w = (n: number): Float32Array => Float32Array.from({ length: n }, () => g() * 0.3);
+  const conv = (name: string, x: string, y: string): Graph['nodes'][number] => ({
+    op: 'Conv',
+    name,
+    inputs: [x, `${name}.w`, `${name}.b`],
+    outputs: [y],
+    attributes: [{ name: 'pads', type: 'ints', value: [1, 1, 1, 1] }],
+  });
+  const resizeAttrs: Graph['nodes'][number]['attributes'] =
+    mode === 'linear'
+      ? [
+          { name: 'mode', type: 'string', value: 'linear' },
+          { name: 'coordinate_transformation_mode', type: 'string', value: 'pytorch_half_pixel' },
+        ]
+      : [
+          { name: 'mode', type: 'string', value: 'nearest' },
+          { name: 'coordinate_transformation_mode', type: 'string', value: 'asymmetric' },
+          { name: 'nearest_mode', type: 'string', value: 'floor' },
+        ];
+  return {
+    name: `resize-${mode}`,
+    inputs: [{ name: 'x', dataType: 'float32', shape: [1, 2, 4, 4] }],
+    outputs: [{ name: 'y', dataType: 'float32', shape: [1, 2, 8, 8] }],
+    nodes: [
+      conv('c1', 'x', 'a'),
+      { op: 'Resize', name: 'up', inputs: ['a', '', 'scales'], outputs: ['u'], attributes: resizeAttrs },
+      { op: 'Relu', name: 'relu', inputs: ['u'], outputs: ['r'], attributes: [] },
+      conv('c2', 'r', 'b'),
+      { op: 'Identity', name: 'out', inputs: ['b'], outputs: ['y'], attributes: [] },
+    ],
+    initializers: new Map([
+      ['c1.w', float32Tensor([2, 2, 3, 3], w(36))],
+      ['c1.b', float32Tensor([2], w(2))],
+      ['c2.w', float32Tensor([2, 2, 3, 3], w(36))],
+      ['c2.b', float32Tensor([2], w(2))],
+      ['scales', float32Tensor([4], Float32Array.of(1, 1, 2, 2))],
+    ]),
+  };
+}
+
+const RESIZE_RANGES = new Map([
+  ['x', { min: -2, max: 2 }],
+  ['a', { min: -1.5, max: 1.5 }],
+  ['u', { min: -1.5, max: 1.5 }],
+  ['r', { min: 0, max: 1.5 }],
+  ['b', { min: -1, max: 1 }],
+  ['y', { min: -1, max: 1 }],
+]);
+
+async function optimizedOps(bytes: Uint8Array, name: string): Promise<string[]> {
+  const path = join(tmp, `${name}.onnx`);
+  await run(bytes, new Float32Array(32).fill(0.5), [1, 2, 4, 4], 'all', path);
+  return readOnnx(readFileSync(path), path).graph.nodes.map((n) => n.op);
+}
+
+t.test('bilinear Resize stays float by default (ORT cannot drop its QDQ); nearest Resize runs on 8-bit codes', async (t) => {
+  const linear = quantizeWithRanges(asModel(convResizeConv('linear'), new Map()), RESIZE_RANGES);
+  t.ok(linear.report.floatNodes.includes('up'), 'the linear Resize is reported float');
+  t.notOk(linear.model.graph.nodes.some((n) => n.name === 'u.quantize'), 'no Q after the linear Resize');
+  const up = linear.model.graph.nodes.find((n) => n.name === 'up')!;
+  t.equal(up.inputs[0], 'a.dq', 'it reads the producing QLinearConv through a DQ');
+  const linearOps = await optimizedOps(writeOnnx(linear.model), 'resize-linear-default');
+  t.equal(linearOps.filter((o) => o === 'QLinearConv').length, 2, `both Convs fuse (${linearOps.join(', ')})`);
+  t.equal(linearOps.filter((o) => o === 'QuantizeLinear').length, 2, 'one Q for the input, one before the second Conv (the Relu folds into it)');
+  t.notOk(linearOps.includes('Relu'), 'ORT folds the Relu into the Q whose zero point is 0');
+
+  // Quantising it anyway: ORT keeps DQ → Resize → Q, i.e. one Q and one DQ more. If this starts
+  // failing, ORT learnt to drop the pair and quantizeLinearResize may become the better default.
+  const forced = quantizeWithRanges(asModel(convResizeConv('linear'), new Map()), RESIZE_RANGES, { quantizeLinearResize: true });
+  t.ok(forced.report.quantizedNodes.includes('up'));
+  const forcedOps = await optimizedOps(writeOnnx(forced.model), 'resize-linear-forced');
+  t.equal(forcedOps.filter((o) => o === 'QuantizeLinear').length, 3, `ORT leaves the QDQ around a linear Resize (${forcedOps.join(', ')})`);
+
+  const nearest = quantizeWithRanges(asModel(convResizeConv('nearest'), new Map()), RESIZE_RANGES);
+  t.ok(nearest.report.quantizedNodes.includes('up'), 'a nearest Resize is quantised');
+  const nearestOps = await optimizedOps(writeOnnx(nearest.model), 'resize-nearest');
+  const i = nearestOps.indexOf('Resize');
+  t.ok(i > 0 && nearestOps[i - 1] !== 'DequantizeLinear', `ORT runs the nearest Resize on codes (${nearestOps.join(', ')})`);
+});
+
+t.test('defaults: per-channel 7-bit weights, u8 activations, int32 bias, linear Resize float', async (t) => {
+  const { model } = quantizeWithRanges(asModel(convResizeConv('linear'), new Map()), RESIZE_RANGES);
+  const meta = JSON.parse(model.metadata.get('quantization')!) as Record<string, unknown>;
+  t.same(meta, { format: 'QDQ', activations: 'uint8', weights: 'int8 symmetric 7-bit', perChannel: true, bias: 'int32', linearResize: 'float' });
+  const wq = model.graph.initializers.get('c1.w.int8')!;
+  const codes = wq.data as Int8Array;
+  t.equal(Math.max(...Array.from(codes, (v) => Math.abs(v))), 64, 'weights use [−64, 64]');
+  t.same(model.graph.initializers.get('c1.w.scale')!.dims, [2], 'one scale per output channel');
+});
+
 t.test('a missing range names the tensor', async (t) => {
   t.throws(() => quantizeWithRanges(asModel(oneConv(), new Map()), new Map([['x', { min: -1, max: 1 }]])), /no calibrated range for tensor 'c' \(output of Conv 'conv'\)/);
 });
