@@ -127,11 +127,16 @@ export class GraphBuilder {
     ]);
   }
 
-  /** Bilinear ×2 with align_corners = false (PyTorch's half-pixel rule). */
+  /**
+   * Bilinear ×2 with align_corners = false. PyTorch exports this as 'pytorch_half_pixel', which differs
+   * from 'half_pixel' only for an output of length 1 (never the case for a ×2 upsample of a map of at
+   * least 1 pixel), so the function is the same; ONNX Runtime's CPU EP runs only 'half_pixel' through
+   * its fast blocked upsample kernel (FP32 latency 0.64–0.73× here: docs/notes/int8-on-avx2.md).
+   */
   upsample2(x: string, name: string): string {
     const scales = this.constant('upsample2.scales', float32Tensor([4], Float32Array.from([1, 1, 2, 2])));
     return this.node('Resize', name, [x, '', scales], [
-      { name: 'coordinate_transformation_mode', type: 'string', value: 'pytorch_half_pixel' },
+      { name: 'coordinate_transformation_mode', type: 'string', value: 'half_pixel' },
       { name: 'mode', type: 'string', value: 'linear' },
     ]);
   }
