@@ -4,6 +4,8 @@
       "target_name": "lvunet_edge",
       "sources": [
         "native/core/preprocess.cc",
+        "native/core/postprocess.cc",
+        "native/core/frame_job.cc",
         "native/core/ort_runtime.cc",
         "native/core/sd_notify.cc",
         "native/core/v4l2_device.cc",

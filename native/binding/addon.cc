@@ -4,6 +4,7 @@
 // whose `code` and context properties (path, modelPath, provider, ...) come from the core.
 #include <napi.h>
 
+#include <chrono>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -14,7 +15,9 @@
 
 #include "../core/error.h"
 #include "napi_util.h"
+#include "../core/frame_job.h"
 #include "../core/ort_runtime.h"
+#include "../core/postprocess.h"
 #include "../core/preprocess.h"
 #include "../core/sd_notify.h"
 
@@ -130,6 +133,178 @@ class RunWorker : public Napi::AsyncWorker {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Postprocessing results as JS values. Masks are handed over without a copy: the ArrayBuffer owns the
+// memory the worker wrote them into.
+
+constexpr size_t kComponentFields = 9;  // src/runtime/native/binding.ts COMPONENT_FIELDS
+
+Napi::Uint8Array ownedBytes(Napi::Env env, std::unique_ptr<uint8_t[]> bytes, size_t length) {
+  uint8_t* raw = bytes.release();
+  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, raw, length, [](Napi::Env, void* data) {
+    delete[] static_cast<uint8_t*>(data);
+  });
+  return Napi::Uint8Array::New(env, length, buffer, 0);
+}
+
+Napi::Float64Array componentArray(Napi::Env env, const std::vector<lvunet::ComponentStats>& components) {
+  Napi::Float64Array a = Napi::Float64Array::New(env, components.size() * kComponentFields);
+  double* d = a.Data();
+  for (const lvunet::ComponentStats& c : components) {
+    *d++ = c.area;
+    *d++ = c.sumX;
+    *d++ = c.sumY;
+    *d++ = c.sumP;
+    *d++ = c.minX;
+    *d++ = c.minY;
+    *d++ = c.maxX;
+    *d++ = c.maxY;
+    *d++ = c.start;
+  }
+  return a;
+}
+
+void setPostprocess(Napi::Env env, Napi::Object out, std::unique_ptr<uint8_t[]> maskModel, size_t modelBytes,
+                    std::unique_ptr<uint8_t[]> maskFrame, size_t frameBytes, const lvunet::PostprocessOutput& post) {
+  out.Set("maskModel", ownedBytes(env, std::move(maskModel), modelBytes));
+  out.Set("maskFrame", ownedBytes(env, std::move(maskFrame), frameBytes));
+  out.Set("components", componentArray(env, post.components));
+  out.Set("foreground", Napi::Number::New(env, static_cast<double>(post.foreground)));
+}
+
+// What a frame processor shares between its jobs: the session (kept alive by jobs in flight even
+// after release()), the model geometry, the run order and the scratch buffers.
+struct ProcessorCore {
+  std::shared_ptr<const lvunet::Session> session;
+  lvunet::FrameSpec spec;
+  lvunet::RunOrder order;
+  lvunet::ScratchPool pool;
+};
+
+class ProcessWorker : public Napi::AsyncWorker {
+ public:
+  ProcessWorker(Napi::Env env, std::shared_ptr<ProcessorCore> core, Napi::Uint8Array frame, lvunet::FrameInput input)
+      : Napi::AsyncWorker(env, "lvunet_edge:process"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        core_(std::move(core)),
+        // Frames are never written after capture (sources hand out fresh buffers), so the worker reads
+        // the caller's bytes in place; the reference only keeps them from being collected.
+        frameRef_(Napi::Persistent(frame)),
+        input_(std::move(input)),
+        submitted_(std::chrono::steady_clock::now()),
+        ticket_(core_->order.ticket()) {}
+
+  Napi::Promise promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    std::unique_ptr<lvunet::FrameScratch> scratch = core_->pool.acquire();
+    try {
+      lvunet::processFrame(*core_->session, core_->spec, input_, core_->order, ticket_, submitted_, *scratch, result_);
+    } catch (const CoreError& e) {
+      error_ = e;
+      SetError(e.what());
+    } catch (const std::exception& e) {
+      SetError(std::string(e.what()) + " (frame '" + input_.frameId + "', model '" + core_->session->modelPath() + "')");
+    }
+    core_->pool.release(std::move(scratch));
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    const lvunet::FrameSpec& spec = core_->spec;
+    Napi::Object out = Napi::Object::New(env);
+    setPostprocess(env, out, std::move(result_.maskModel), static_cast<size_t>(spec.modelW) * spec.modelH,
+                   std::move(result_.maskFrame), static_cast<size_t>(input_.width) * input_.height, result_.post);
+    Napi::Float64Array times = Napi::Float64Array::New(env, 6);
+    const lvunet::FrameTimes& t = result_.times;
+    const double values[6] = {t.preprocessStart, t.preprocessEnd, t.inferenceStart,
+                              t.inferenceEnd,    t.postprocessStart, t.postprocessEnd};
+    std::memcpy(times.Data(), values, sizeof values);
+    out.Set("times", times);
+    deferred_.Resolve(out);
+  }
+
+  void OnError(const Napi::Error& e) override {
+    if (error_) {
+      deferred_.Reject(toJsError(Env(), *error_).Value());
+    } else {
+      Napi::Error js = Napi::Error::New(Env(), e.Message());
+      js.Set("code", Napi::String::New(Env(), "ERR_NATIVE"));
+      js.Set("modelPath", Napi::String::New(Env(), core_->session->modelPath()));
+      js.Set("frameId", Napi::String::New(Env(), input_.frameId));
+      deferred_.Reject(js.Value());
+    }
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<ProcessorCore> core_;
+  Napi::Reference<Napi::Uint8Array> frameRef_;
+  lvunet::FrameInput input_;
+  std::chrono::steady_clock::time_point submitted_;
+  std::uint64_t ticket_;
+  lvunet::FrameResult result_;
+  std::optional<CoreError> error_;
+};
+
+class ProcessorWrap : public Napi::ObjectWrap<ProcessorWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeFrameProcessor",
+                       {
+                           InstanceMethod<&ProcessorWrap::Process>("process"),
+                           InstanceMethod<&ProcessorWrap::Release>("release"),
+                       });
+  }
+
+  explicit ProcessorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ProcessorWrap>(info) {}
+
+  void attach(std::shared_ptr<ProcessorCore> core) { core_ = std::move(core); }
+
+ private:
+  // process(frame, width, height, format, threshold, frameId): Promise<NativeFrameResult>. A frame of
+  // the wrong size throws here, synchronously (ERR_FRAME_SIZE): it never reaches a worker.
+  Napi::Value Process(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!core_) throw Napi::Error::New(env, "this frame processor has been released");
+    Napi::Uint8Array frame = bytesArg(info, 0, "frame");
+    lvunet::FrameInput input{};
+    input.width = uintArg(info, 1, "width");
+    input.height = uintArg(info, 2, "height");
+    const std::string format = stringArg(info, 3, "format");
+    if (!info[4].IsNumber()) throw Napi::TypeError::New(env, "threshold must be a number");
+    input.threshold = info[4].As<Napi::Number>().DoubleValue();
+    input.frameId = stringArg(info, 5, "frameId");
+    input.data = frame.Data();
+    input.byteLength = frame.ByteLength();
+    guarded(env, [&] {
+      try {
+        input.format = lvunet::parsePixelFormat(format);
+        lvunet::validateFrame(input.format, input.width, input.height, input.byteLength);
+        if (!(input.threshold >= 0 && input.threshold <= 1)) {
+          throw CoreError(lvunet::codes::kInvalidArgument,
+                          "threshold must be a number in [0, 1], got " + std::to_string(input.threshold));
+        }
+      } catch (const CoreError& e) {
+        throw e.with("frameId", input.frameId).with("stage", "preprocess");
+      }
+    });
+    auto* worker = new ProcessWorker(env, core_, frame, std::move(input));
+    Napi::Promise promise = worker->promise();
+    worker->Queue();
+    return promise;
+  }
+
+  // release(): drops this handle's hold on the session; jobs in flight keep it until they end.
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    core_.reset();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<ProcessorCore> core_;
+};
+
+// ---------------------------------------------------------------------------------------------
 
 class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
  public:
@@ -139,6 +314,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
                            InstanceMethod<&SessionWrap::Run>("run"),
                            InstanceMethod<&SessionWrap::Describe>("describe"),
                            InstanceMethod<&SessionWrap::Release>("release"),
+                           InstanceMethod<&SessionWrap::CreateFrameProcessor>("createFrameProcessor"),
                        });
   }
 
@@ -198,6 +374,9 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
     return promise;
   }
 
+  // createFrameProcessor(modelWidth, modelHeight, fit, mean, std, scale): NativeFrameProcessor
+  Napi::Value CreateFrameProcessor(const Napi::CallbackInfo& info);
+
   // release(): drops this handle's reference; a run in flight keeps the session until it ends.
   Napi::Value Release(const Napi::CallbackInfo& info) {
     session_.reset();
@@ -246,15 +425,20 @@ class RuntimeWrap : public Napi::ObjectWrap<RuntimeWrap> {
 struct Addon : public Napi::Addon<Addon> {
   Napi::FunctionReference runtimeCtor;
   Napi::FunctionReference sessionCtor;
+  Napi::FunctionReference processorCtor;
 
   Addon(Napi::Env env, Napi::Object exports) {
     runtimeCtor = Napi::Persistent(RuntimeWrap::Define(env));
     sessionCtor = Napi::Persistent(SessionWrap::Define(env));
+    processorCtor = Napi::Persistent(ProcessorWrap::Define(env));
     DefineAddon(exports, {
                              InstanceMethod<&Addon::LoadRuntime>("loadRuntime"),
                              InstanceMethod<&Addon::FrameByteLength>("frameByteLength"),
                              InstanceMethod<&Addon::ToRgb>("toRgb"),
                              InstanceMethod<&Addon::Preprocess>("preprocess"),
+                             InstanceMethod<&Addon::Postprocess>("postprocess"),
+                             InstanceMethod<&Addon::Exp>("exp"),
+                             InstanceMethod<&Addon::Sigmoid>("sigmoid"),
                              InstanceMethod<&Addon::SdNotify>("sdNotify"),
                          });
     exports.Set("V4l2Device", lvunet::binding::DefineV4l2Device(env));
@@ -331,7 +515,84 @@ struct Addon : public Napi::Addon<Addon> {
       return arr;
     });
   }
+
+  // postprocess(logits, modelWidth, modelHeight, frameWidth, frameHeight, window, threshold)
+  //   : { maskModel, maskFrame, components, foreground }; window: [newW, newH, ox, oy] or null (stretch).
+  // Synchronous: the pipeline uses it through process(); this entry point serves tests and tools.
+  Napi::Value Postprocess(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+      throw Napi::TypeError::New(env, "logits must be a Float32Array");
+    }
+    Napi::Float32Array logits = info[0].As<Napi::Float32Array>();
+    const uint32_t modelW = uintArg(info, 1, "modelWidth");
+    const uint32_t modelH = uintArg(info, 2, "modelHeight");
+    const uint32_t frameW = uintArg(info, 3, "frameWidth");
+    const uint32_t frameH = uintArg(info, 4, "frameHeight");
+    lvunet::ModelWindow window{modelW, modelH, 0, 0};
+    if (!info[5].IsNull() && !info[5].IsUndefined()) {
+      double w[4];
+      if (!info[5].IsArray() || info[5].As<Napi::Array>().Length() != 4) {
+        throw Napi::TypeError::New(env, "window must be [newW, newH, ox, oy] or null");
+      }
+      for (uint32_t i = 0; i < 4; ++i) {
+        Napi::Value v = info[5].As<Napi::Array>().Get(i);
+        if (!v.IsNumber()) throw Napi::TypeError::New(env, "window must be [newW, newH, ox, oy] or null");
+        w[i] = v.As<Napi::Number>().DoubleValue();
+        if (!(w[i] >= 0 && w[i] <= 65536) || w[i] != static_cast<double>(static_cast<uint32_t>(w[i]))) {
+          throw Napi::RangeError::New(env, "window values must be integers in 0..65536");
+        }
+      }
+      window = {static_cast<uint32_t>(w[0]), static_cast<uint32_t>(w[1]), static_cast<uint32_t>(w[2]),
+                static_cast<uint32_t>(w[3])};
+    }
+    if (!info[6].IsNumber()) throw Napi::TypeError::New(env, "threshold must be a number");
+    const double threshold = info[6].As<Napi::Number>().DoubleValue();
+    return guarded(env, [&] {
+      const size_t modelPixels = static_cast<size_t>(modelW) * modelH;
+      if (logits.ElementLength() != modelPixels) {
+        throw CoreError(lvunet::codes::kInvalidArgument,
+                        "postprocess: logits have " + std::to_string(logits.ElementLength()) + " values, expected 1x1x" +
+                            std::to_string(modelH) + "x" + std::to_string(modelW));
+      }
+      const size_t framePixels = static_cast<size_t>(frameW) * frameH;
+      std::unique_ptr<uint8_t[]> maskModel(new uint8_t[modelPixels]);
+      std::unique_ptr<uint8_t[]> maskFrame(new uint8_t[framePixels]);
+      lvunet::PostprocessOutput post;
+      lvunet::PostprocessScratch scratch;
+      lvunet::postprocess(logits.Data(), modelW, modelH, window, frameW, frameH, threshold, maskModel.get(),
+                          maskFrame.get(), post, scratch);
+      Napi::Object out = Napi::Object::New(env);
+      setPostprocess(env, out, std::move(maskModel), modelPixels, std::move(maskFrame), framePixels, post);
+      return out;
+    });
+  }
+
+  // exp(values: Float64Array): Float64Array, fdlibm's exp (for tests against Math.exp).
+  Napi::Value Exp(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+      throw Napi::TypeError::New(env, "values must be a Float64Array");
+    }
+    Napi::Float64Array in = info[0].As<Napi::Float64Array>();
+    Napi::Float64Array out = Napi::Float64Array::New(env, in.ElementLength());
+    for (size_t i = 0; i < in.ElementLength(); ++i) out[i] = lvunet::fdlibmExp(in[i]);
+    return out;
+  }
+
+  // sigmoid(logits: Float32Array): Float32Array
+  Napi::Value Sigmoid(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+      throw Napi::TypeError::New(env, "logits must be a Float32Array");
+    }
+    Napi::Float32Array in = info[0].As<Napi::Float32Array>();
+    Napi::Float32Array out = Napi::Float32Array::New(env, in.ElementLength());
+    lvunet::sigmoidInto(in.Data(), in.ElementLength(), out.Data());
+    return out;
+  }
 };
+
 
 // createSession(): loading a model (and, for TensorRT, building an engine: minutes) happens on a
 // libuv worker thread too; the JS object wrapping the session is made back on the JS thread.
@@ -449,6 +710,35 @@ Napi::Value RuntimeWrap::CreateSession(const Napi::CallbackInfo& info) {
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;
+}
+
+Napi::Value SessionWrap::CreateFrameProcessor(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  live(env);
+  auto core = std::make_shared<ProcessorCore>();
+  core->session = session_;
+  core->spec.modelW = uintArg(info, 0, "modelWidth");
+  core->spec.modelH = uintArg(info, 1, "modelHeight");
+  const std::string fit = stringArg(info, 2, "fit");
+  triple(env, info[3], "mean", core->spec.norm.mean);
+  triple(env, info[4], "std", core->spec.norm.std);
+  if (!info[5].IsNumber()) throw Napi::TypeError::New(env, "scale must be a number");
+  core->spec.norm.scale = info[5].As<Napi::Number>().DoubleValue();
+  guarded(env, [&] {
+    core->spec.fit = lvunet::parseFit(fit);
+    if (core->spec.modelW == 0 || core->spec.modelH == 0) {
+      throw CoreError(lvunet::codes::kInvalidArgument, "model size must be non-zero");
+    }
+    // Fails here, once, rather than on every frame.
+    std::vector<float> probe(3 * static_cast<size_t>(core->spec.modelW) * core->spec.modelH);
+    const uint8_t grey[4] = {0, 0, 0, 0};
+    lvunet::PreprocessScratch scratch;
+    lvunet::preprocessInto(lvunet::PixelFormat::GREY, grey, 4, 2, 2, core->spec.modelW, core->spec.modelH,
+                           core->spec.fit, core->spec.norm, probe.data(), scratch);
+  });
+  Napi::Object obj = env.GetInstanceData<Addon>()->processorCtor.New({});
+  ProcessorWrap::Unwrap(obj)->attach(std::move(core));
+  return obj;
 }
 
 }  // namespace

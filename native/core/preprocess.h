@@ -41,7 +41,43 @@ struct Normalization {
 void resizeNormalize(const std::uint8_t* rgb, std::uint32_t srcW, std::uint32_t srcH, std::uint32_t outW,
                      std::uint32_t outH, Fit fit, const Normalization& norm, float* out);
 
-// toRgb followed by resizeNormalize; validates the frame first.
+// Content rectangle of a letterboxed (or, for Fit::Stretch, the whole) output: the same geometry as
+// letterboxGeometry() in src/image/preprocess.ts.
+struct ContentRect {
+  std::uint32_t newW, newH, ox, oy;
+};
+ContentRect contentRect(std::uint32_t srcW, std::uint32_t srcH, std::uint32_t outW, std::uint32_t outH, Fit fit);
+
+// Bilinear taps of one axis, src samples -> span outputs, half-pixel centres: for each output o,
+// s = (o + 0.5) * src / span - 0.5 clamped to [0, src - 1], i0 = floor(s), i1 = min(i0 + 1, src - 1),
+// f = s - i0, g = 1 - f; the float64 values of bilinearAxis() in src/image/preprocess.ts.
+void axisTaps(std::uint32_t src, std::uint32_t span, std::vector<std::uint32_t>& i0, std::vector<std::uint32_t>& i1,
+              std::vector<double>& f, std::vector<double>& g);
+
+// Per-thread working memory of preprocessInto(), kept between calls so that a steady stream of
+// frames allocates nothing. Not shareable between threads running at the same time.
+struct PreprocessScratch {
+  std::uint32_t srcW = 0, srcH = 0, outW = 0, outH = 0;
+  Fit fit = Fit::Stretch;
+  ContentRect rect{0, 0, 0, 0};
+  std::vector<std::uint32_t> x0, x1, y0, y1;
+  std::vector<double> fx, gx, fy, gy;
+  // Two horizontally interpolated source rows (3 planes of rect.newW doubles each) and their row index.
+  std::vector<double> rows[2];
+  std::int64_t rowIndex[2] = {-1, -1};
+  // One source row converted to RGB, 3 planes of doubles (the SSE2 YUYV path).
+  std::vector<double> rgbRow;
+};
+
+// validateFrame + resize + normalise straight from the frame's pixel format into `out`
+// (3 * outW * outH floats). Only the source pixels the bilinear taps read are converted, and each
+// source row is interpolated horizontally once, however many output rows use it. Bit-identical to
+// toRgb followed by resizeNormalize.
+void preprocessInto(PixelFormat format, const std::uint8_t* frame, std::size_t byteLength, std::uint32_t width,
+                    std::uint32_t height, std::uint32_t outW, std::uint32_t outH, Fit fit, const Normalization& norm,
+                    float* out, PreprocessScratch& scratch);
+
+// preprocessInto with a scratch of its own, into a new vector.
 std::vector<float> preprocessFrame(PixelFormat format, const std::uint8_t* frame, std::size_t byteLength,
                                    std::uint32_t width, std::uint32_t height, std::uint32_t outW,
                                    std::uint32_t outH, Fit fit, const Normalization& norm);

@@ -72,8 +72,55 @@ export interface RunOutput {
   dims: number[];
 }
 
+/**
+ * Values per component in NativePostprocessResult.components, in this order: area, sumX, sumY,
+ * sumP, minX, minY, maxX, maxY, start (row-major index of the first pixel). Components are in
+ * label order (raster order of their first pixel), unfiltered and unrounded.
+ */
+export const COMPONENT_FIELDS = 9;
+
+export interface NativePostprocessResult {
+  /** prob > threshold at model size (padding included when letterboxed). */
+  maskModel: Uint8Array;
+  /** prob > threshold at frame size, from the bilinearly resized probabilities. */
+  maskFrame: Uint8Array;
+  /** COMPONENT_FIELDS values per component of maskFrame. */
+  components: Float64Array;
+  /** Foreground pixels of maskFrame. */
+  foreground: number;
+}
+
+export interface NativeFrameResult extends NativePostprocessResult {
+  /**
+   * ms since the job was submitted (steady clock): preprocess start, end, inference start, end,
+   * postprocess start, end.
+   */
+  times: Float64Array;
+}
+
+/** preprocess -> run -> postprocess of one frame on a libuv worker thread (see OrtSession.createFrameProcessor). */
+export interface NativeFrameProcessor {
+  /**
+   * Throws synchronously (ERR_FRAME_SIZE / ERR_INVALID_ARGUMENT, with frameId and stage) for a frame
+   * whose byte length does not match its size and format; rejects with frameId, modelPath and stage
+   * (preprocess, inference, postprocess) on a failure off the JS thread. ONNX Runtime runs the
+   * frames of one processor one at a time, in the order process() was called.
+   */
+  process(frame: Uint8Array, width: number, height: number, format: PixelFormat, threshold: number, frameId: string): Promise<NativeFrameResult>;
+  /** Drops this processor's hold on the session; jobs in flight finish first. */
+  release(): void;
+}
+
 export interface NativeSession {
   describe(): SessionDescription;
+  createFrameProcessor(
+    modelWidth: number,
+    modelHeight: number,
+    fit: Fit,
+    mean: readonly [number, number, number],
+    std: readonly [number, number, number],
+    scale: number,
+  ): NativeFrameProcessor;
   /** Runs on a libuv worker thread; resolves with the first output. */
   run(input: Float32Array, dims: readonly number[]): Promise<RunOutput>;
   /** Drops the session (a run in flight finishes first). Later calls throw. */
@@ -113,6 +160,24 @@ export interface NativeBinding {
     std: readonly [number, number, number],
     scale: number,
   ): Float32Array;
+  /**
+   * Synchronous native postprocessing of one logit map (the pipeline runs the same code off the JS
+   * thread through NativeFrameProcessor). `window`: the letterbox content rect [newW, newH, ox, oy],
+   * null when stretched.
+   */
+  postprocess(
+    logits: Float32Array,
+    modelWidth: number,
+    modelHeight: number,
+    frameWidth: number,
+    frameHeight: number,
+    window: readonly [number, number, number, number] | null,
+    threshold: number,
+  ): NativePostprocessResult;
+  /** fdlibm's exp (V8's Math.exp) per value, as the native sigmoid uses it. */
+  exp(values: Float64Array): Float64Array;
+  /** The native sigmoid per value (equal to sigmoidInto in src/runtime/postprocess/probability.ts). */
+  sigmoid(logits: Float32Array): Float32Array;
   /** One sd_notify(3) datagram to the systemd socket (`@name` = abstract namespace). */
   sdNotify(socketPath: string, state: string): void;
 }

@@ -9,6 +9,8 @@ import {
   type Fit,
   type GraphOptimization,
   type NativeBinding,
+  type NativeFrameProcessor,
+  type NativeFrameResult,
   type NativeSession,
   type NativeSessionOptions,
   type ProviderReport,
@@ -114,6 +116,58 @@ export class OrtSession {
     } catch (err) {
       rethrow(jsError, err);
     }
+  }
+
+  /**
+   * A processor that runs whole frames off the JS thread: preprocessing for `model` (its size and
+   * normalisation, `fit`), this session, and postprocessing to masks and component sums. Release it
+   * before the session, or it keeps the session alive.
+   */
+  createFrameProcessor(model: { width: number; height: number; preprocessing: Preprocessing }, fit: Fit): FrameProcessor {
+    if (fit !== 'stretch' && fit !== 'letterbox') throw new RangeError(`fit must be 'stretch' or 'letterbox', got ${String(fit)}`);
+    const p = model.preprocessing;
+    const jsError = new Error('createFrameProcessor failed');
+    try {
+      return new FrameProcessor(this.#native.createFrameProcessor(model.width, model.height, fit, p.mean, p.std, p.scale), this.modelPath);
+    } catch (err) {
+      rethrow(jsError, err);
+    }
+  }
+
+  release(): void {
+    this.#native.release();
+  }
+}
+
+/** A frame as FrameProcessor.process takes it (Frame from the sources satisfies it). */
+export interface FrameInput extends FrameDescription {
+  readonly id: string;
+  readonly data: Uint8Array;
+}
+
+export class FrameProcessor {
+  readonly #native: NativeFrameProcessor;
+  constructor(
+    native: NativeFrameProcessor,
+    readonly modelPath: string,
+  ) {
+    this.#native = native;
+  }
+
+  /**
+   * Preprocess, inference and postprocess of `frame` off the JS thread. A frame whose byte length
+   * does not fit its size and format throws synchronously (code ERR_FRAME_SIZE, stage 'preprocess').
+   * Errors carry `code`, `frameId`, `modelPath` and `stage`.
+   */
+  process(frame: FrameInput, threshold: number): Promise<NativeFrameResult> {
+    const jsError = new Error('process failed');
+    let pending: Promise<NativeFrameResult>;
+    try {
+      pending = this.#native.process(frame.data, frame.width, frame.height, frame.format, threshold, frame.id);
+    } catch (err) {
+      rethrow(jsError, err);
+    }
+    return pending.catch((err: unknown) => rethrow(jsError, err));
   }
 
   release(): void {

@@ -1,19 +1,25 @@
 /**
- * capture → preprocess (native, synchronous) → inference (native, on a libuv worker thread) →
- * postprocess (TypeScript) → sinks.
+ * capture → preprocess → inference → postprocess → sinks.
  *
- * Three loops share the JS thread and meet at two StageQueues of one slot each. While frame N is in
- * inference (off the JS thread), the capture loop reads and preprocesses frame N+1 into the inference
- * slot, and the postprocess loop summarises frame N-1. So on a machine with a spare core the frame
- * rate is set by the slowest stage, not by their sum.
+ * With the native OrtSession (and no injected preprocessor) each frame goes to ONNX Runtime through
+ * one native call (FrameProcessor.process) that preprocesses, runs the model and postprocesses on a
+ * libuv worker thread; up to FUSED_DEPTH frames are in flight, so that preprocessing of frame N+1 and
+ * postprocessing of frame N-1 overlap inference of frame N while the native side still runs the model
+ * one frame at a time, in order. The JS thread only reads frames, filters and rounds component
+ * statistics and writes results.
+ *
+ * Otherwise (fake sessions in tests, an injected preprocessor) three loops share the JS thread and
+ * meet at two StageQueues of one slot each: while frame N is in inference (off the JS thread), the
+ * capture loop reads and preprocesses frame N+1 into the inference slot, and the postprocess loop
+ * summarises frame N-1 in TypeScript.
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
-import type { Fit, ProviderReport, RunOutput } from '../native/binding.js';
-import { preprocessFrame } from '../native/runtime.js';
+import type { Fit, NativeFrameResult, ProviderReport, RunOutput } from '../native/binding.js';
+import { OrtSession, preprocessFrame, type FrameProcessor } from '../native/runtime.js';
 import type { LoadedModel } from '../model-loader.js';
 import { letterboxGeometry } from '../../image/preprocess.js';
-import { summarize, type Summary } from '../postprocess/index.js';
+import { summarize, summarizeNative, type Summary } from '../postprocess/index.js';
 import type { DroppedFrame, Frame, FrameSource } from '../sources/types.js';
 import { RESULT_SCHEMA, type ResultSink, type ResultV1 } from '../sinks/index.js';
 import { StageQueue, type QueueMode } from './queue.js';
@@ -62,6 +68,11 @@ export interface PipelineOptions {
   readonly preprocess?: Preprocessor;
   /** Called after the sinks with every result and its summary (masks included). */
   readonly onResult?: (result: ResultV1, summary: Summary) => void;
+  /**
+   * Called with every frame taken from the source, before it is queued (e.g. to keep frames for
+   * snapshots). Unlike an injected `preprocess`, it keeps the native fused path.
+   */
+  readonly onCapture?: (frame: Frame) => void;
 }
 
 export const STAGES = ['capture', 'preprocess', 'queue', 'inference', 'postprocess', 'sink', 'total'] as const;
@@ -88,16 +99,53 @@ interface Timestamps {
   preprocessEnd: number;
   inferenceStart: number;
   inferenceEnd: number;
+  /** When the JS thread started on the result (fused path: after the native postprocessing). */
   postprocessStart: number;
   postprocessEnd: number;
+  /** Native postprocessing time, fused path only (it runs before postprocessStart). */
+  nativePostprocessMs: number;
 }
 
 /** A frame in flight; the pixel data is let go once preprocessed, only its description travels on. */
 interface Job {
   readonly frame: Omit<Frame, 'data'>;
-  input: Float32Array;
+  /** Pixels, until preprocessed (fused path: until handed to the native call). */
+  data?: Uint8Array;
+  /** Legacy path: the model input, and the model it was preprocessed for. */
+  input?: Float32Array;
+  inputModel?: LoadedModel;
   logits?: Float32Array;
+  native?: NativeFrameResult;
+  /** The model and provider that produced this frame's output. */
+  model?: LoadedModel;
+  provider?: string;
   readonly t: Timestamps;
+}
+
+/** The session and model new frames go to (swapModel replaces it between frames). */
+interface Serving {
+  readonly session: InferenceSession;
+  readonly model: LoadedModel;
+  readonly provider: string;
+  processor?: FrameProcessor;
+}
+
+/** Frames handed to native fused calls at once: one in inference, one being pre- or post-processed. */
+export const FUSED_DEPTH = 2;
+
+/** Whether a job preprocessed for `a` is a valid input of `b`. */
+export function sameModelInput(a: LoadedModel, b: LoadedModel): boolean {
+  const p = a.preprocessing, q = b.preprocessing;
+  return (
+    a.width === b.width &&
+    a.height === b.height &&
+    p.scale === q.scale &&
+    p.colorOrder === q.colorOrder &&
+    p.layout === q.layout &&
+    p.resize === q.resize &&
+    p.mean.every((v, i) => v === q.mean[i]) &&
+    p.std.every((v, i) => v === q.std[i])
+  );
 }
 
 /** Wall clock in ms since the epoch, fractional: the clock Frame.captureTimeMs uses. */
@@ -113,7 +161,9 @@ export class Pipeline {
   private readonly log: (line: string) => void;
   private readonly preprocess: Preprocessor;
   private readonly fit: Fit;
-  private readonly provider: string;
+  private serving: Serving;
+  /** Processors of replaced models, released once their session is idle. */
+  private readonly retired = new Set<FrameProcessor>();
   private source?: FrameSource;
   private stopping = false;
   private captured = 0;
@@ -124,6 +174,14 @@ export class Pipeline {
   private started = false;
   private threshold: number;
   private postprocessOptions: PostprocessOptions;
+  /** Runs in flight per session (both paths), and who waits for a session to become idle. */
+  private readonly busy = new Map<InferenceSession, number>();
+  private readonly idleWaiters = new Map<InferenceSession, (() => void)[]>();
+  private fusedInFlight = 0;
+  private readonly slotWaiters: (() => void)[] = [];
+  /** Hands fused results to the postprocess queue in submission order; never rejects. */
+  private fusedChain: Promise<void> = Promise.resolve();
+  private swapLost = 0;
 
   constructor(private readonly options: PipelineOptions) {
     this.log = options.log ?? (() => {});
@@ -131,7 +189,7 @@ export class Pipeline {
     this.postprocessOptions = { ...options.postprocess };
     this.preprocess = options.preprocess ?? nativePreprocessor;
     this.fit = options.fit ?? 'stretch';
-    this.provider = options.session.providers.active[0] ?? 'unknown';
+    this.serving = { session: options.session, model: options.model, provider: providerOf(options.session) };
     if (options.maxFrames !== undefined && !(Number.isInteger(options.maxFrames) && options.maxFrames >= 0)) {
       throw new RangeError(`maxFrames must be a non-negative integer, got ${options.maxFrames}`);
     }
@@ -159,6 +217,34 @@ export class Pipeline {
     return { threshold: this.threshold, minArea: pp.minArea ?? 0, rle: pp.rle ?? false, contours: pp.contours ?? false };
   }
 
+  /**
+   * Serves `model` with `session` from the next frame that enters inference on. Frames already
+   * preprocessed for a model of another input size or normalisation are dropped (stage 'swap');
+   * frames already in inference finish on the old session and report the old model. Resolves once no
+   * run on the old session is in flight any more, so the caller may release it then; `framesLost`
+   * counts the frames captured that will never get a result because of the switch. The threshold is
+   * left as it is (update() changes it).
+   */
+  async swapModel(session: InferenceSession, model: LoadedModel): Promise<{ framesLost: number }> {
+    if (!(Number.isInteger(model.width) && model.width > 0 && Number.isInteger(model.height) && model.height > 0)) {
+      throw new RangeError(`swapModel: model size must be positive integers, got ${model.width}x${model.height}`);
+    }
+    const old = this.serving;
+    if (old.session === session && old.model === model) return { framesLost: 0 };
+    const lostBefore = this.swapLost;
+    this.serving = { session, model, provider: providerOf(session) };
+    for (const job of this.inference?.remove((j) => j.input !== undefined && !sameModelInput(j.inputModel as LoadedModel, model)) ?? []) {
+      this.dropForSwap(job, model);
+    }
+    if (old.processor) this.retired.add(old.processor);
+    await this.idle(old.session);
+    if (old.processor) {
+      this.retired.delete(old.processor);
+      old.processor.release();
+    }
+    return { framesLost: this.swapLost - lostBefore };
+  }
+
   /** Asks the capture loop to stop; frames already in flight are finished and written. */
   stop(): void {
     this.stopping = true;
@@ -169,6 +255,40 @@ export class Pipeline {
     if (always || n === 1 || n % LOG_EVERY === 0) {
       this.log(`drop ${id} at ${stage} (${reason}${always ? '' : `, ${n} so far`}): ${detail}`);
     }
+  }
+
+  private dropForSwap(job: Job, model: LoadedModel): void {
+    this.swapLost++;
+    const from = job.inputModel;
+    this.drop('swap', 'model-changed', job.frame.id, `preprocessed for ${from?.path ?? '?'} (${from?.width}x${from?.height}), now serving ${model.path} (${model.width}x${model.height})`);
+  }
+
+  /** Whether frames for `session` take the native fused path. */
+  private fused(session: InferenceSession): session is OrtSession {
+    return this.options.preprocess === undefined && session instanceof OrtSession;
+  }
+
+  private begin(session: InferenceSession): void {
+    this.busy.set(session, (this.busy.get(session) ?? 0) + 1);
+  }
+
+  private end(session: InferenceSession): void {
+    const n = (this.busy.get(session) ?? 1) - 1;
+    if (n > 0) {
+      this.busy.set(session, n);
+      return;
+    }
+    this.busy.delete(session);
+    for (const wake of this.idleWaiters.get(session)?.splice(0) ?? []) wake();
+  }
+
+  private idle(session: InferenceSession): Promise<void> {
+    if (!this.busy.has(session)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const list = this.idleWaiters.get(session) ?? [];
+      list.push(resolve);
+      this.idleWaiters.set(session, list);
+    });
   }
 
   /**
@@ -201,9 +321,21 @@ export class Pipeline {
       const wallMs = now() - started;
       return this.report(wallMs);
     } finally {
+      this.serving.processor?.release();
+      for (const p of this.retired) p.release();
       await source.close().catch((err: unknown) => this.log(`closing ${source.description}: ${(err as Error).message}`));
       for (const sink of opened) await sink.close().catch((err: unknown) => this.log(`closing ${sink.description}: ${(err as Error).message}`));
     }
+  }
+
+  /** Stops every loop; run() rethrows the first failure. */
+  private fail(err: unknown): void {
+    this.failure ??= err instanceof Error ? err : new Error(String(err));
+    this.stopping = true;
+    this.inference?.close();
+    this.post?.close();
+    this.inference?.drain();
+    this.post?.drain();
   }
 
   /** A loop's end closes its output queue; its failure stops every loop and is rethrown by run(). */
@@ -211,12 +343,7 @@ export class Pipeline {
     try {
       await loop;
     } catch (err) {
-      this.failure ??= err instanceof Error ? err : new Error(String(err));
-      this.stopping = true;
-      this.inference?.close();
-      this.post?.close();
-      this.inference?.drain();
-      this.post?.drain();
+      this.fail(err);
     } finally {
       closeOutput();
     }
@@ -232,77 +359,179 @@ export class Pipeline {
       const frame = await source.next();
       if (frame === null || this.stopping) break;
       this.captured++;
-      const preprocessStart = now();
-      let input: Float32Array;
-      try {
-        input = this.preprocess(frame, this.options.model, this.fit);
-      } catch (err) {
-        const code = (err as { code?: unknown }).code;
-        this.drop('preprocess', typeof code === 'string' ? code : 'error', frame.id, (err as Error).message);
-        continue;
-      }
-      const preprocessEnd = now();
-      const { data: _pixels, ...description } = frame;
-      const job: Job = {
-        frame: description,
-        input,
-        t: { capture: frame.captureTimeMs, preprocessStart, preprocessEnd, inferenceStart: 0, inferenceEnd: 0, postprocessStart: 0, postprocessEnd: 0 },
+      this.options.onCapture?.(frame);
+      const { data, ...description } = frame;
+      const t: Timestamps = {
+        capture: frame.captureTimeMs,
+        preprocessStart: 0,
+        preprocessEnd: 0,
+        inferenceStart: 0,
+        inferenceEnd: 0,
+        postprocessStart: 0,
+        postprocessEnd: 0,
+        nativePostprocessMs: 0,
       };
+      const job: Job = { frame: description, data, t };
+      // The fused path preprocesses off the JS thread, in the same native call as inference.
+      if (!this.fused(this.serving.session) && !this.preprocessJob(job, this.serving.model)) continue;
       if (!(await queue.put(job))) break;
     }
+  }
+
+  /** Legacy path: preprocesses on the JS thread; false when the frame was dropped. */
+  private preprocessJob(job: Job, model: LoadedModel): boolean {
+    job.t.preprocessStart = now();
+    try {
+      job.input = this.preprocess({ ...job.frame, data: job.data as Uint8Array }, model, this.fit);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      this.drop('preprocess', typeof code === 'string' ? code : 'error', job.frame.id, (err as Error).message);
+      return false;
+    }
+    job.t.preprocessEnd = now();
+    job.inputModel = model;
+    job.data = undefined;
+    return true;
   }
 
   private async inferenceLoop(): Promise<void> {
     const input = this.inference as StageQueue<Job>;
     const output = this.post as StageQueue<Job>;
-    const { session, model } = this.options;
-    const dims = [1, 3, model.height, model.width];
     for (let job = await input.take(); job !== null; job = await input.take()) {
+      if (job.data !== undefined && this.fused(this.serving.session)) {
+        while (this.fusedInFlight >= FUSED_DEPTH) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+        if (this.failure) break;
+        // Read after the wait: a swap in between must not send this frame to the old session.
+        if (this.fused(this.serving.session)) {
+          this.submitFused(job, this.serving, output);
+          continue;
+        }
+      }
+      // Results leave in capture order: fused frames still in flight go first.
+      await this.fusedChain;
+      const serving = this.serving;
+      const { session, model } = serving;
+      if (job.data !== undefined) {
+        if (!this.preprocessJob(job, model)) continue;
+      } else if (!sameModelInput(job.inputModel as LoadedModel, model)) {
+        this.dropForSwap(job, model);
+        continue;
+      }
+      const dims = [1, 3, model.height, model.width];
       job.t.inferenceStart = now();
       let out: RunOutput;
+      this.begin(session);
       try {
-        out = await session.run(job.input, dims);
+        out = await session.run(job.input as Float32Array, dims);
       } catch (err) {
         // A failing session fails every frame after this one too: stop rather than log a flood.
-        throw Object.assign(new Error(`inference failed on frame ${job.frame.id} (${model.path}): ${(err as Error).message}`, { cause: err }), {
-          code: (err as { code?: unknown }).code,
-        });
+        throw inferenceError(job, model, err);
+      } finally {
+        this.end(session);
       }
       job.t.inferenceEnd = now();
       if (out.data.length !== model.width * model.height) {
         throw new Error(`${model.path}: output [${out.dims.join(', ')}] is not one ${model.height}x${model.width} logit map`);
       }
       job.logits = out.data;
-      job.input = EMPTY;
+      job.input = undefined;
+      job.model = model;
+      job.provider = serving.provider;
       if (!(await output.put(job))) break;
     }
+    await this.fusedChain;
+  }
+
+  /** Hands `job` to the native fused call; its result joins the postprocess queue in order. */
+  private submitFused(job: Job, serving: Serving, output: StageQueue<Job>): void {
+    const { session, model } = serving;
+    const frame = { ...job.frame, data: job.data as Uint8Array };
+    let pending: Promise<NativeFrameResult>;
+    let submitted: number;
+    try {
+      serving.processor ??= (session as OrtSession).createFrameProcessor(model, this.fit);
+      submitted = now();
+      pending = serving.processor.process(frame, this.threshold);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if ((err as { stage?: unknown }).stage !== 'preprocess') {
+        this.fail(inferenceError(job, model, err));
+        return;
+      }
+      this.drop('preprocess', typeof code === 'string' ? code : 'error', job.frame.id, (err as Error).message);
+      return;
+    }
+    job.data = undefined;
+    this.begin(session);
+    this.fusedInFlight++;
+    const settled = pending.finally(() => this.end(session));
+    // Unobserved until the chain reaches it; the chain handles the rejection.
+    settled.catch(() => {});
+    // The slot is given back once the result is in the postprocess queue, so that a slow consumer
+    // holds the producer back instead of finished results piling up here.
+    const forward = async (): Promise<void> => {
+      let r: NativeFrameResult;
+      try {
+        r = await settled;
+      } catch (err) {
+        const stage = (err as { stage?: unknown }).stage;
+        if (stage === 'preprocess' || stage === 'postprocess') {
+          const code = (err as { code?: unknown }).code;
+          this.drop(stage, typeof code === 'string' ? code : 'error', job.frame.id, (err as Error).message);
+        } else {
+          this.fail(inferenceError(job, model, err));
+        }
+        return;
+      }
+      const [preStart, preEnd, infStart, infEnd, postStart, postEnd] = r.times;
+      const t = job.t;
+      t.preprocessStart = submitted + preStart;
+      t.preprocessEnd = submitted + preEnd;
+      t.inferenceStart = submitted + infStart;
+      t.inferenceEnd = submitted + infEnd;
+      t.nativePostprocessMs = postEnd - postStart;
+      job.native = r;
+      job.model = model;
+      job.provider = serving.provider;
+      await output.put(job);
+    };
+    this.fusedChain = this.fusedChain.then(forward).finally(() => {
+      this.fusedInFlight--;
+      this.slotWaiters.shift()?.();
+    });
   }
 
   private async postprocessLoop(): Promise<void> {
     const queue = this.post as StageQueue<Job>;
-    const { model, sinks } = this.options;
+    const { sinks } = this.options;
     for (let job = await queue.take(); job !== null; job = await queue.take()) {
       // The result of inference N and the start of inference N+1 arrive in the same turn; let the
-      // inference loop submit N+1 before this turn spends milliseconds on the JS thread.
+      // inference loop submit N+1 before this turn spends time on the JS thread.
       await yieldToEventLoop();
       const { frame, t } = job;
+      const model = job.model as LoadedModel;
       t.postprocessStart = now();
       let summary: Summary;
       const pp = this.postprocessOptions;
+      const options = {
+        threshold: this.threshold,
+        rle: pp.rle,
+        rleFormat: pp.rleFormat,
+        contours: pp.contours,
+        minArea: pp.minArea,
+        maxComponents: pp.maxComponents,
+        letterbox: this.fit === 'letterbox' ? letterboxGeometry(frame.width, frame.height, model.width, model.height) : undefined,
+      };
       try {
-        summary = summarize(job.logits as Float32Array, model, frame, {
-          threshold: this.threshold,
-          rle: pp.rle,
-          rleFormat: pp.rleFormat,
-          contours: pp.contours,
-          minArea: pp.minArea,
-          maxComponents: pp.maxComponents,
-          letterbox: this.fit === 'letterbox' ? letterboxGeometry(frame.width, frame.height, model.width, model.height) : undefined,
-        });
+        summary = job.native
+          ? summarizeNative(job.native, model, frame, options)
+          : summarize(job.logits as Float32Array, model, frame, options);
       } catch (err) {
         this.drop('postprocess', 'error', frame.id, (err as Error).message);
         continue;
       }
+      job.native = undefined;
+      job.logits = undefined;
       t.postprocessEnd = now();
       const result = this.result(job, summary);
       const sinkStart = now();
@@ -321,20 +550,21 @@ export class Pipeline {
 
   private result(job: Job, summary: Summary): ResultV1 {
     const { frame, t } = job;
+    const model = job.model as LoadedModel;
     const latencyMs = {
       capture: round3(t.preprocessStart - t.capture),
       preprocess: round3(t.preprocessEnd - t.preprocessStart),
       queue: round3(t.inferenceStart - t.preprocessEnd),
       inference: round3(t.inferenceEnd - t.inferenceStart),
-      postprocess: round3(t.postprocessEnd - t.postprocessStart),
+      postprocess: round3(t.nativePostprocessMs + t.postprocessEnd - t.postprocessStart),
       total: round3(t.postprocessEnd - t.capture),
     };
     for (const [stage, ms] of Object.entries(latencyMs)) this.rings[stage as StageName].add(ms);
     const result: ResultV1 = {
       schema: RESULT_SCHEMA,
       frame: { id: frame.id, seq: frame.seq, width: frame.width, height: frame.height, format: frame.format },
-      model: { sha256: this.options.model.sha256, precision: this.options.model.precision },
-      provider: this.provider,
+      model: { sha256: model.sha256, precision: model.precision },
+      provider: job.provider ?? 'unknown',
       captureTime: new Date(t.capture).toISOString(),
       completionTime: new Date(t.postprocessEnd).toISOString(),
       latencyMs,
@@ -362,4 +592,13 @@ export class Pipeline {
   }
 }
 
-const EMPTY = new Float32Array(0);
+function providerOf(session: InferenceSession): string {
+  return session.providers.active[0] ?? 'unknown';
+}
+
+function inferenceError(job: Job, model: LoadedModel, err: unknown): Error {
+  return Object.assign(new Error(`inference failed on frame ${job.frame.id} (${model.path}): ${(err as Error).message}`, { cause: err }), {
+    code: (err as { code?: unknown }).code,
+  });
+}
+

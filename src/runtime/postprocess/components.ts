@@ -65,19 +65,37 @@ function assertCount(value: number, what: string, min: number): void {
   if (!Number.isInteger(value) || value < min) throw new RangeError(`${what} must be an integer >= ${min}, got ${value}`);
 }
 
+/**
+ * Raw statistics of every component, in label order (raster order of each component's first pixel),
+ * before any filtering or rounding: COMPONENT_FIELDS values per component, namely area, sumX, sumY,
+ * sumP, minX, minY, maxX, maxY, start. The native postprocessor (native/core/postprocess.cc)
+ * produces the same table bit for bit; selectComponents turns either into the reported components.
+ */
+export interface RawComponents {
+  count: number;
+  data: Float64Array;
+  /** Whether sumP holds probability sums (else 0 and no meanProbability is reported). */
+  hasProb: boolean;
+}
+
+export const COMPONENT_FIELDS = 9;
+const F_AREA = 0, F_SUMX = 1, F_SUMY = 2, F_SUMP = 3, F_MINX = 4, F_MINY = 5, F_MAXX = 6, F_MAXY = 7, F_START = 8;
+
 /** Finds the 8-connected components of `mask` (non-zero = foreground). */
 export function findComponents(mask: GrayImage, options: ComponentOptions = {}): ComponentsResult {
   assertGrayImage(mask, 'findComponents');
-  const minArea = options.minArea ?? 1;
-  const maxComponents = options.maxComponents ?? DEFAULT_MAX_COMPONENTS;
-  assertCount(minArea, 'minArea', 0);
-  assertCount(maxComponents, 'maxComponents', 0);
   const prob = options.prob;
-  const { width: w, height: h, data: m } = mask;
-  if (prob && prob.length !== w * h) {
-    throw new RangeError(`findComponents: probabilities have ${prob.length} values, expected ${w}x${h}`);
+  if (prob && prob.length !== mask.width * mask.height) {
+    throw new RangeError(`findComponents: probabilities have ${prob.length} values, expected ${mask.width}x${mask.height}`);
   }
+  assertCount(options.minArea ?? 1, 'minArea', 0);
+  assertCount(options.maxComponents ?? DEFAULT_MAX_COMPONENTS, 'maxComponents', 0);
+  return selectComponents(labelComponents(mask, prob), mask, options);
+}
 
+/** Labels `mask` and sums each component's statistics (see RawComponents). */
+export function labelComponents(mask: GrayImage, prob?: Float32Array): RawComponents {
+  const { width: w, height: h, data: m } = mask;
   // Runs in raster order: row, first and last column. parent is the union-find forest over run
   // indices; roots are always the smallest index of their set (the larger root is linked under the
   // smaller), so parent[i] <= i and the forest flattens in one increasing sweep.
@@ -147,51 +165,65 @@ export function findComponents(mask: GrayImage, options: ComponentOptions = {}):
   let count = 0;
   for (let i = 0; i < runs; i++) parent[i] = parent[i] === i ? count++ : parent[parent[i]];
 
-  const area = new Float64Array(count);
-  const sumX = new Float64Array(count);
-  const sumY = new Float64Array(count);
-  const sumP = new Float64Array(count);
-  const minX = new Int32Array(count).fill(w);
-  const maxX = new Int32Array(count);
-  const minY = new Int32Array(count);
-  const maxY = new Int32Array(count);
-  const start = new Int32Array(count);
+  const out = new Float64Array(count * COMPONENT_FIELDS);
+  for (let l = 0; l < count; l++) out[l * COMPONENT_FIELDS + F_MINX] = w;
   for (let i = 0; i < runs; i++) {
-    const l = parent[i];
+    const o = parent[i] * COMPONENT_FIELDS;
     const y = runY[i], a = runA[i], b = runB[i];
     const len = b - a + 1;
-    if (area[l] === 0) {
-      start[l] = y * w + a;
-      minY[l] = y;
+    if (out[o + F_AREA] === 0) {
+      out[o + F_START] = y * w + a;
+      out[o + F_MINY] = y;
     }
-    area[l] += len;
+    out[o + F_AREA] += len;
     // Sum of a..b; (a + b) * len is always even, so this stays an exact integer.
-    sumX[l] += ((a + b) * len) / 2;
-    sumY[l] += y * len;
-    if (a < minX[l]) minX[l] = a;
-    if (b > maxX[l]) maxX[l] = b;
-    maxY[l] = y;
+    out[o + F_SUMX] += ((a + b) * len) / 2;
+    out[o + F_SUMY] += y * len;
+    if (a < out[o + F_MINX]) out[o + F_MINX] = a;
+    if (b > out[o + F_MAXX]) out[o + F_MAXX] = b;
+    out[o + F_MAXY] = y;
     if (prob) {
       let sp = 0;
       for (let p = y * w + a, e = y * w + b; p <= e; p++) sp += prob[p];
-      sumP[l] += sp;
+      out[o + F_SUMP] += sp;
     }
   }
+  return { count, data: out, hasProb: prob !== undefined };
+}
 
+/**
+ * The reported components of a labelled mask: those of at least minArea pixels, largest first (ties
+ * in raster order), at most maxComponents, with their statistics rounded for publication.
+ */
+export function selectComponents(
+  raw: RawComponents,
+  mask: GrayImage,
+  options: Pick<ComponentOptions, 'minArea' | 'maxComponents'> = {},
+): ComponentsResult {
+  const minArea = options.minArea ?? 1;
+  const maxComponents = options.maxComponents ?? DEFAULT_MAX_COMPONENTS;
+  assertCount(minArea, 'minArea', 0);
+  assertCount(maxComponents, 'maxComponents', 0);
+  const { count, data: d } = raw;
+  if (d.length !== count * COMPONENT_FIELDS) throw new RangeError(`raw components: ${d.length} values for ${count} components`);
+  const area = (l: number): number => d[l * COMPONENT_FIELDS + F_AREA];
   const order: number[] = [];
-  for (let l = 0; l < count; l++) if (area[l] >= minArea) order.push(l);
-  order.sort((a, b) => area[b] - area[a] || a - b);
+  for (let l = 0; l < count; l++) if (area(l) >= minArea) order.push(l);
+  order.sort((a, b) => area(b) - area(a) || a - b);
   if (order.length > maxComponents) order.length = maxComponents;
 
-  const total = w * h;
+  const total = mask.width * mask.height;
   const components = order.map((l): Component => {
+    const o = l * COMPONENT_FIELDS;
+    const a = d[o + F_AREA];
+    const minX = d[o + F_MINX], minY = d[o + F_MINY];
     const c: Component = {
-      area: area[l],
-      areaPercent: roundTo((100 * area[l]) / total, 4),
-      bbox: { x: minX[l], y: minY[l], width: maxX[l] - minX[l] + 1, height: maxY[l] - minY[l] + 1 },
-      centroid: { x: roundTo(sumX[l] / area[l], 2), y: roundTo(sumY[l] / area[l], 2) },
+      area: a,
+      areaPercent: roundTo((100 * a) / total, 4),
+      bbox: { x: minX, y: minY, width: d[o + F_MAXX] - minX + 1, height: d[o + F_MAXY] - minY + 1 },
+      centroid: { x: roundTo(d[o + F_SUMX] / a, 2), y: roundTo(d[o + F_SUMY] / a, 2) },
     };
-    if (prob) c.meanProbability = roundTo(sumP[l] / area[l], 4);
+    if (raw.hasProb) c.meanProbability = roundTo(d[o + F_SUMP] / a, 4);
     return c;
   });
 
@@ -199,7 +231,7 @@ export function findComponents(mask: GrayImage, options: ComponentOptions = {}):
     components,
     total: count,
     dropped: count - components.length,
-    labelling: { mask, start: order.map((l) => start[l]) },
+    labelling: { mask, start: order.map((l) => d[l * COMPONENT_FIELDS + F_START]) },
   };
 }
 

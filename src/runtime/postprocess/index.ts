@@ -5,7 +5,7 @@
  */
 import type { LetterboxGeometry, Size } from '../../image/preprocess.js';
 import { assertDims, type GrayImage } from '../../image/types.js';
-import { findComponents, type Component } from './components.js';
+import { COMPONENT_FIELDS, findComponents, selectComponents, type Component, type Labelling, type RawComponents } from './components.js';
 import { componentContours, type Contour } from './contours.js';
 import { coverage, DEFAULT_THRESHOLD, probabilityToFrame, sigmoidInto, thresholdMask } from './probability.js';
 import { encodeRle, rleToString, type Rle, type RleString } from './rle.js';
@@ -95,17 +95,57 @@ export function summarize(logits: Float32Array, modelSize: Size, frameSize: Size
     maskModel,
     maskFrame,
   };
+  finish(summary, found.labelling, options);
+  return summary;
+}
+
+/** What native postprocessing (native/core/postprocess.cc) hands back for one frame. */
+export interface NativeSummaryInput {
+  maskModel: Uint8Array;
+  maskFrame: Uint8Array;
+  /** RawComponents.data of maskFrame, probability sums included. */
+  components: Float64Array;
+  /** Foreground pixels of maskFrame. */
+  foreground: number;
+}
+
+/**
+ * The Summary summarize() would return, from masks and raw component sums computed natively (equal to
+ * summarize's own bit for bit): only filtering, rounding, contours and RLE are done here.
+ */
+export function summarizeNative(input: NativeSummaryInput, modelSize: Size, frameSize: Size, options: SummarizeOptions = {}): Summary {
+  assertDims(modelSize.width, modelSize.height, 'summarizeNative model size');
+  assertDims(frameSize.width, frameSize.height, 'summarizeNative frame size');
+  const n = frameSize.width * frameSize.height;
+  if (input.maskFrame.length !== n || input.maskModel.length !== modelSize.width * modelSize.height) {
+    throw new RangeError(`summarizeNative: masks of ${input.maskModel.length} and ${input.maskFrame.length} bytes do not fit ${modelSize.width}x${modelSize.height} and ${frameSize.width}x${frameSize.height}`);
+  }
+  const maskModel: GrayImage = { width: modelSize.width, height: modelSize.height, data: input.maskModel };
+  const maskFrame: GrayImage = { width: frameSize.width, height: frameSize.height, data: input.maskFrame };
+  const raw: RawComponents = { count: input.components.length / COMPONENT_FIELDS, data: input.components, hasProb: true };
+  const found = selectComponents(raw, maskFrame, { minArea: options.minArea, maxComponents: options.maxComponents });
+  const summary: Summary = {
+    coverage: roundTo(input.foreground / n, 6),
+    components: found.components,
+    droppedComponents: found.dropped,
+    maskModel,
+    maskFrame,
+  };
+  finish(summary, found.labelling, options);
+  return summary;
+}
+
+function finish(summary: Summary, labelling: Labelling, options: SummarizeOptions): void {
   if (options.contours) {
-    summary.contours = componentContours(found.labelling, {
+    summary.contours = componentContours(labelling, {
       epsilon: options.contourEpsilon,
       maxPoints: options.maxContourPoints,
     });
   }
   if (options.rle) {
-    const rle = encodeRle(maskFrame);
+    const rle = encodeRle(summary.maskFrame);
     summary.rle = options.rleFormat === 'string' ? { ...rle, counts: rleToString(rle.counts) } : rle;
   }
-  return summary;
 }
 
 /** The fields of a Summary to publish, in a fixed key order so equal summaries serialise identically. */

@@ -42,7 +42,7 @@ t.test('both builds use N-API 8 and forbid FMA contraction', async (t) => {
 });
 
 t.test('native/core does not depend on N-API', async (t) => {
-  for (const file of ['error.h', 'preprocess.h', 'preprocess.cc', 'ort_runtime.h', 'ort_runtime.cc']) {
+  for (const file of ['error.h', 'preprocess.h', 'preprocess.cc', 'postprocess.h', 'postprocess.cc', 'frame_job.h', 'frame_job.cc', 'ort_runtime.h', 'ort_runtime.cc']) {
     t.notMatch(readFileSync(join(root, 'native', 'core', file), 'utf8'), /#include\s*[<"](napi|node_api)\.h/, file);
   }
 });

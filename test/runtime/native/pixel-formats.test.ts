@@ -160,3 +160,25 @@ t.test('letterbox pads with 0 (the normalised mean) and mean/std/scale come from
   t.same([raw[0], raw[8], raw[16]], [200, 100, 50], 'per-channel std and scale are applied');
   t.throws(() => b.preprocess(frame, 4, 2, 'RGB24', 4, 2, 'stretch', [0, 0, 0], [0, 1, 1], 1), { code: 'ERR_INVALID_ARGUMENT' });
 });
+
+t.test('preprocessing converts YUV through its lookup tables exactly like the TS reference', { skip }, async (t) => {
+  const b = binding as NativeBinding;
+  // The YUV cube again, at identity size (every tap is one source pixel) and downscaled, as YUYV and
+  // NV12 (chroma of NV12 shared by 2x2 pixels).
+  const values: number[] = [];
+  for (let v = 0; v < 256; v += 5) values.push(v);
+  values.push(255);
+  const n = values.length;
+  const yuyv = new Uint8Array(n ** 3 * 4);
+  let o = 0;
+  for (const y of values) for (const u of values) for (const v of values) yuyv.set([y, u, 255 - y, v], (o++) * 4);
+  const w = 2 * n * n;
+  const nv12 = randomBytes(frameByteLength('NV12', w, 2 * n), 99);
+  for (const [format, frame, fw, fh] of [['YUYV', yuyv, w, n], ['NV12', nv12, w, 2 * n]] as const) {
+    for (const [ow, oh] of [[fw, fh], [256, 40]]) {
+      const got = preprocessFrame(frame, { format, width: fw, height: fh }, { width: ow, height: oh }, 'stretch', PREPROCESSING, b);
+      const ref = referenceResizeNormalize(toRgb(frame, fw, fh, format), fw, fh, ow, oh, 'stretch', PREPROCESSING);
+      t.equal(firstDifference(got, ref), -1, `${format} ${fw}x${fh} -> ${ow}x${oh}`);
+    }
+  }
+});

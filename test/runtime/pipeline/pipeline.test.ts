@@ -212,3 +212,131 @@ t.test('maxFrames and stop() end the capture; frames in flight are finished', as
   t.ok(r2.processed > 0 && r2.processed < 1000, `${r2.processed} processed before stop`);
   t.equal(r2.processed, r2.captured, 'everything captured was finished');
 });
+
+/** A fake session for a `size`x`size` model that counts the runs in flight. */
+function countingSession(size: number, delayMs: number, name: string): InferenceSession & { active: number; runs: number } {
+  const s = {
+    active: 0,
+    runs: 0,
+    providers: { requested: [], active: [name], fallbacks: [] },
+    async run(input: Float32Array): Promise<RunOutput> {
+      if (input.length !== 3 * size * size) throw new Error(`${name} got ${input.length} input values, expected ${3 * size * size}`);
+      s.active++;
+      s.runs++;
+      await sleep(delayMs);
+      s.active--;
+      const data = new Float32Array(size * size);
+      for (let i = 0; i < data.length; i++) data[i] = i % size < size / 2 ? 4 : -4;
+      return { data, dims: [1, 1, size, size] };
+    },
+  };
+  return s;
+}
+
+const sizedPreprocess: Preprocessor = (_frame, model) => new Float32Array(3 * model.width * model.height);
+
+t.test('swapModel: same input size, takes effect between frames, nothing lost', async (t) => {
+  const a = countingSession(16, 10, 'A');
+  const b = countingSession(16, 10, 'B');
+  const modelB: LoadedModel = { ...MODEL, path: '/models/b.onnx', sha256: 'cd'.repeat(32), precision: 'fp16' };
+  const sink = new MemorySink();
+  let swap: Promise<{ framesLost: number }> | undefined;
+  let activeOnOldAtResolve = -1;
+  const pipeline: Pipeline = new Pipeline({
+    createSource: (onDrop) => new FakeSource(20, onDrop),
+    session: a,
+    model: MODEL,
+    sinks: [sink],
+    mode: 'backpressure',
+    preprocess: sizedPreprocess,
+    onResult: (r) => {
+      if (r.frame.seq === 5) {
+        swap = pipeline.swapModel(b, modelB);
+        void swap.then(() => (activeOnOldAtResolve = a.active));
+      }
+    },
+  });
+  const report = await pipeline.run();
+  t.same(await swap, { framesLost: 0 });
+  t.equal(activeOnOldAtResolve, 0, 'no run on the old session in flight once swapModel resolved');
+  t.equal(report.processed, 20);
+  t.equal(report.drops.total, 0);
+  const shas = sink.items.map((i) => i.result.model.sha256);
+  const first = shas.indexOf(modelB.sha256);
+  t.ok(first > 5 && first <= 8, `the new model serves from frame ${first} on`);
+  t.ok(shas.slice(first).every((s) => s === modelB.sha256), 'every later result carries the new model');
+  t.same(sink.items[first].result.model, { sha256: modelB.sha256, precision: 'fp16' });
+  t.equal(sink.items[first].result.provider, 'B');
+  t.equal(a.runs + b.runs, 20);
+});
+
+t.test('swapModel: another input size drops the frame preprocessed for the old model and counts it', async (t) => {
+  const a = countingSession(16, 20, 'A');
+  const c = countingSession(8, 5, 'C');
+  const modelC: LoadedModel = { ...MODEL, path: '/models/c.onnx', sha256: 'ef'.repeat(32), width: 8, height: 8 };
+  const sink = new MemorySink();
+  const logs: string[] = [];
+  let swap: Promise<{ framesLost: number }> | undefined;
+  let activeOnOldAtResolve = -1;
+  const pipeline: Pipeline = new Pipeline({
+    createSource: (onDrop) => new FakeSource(12, onDrop),
+    session: a,
+    model: MODEL,
+    sinks: [sink],
+    mode: 'backpressure',
+    preprocess: sizedPreprocess,
+    log: (l) => logs.push(l),
+    onResult: (r) => {
+      if (r.frame.seq === 2) {
+        swap = pipeline.swapModel(c, modelC);
+        void swap.then(() => (activeOnOldAtResolve = a.active));
+      }
+    },
+  });
+  const report = await pipeline.run();
+  const { framesLost } = (await swap) as { framesLost: number };
+  t.equal(framesLost, 1, 'the frame waiting for inference, preprocessed at 16x16, is lost');
+  t.equal(activeOnOldAtResolve, 0);
+  t.same(report.drops.byStage, { swap: 1 });
+  t.equal(report.drops.byReason['swap:model-changed'], 1);
+  t.equal(report.processed + report.drops.total, report.captured, 'every frame has a result or a counted drop');
+  t.match(logs.join('\n'), /drop fake#4 at swap \(model-changed\): preprocessed for \/models\/fake\.onnx \(16x16\), now serving \/models\/c\.onnx \(8x8\)/);
+  const seqs = sink.items.map((i) => i.result.frame.seq);
+  t.same(seqs, [0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11]);
+  const byModel = sink.items.map((i) => i.result.model.sha256);
+  t.same(byModel.slice(0, 4), Array(4).fill(MODEL.sha256), 'frames in inference before the swap finish on the old model');
+  t.ok(byModel.slice(4).every((s) => s === modelC.sha256), 'later frames are inferred by the new model');
+  t.equal(c.runs, 7);
+});
+
+t.test('swapModel before or after a run just changes the model', async (t) => {
+  const b = countingSession(16, 1, 'B');
+  const sink = new MemorySink();
+  const pipeline = new Pipeline({
+    createSource: (onDrop) => new FakeSource(3, onDrop),
+    session: countingSession(16, 1, 'A'),
+    model: MODEL,
+    sinks: [sink],
+    mode: 'backpressure',
+    preprocess: sizedPreprocess,
+  });
+  t.same(await pipeline.swapModel(b, { ...MODEL, sha256: '12'.repeat(32) }), { framesLost: 0 });
+  await pipeline.run();
+  t.same(sink.items.map((i) => i.result.provider), ['B', 'B', 'B']);
+  await t.rejects(pipeline.swapModel(b, { ...MODEL, width: 0 }), RangeError);
+});
+
+t.test('onCapture sees every frame taken from the source, pixels included', async (t) => {
+  const seen: number[] = [];
+  const pipeline = new Pipeline({
+    createSource: (onDrop) => new FakeSource(5, onDrop, new Set([1])),
+    session: fakeSession(1),
+    model: MODEL,
+    sinks: [new MemorySink()],
+    mode: 'backpressure',
+    preprocess: recordingPreprocess([]),
+    onCapture: (f) => seen.push(f.data[0] + f.seq * 1000),
+  });
+  await pipeline.run();
+  t.same(seen, [0, 2002, 3003, 4004]);
+});
