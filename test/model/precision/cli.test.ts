@@ -23,7 +23,7 @@ const commands = precisionCommands(
 const manifest = (): Manifest => JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest;
 
 t.test('model quantize --int8 writes the file and its manifest entry', async (t) => {
-  await commands['model quantize'].run(['--int8', '--model', dir, '--calib', KVASIR, '--calib-count', '4', '--per-channel', '--out', dir]);
+  await commands['model quantize'].run(['--int8', '--model', dir, '--calib', KVASIR, '--calib-count', '4', '--out', dir]);
   const bytes = readFileSync(join(dir, INT8_FILE));
   const entry = manifest().files.find((f) => f.file === INT8_FILE) as unknown as Record<string, unknown> & { calibration: { stems: string[]; count: number; method: string; dir: string } };
   t.ok(entry, 'manifest lists the int8 file');
@@ -34,6 +34,7 @@ t.test('model quantize --int8 writes the file and its manifest entry', async (t)
   t.equal(entry.calibration.stems.length, 4);
   t.equal(entry.calibration.method, 'minmax');
   t.equal(entry.calibration.dir, KVASIR);
+  t.match((entry.quantization as { weights: string }).weights, /^7-bit symmetric per-channel/, 'per-channel 7-bit weights by default');
   t.ok(manifest().files.some((f) => f.file === FP32_FILE), 'the fp32 entry is kept');
   t.ok(logs.some((l) => l.includes('calibration:')), 'progress goes to the log');
 });
@@ -57,6 +58,7 @@ t.test('model check --json reports agreement and Dice against the masks', async 
 t.test('usage errors', async (t) => {
   await t.rejects(async () => commands['model quantize'].run(['--model', dir, '--calib', KVASIR, '--out', dir]), UsageError, '--int8 is required');
   await t.rejects(async () => commands['model quantize'].run(['--int8', '--model', dir, '--calib', KVASIR, '--method', 'mse', '--out', dir]), /--method must be one of/);
+  await t.rejects(async () => commands['model quantize'].run(['--int8', '--model', dir, '--calib', KVASIR, '--per-tensor', '--per-channel', '--out', dir]), /--per-tensor or --per-channel, not both/);
   await t.rejects(async () => commands['model quantize'].run(['--int8', '--model', join(dir, 'nope'), '--calib', KVASIR, '--out', dir]), /no such file/);
   t.throws(() => commands['model fp16'].run(['--model', join(dir, INT8_FILE), '--out', dir]), /already int8/);
   t.ok(existsSync(join(dir, INT8_FILE)));
