@@ -213,10 +213,10 @@ export async function releaseModel(o: ReleaseOptions): Promise<ReleaseResult> {
       log(`calibrating INT8 on ${calib.length} train-split images (disjoint from the ${evalPairs.length} test images)`);
       const inputs: Float32Array[] = [];
       for (const p of calib) inputs.push(preprocessRgb(await readImageFile(p.image), size, 'stretch'));
-      const q = await quantizeInt8(fp32, inputs, { method: 'minmax', perChannel: true, threads, log });
+      const q = await quantizeInt8(fp32, inputs, { method: 'minmax', perChannel: true, reduceRange: true, threads, log });
       model = q.model;
       extra = {
-        quantization: { format: 'QDQ', weights: 'int8 symmetric per-channel (axis 0)', activations: 'uint8 asymmetric', floatNodes: q.report.floatNodes },
+        quantization: { format: 'QDQ', weights: '7-bit symmetric per-channel (axis 0)', activations: 'uint8 asymmetric', floatNodes: q.report.floatNodes },
         calibration: { split: 'train', splitSha256: run.splitSha256, count: calib.length, stems: calib.map((p) => p.stem), method: 'minmax' },
       };
     }
