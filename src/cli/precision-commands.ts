@@ -165,6 +165,7 @@ export async function modelQuantize(argv: string[], log: (line: string) => void)
   const result = await quantizeInt8(source.model, calib.inputs, { method, percentile, perChannel, reduceRange, keepFloat, activationType, threads, log });
   const r = result.report;
   log(`quantized ${r.quantizedNodes.length} nodes (${r.absorbedRelus.length} Relus absorbed), ${r.floatNodes.length} stay float: ${r.floatNodes.join(', ')}`);
+  if (r.widenedWeightScales > 0) log(`${r.widenedWeightScales} weight scales widened so that their channel's int32 bias fits (near-zero weights, non-zero bias)`);
   if (r.clampedBiases > 0) log(`warning: ${r.clampedBiases} bias values exceeded int32 at scale s_x·s_w and were clamped`);
   const bytes = writeOnnx(result.model);
   const outFile = join(values.out, INT8_FILE);

@@ -67,8 +67,10 @@ export interface QuantizeReport {
   readonly floatNodes: readonly string[];
   readonly absorbedRelus: readonly string[];
   readonly quantizedTensors: number;
-  /** Bias values clamped to the int32 range (should be 0). */
+  /** Bias values clamped to the int32 range (0 unless a bias is beyond any representable scale). */
   readonly clampedBiases: number;
+  /** Weight scales made wider so that their channel's bias fits BIAS_CODE_LIMIT (see widenForBias). */
+  readonly widenedWeightScales: number;
 }
 
 export interface QuantizeResult {
@@ -119,6 +121,43 @@ export function weightScales(w: Float32Array, outChannels: number, perChannel: b
     scales[g] = m === 0 ? 1 : m / qmax;
   }
   return scales;
+}
+
+/**
+ * Largest |int32 bias code| allowed. QLinearConv adds the bias code to an int32 sum of products that
+ * reaches about 255 · 127 · K (K = c_in·k·k ≤ 4320 here, so < 2^28); 2^30 leaves that room.
+ */
+export const BIAS_CODE_LIMIT = 2 ** 30;
+
+/**
+ * Widens weight scales so that every bias code b / (s_x · s_w) stays within BIAS_CODE_LIMIT. A trained
+ * network has channels whose weights are nearly zero but whose bias is not (a BN folded into a conv
+ * whose channel died); their tiny weight scale makes the bias code overflow int32, and clamping it
+ * silently changes that channel's output (122 of them in a Kvasir-trained LV-UNet). A wider scale
+ * costs those near-zero weights nothing they had. ORT's own quantiser makes the same adjustment.
+ * Returns how many scales were widened; `scales` is per channel, or one entry for the whole tensor.
+ */
+export function widenForBias(scales: Float32Array, bias: Float32Array, inputScale: number): number {
+  let widened = 0;
+  const needed = (c: number): number => Math.abs(bias[c]) / (inputScale * BIAS_CODE_LIMIT);
+  if (scales.length === 1) {
+    let s = 0;
+    for (let c = 0; c < bias.length; c++) s = Math.max(s, needed(c));
+    if (s > scales[0]) {
+      scales[0] = Math.fround(s * (1 + 2 ** -20));
+      widened++;
+    }
+    return widened;
+  }
+  for (let c = 0; c < scales.length; c++) {
+    const s = needed(c);
+    if (s > scales[c]) {
+      // Float32 rounding of the scale must not bring the code back over the limit.
+      scales[c] = Math.fround(s * (1 + 2 ** -20));
+      widened++;
+    }
+  }
+  return widened;
 }
 
 export function quantizeWeights(w: Float32Array, scales: Float32Array, qmax = 127): Int8Array {
@@ -273,12 +312,14 @@ export function quantizeWithRanges(model: Model, ranges: ReadonlyMap<string, Ran
   };
 
   let clampedBiases = 0;
+  let widenedWeightScales = 0;
   const weightNodes = (n: Node): { nodes: Node[]; inputs: string[] } => {
     const [x, wName, bName] = n.inputs;
     const wT = graph.initializers.get(wName)!;
     const wData = wT.data as Float32Array;
     const cout = wT.dims[0];
     const scales = weightScales(wData, cout, perChannel, wMax);
+    if (bName && quantizeBias) widenedWeightScales += widenForBias(scales, graph.initializers.get(bName)!.data as Float32Array, paramsOf(x).scale);
     const axis = perChannel ? [{ name: 'axis', type: 'int' as const, value: 0 }] : [];
     const sDims = perChannel ? [cout] : [];
     const wq = `${wName}.int8`;
@@ -361,6 +402,7 @@ export function quantizeWithRanges(model: Model, ranges: ReadonlyMap<string, Ran
       absorbedRelus: w.absorbed,
       quantizedTensors: qTensors.size,
       clampedBiases,
+      widenedWeightScales,
     },
   };
 }

@@ -16,7 +16,7 @@ import { readOnnx } from '../../../src/model/onnx/read.js';
 import { writeOnnx } from '../../../src/model/onnx/write.js';
 import { checkAgainstReference } from '../../../src/model/precision/check.js';
 import { loadCalibrationSet, spreadSample } from '../../../src/model/precision/images.js';
-import { activationParams, quantizeInt8, quantizeWithRanges, roundHalfEven } from '../../../src/model/precision/quantize.js';
+import { activationParams, BIAS_CODE_LIMIT, quantizeInt8, quantizeWithRanges, roundHalfEven, widenForBias } from '../../../src/model/precision/quantize.js';
 import { listPairs } from '../../../src/data/dataset.js';
 import { gaussian } from '../../../src/data/random.js';
 import { KVASIR } from '../../helpers/paths.js';
@@ -145,6 +145,33 @@ for (const { perChannel, reduceRange } of VARIANTS) {
     t.ok(fused.includes('QLinearConv') && !fused.includes('Conv'), `ORT fused the QDQ Conv into QLinearConv (${fused.join(', ')})`);
   });
 }
+
+t.test('a dead channel (weights ~0, bias not) keeps its bias: the weight scale widens instead of the bias clamping', async (t) => {
+  for (const perChannel of [true, false]) {
+    const graph = oneConv();
+    const w = graph.initializers.get('w')!.data as Float32Array;
+    // Channel 1 died in training: BN folded a ~1e-12 gain into its weights and kept a real shift.
+    for (let k = CIN * 9; k < 2 * CIN * 9; k++) w[k] *= 1e-11;
+    (graph.initializers.get('b')!.data as Float32Array)[1] = 0.75;
+    const rx = { min: -1, max: 1.2 };
+    const rc = { min: -1.5, max: 2 };
+    const { model, report } = quantizeWithRanges(asModel(graph, new Map()), new Map([['x', rx], ['c', rc], ['y', rc]]), { perChannel, reduceRange: true });
+    t.equal(report.clampedBiases, 0, `${perChannel ? 'per-channel' : 'per-tensor'}: no bias clamped`);
+    t.equal(report.widenedWeightScales, perChannel ? 1 : 0, 'only the dead channel widens (per-tensor scales are wide already)');
+    const bq = model.graph.initializers.get('b.int32')!.data as Int32Array;
+    t.ok(Math.abs(bq[1]) <= BIAS_CODE_LIMIT, `bias code ${bq[1]} within the limit`);
+    const g = gaussian(9);
+    const x = Float32Array.from({ length: CIN * H * H }, () => g() * 0.8);
+    const y = await run(writeOnnx(model), x, [1, CIN, H, H], 'all');
+    const lsb = activationParams(rc, 'uint8').scale;
+    let worst = 0;
+    for (let i = H * H; i < 2 * H * H; i++) worst = Math.max(worst, Math.abs(y[i] - 0.75));
+    t.ok(worst <= lsb, `the dead channel outputs its bias 0.75 within one LSB (worst ${worst})`);
+  }
+  const scales = Float32Array.of(1e-9, 0.01);
+  t.equal(widenForBias(scales, Float32Array.of(1, 1), 0.01), 1);
+  t.ok(1 / (0.01 * scales[0]) <= BIAS_CODE_LIMIT && scales[1] === Math.fround(0.01), 'the widened scale just fits; the other is untouched');
+});
 
 t.test('keep-float names must exist; kept nodes stay float', async (t) => {
   const m = asModel(oneConv(), new Map());
