@@ -1,10 +1,10 @@
 /** `lvunet-edge run`: the inference pipeline from a source to sinks, with a start-up report on stderr. */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { loadConfig } from '../config/index.js';
+import { loadConfig, type ProviderSpec } from '../config/index.js';
 import { buildModelDir, seededModelWeights } from '../model/build.js';
 import { packageRoot } from '../runtime/native/binding.js';
 import { runSupervised, settingsFromConfig } from '../supervisor/run-supervised.js';
@@ -41,6 +41,9 @@ configured. SIGTERM/SIGINT stop capture, finish frames in flight and flush MQTT,
   --strict            fail instead of falling back when a provider cannot be used
   --threads N         ONNX Runtime intra-op threads; 0: ONNX Runtime decides (one per core). Default: one
                       fewer than the cores, at least 1, leaving a core for the JS thread's pre/postprocessing
+  --bundle-key PEM    a public key that signed model bundles may be signed with (repeatable); default:
+                      every *.pem in bundle-keys/ beside the config file. Enables reload-model over MQTT
+  --require-golden    reload-model refuses bundles without golden frames
   --max-frames N      stop after N frames from the source
   --save-masks DIR    write each frame-size mask as DIR/<file stem or frame id>.png
   --fps N             pace replay at N frames/s (live sources and paced replay keep the newest frame)
@@ -246,6 +249,8 @@ export async function runCommand(argv: string[], log: (line: string) => void): P
       'device-id': { type: 'string' },
       demo: { type: 'boolean', default: false },
       'in-process': { type: 'boolean', default: false },
+      'bundle-key': { type: 'string', multiple: true },
+      'require-golden': { type: 'boolean', default: false },
     },
     allowPositionals: true,
     strict: true,
@@ -300,13 +305,15 @@ export async function runCommand(argv: string[], log: (line: string) => void): P
   const options = sourceOptions(args);
   const mode = queueModeFor(args);
   log(`source ${args.sourceText}, sinks ${sinks.map((s) => s.description).join(', ')}${publishing ? ', mqtt' : ''}, queues ${mode}`);
+  // The worker opens its session from this plan (sessionOptionsFromConfig): the profile's providers
+  // with their options, unless --ep named providers, which carry none.
+  const planned = values.ep === undefined && config.runtime.providers ? config.runtime.providers : args.providers.map((name) => ({ name: name as ProviderSpec['name'], options: {} }));
+  const keysDir = loaded.file ? join(dirname(resolve(loaded.file)), 'bundle-keys') : undefined;
   await runSupervised({
     start: {
       model: args.model,
       precision: args.precision,
-      providers: args.providers,
-      strict: args.strict,
-      threads: args.threads,
+      session: { runtime: { ...config.runtime, providers: [...planned], strict: args.strict, threads: args.threads }, stateDir: config.state_dir },
       ortLibrary: config.runtime.ort_library ?? undefined,
       source: args.sourceText,
       sourceOptions: options,
@@ -315,6 +322,14 @@ export async function runCommand(argv: string[], log: (line: string) => void): P
       saveMasks: values['save-masks'],
       settings,
     },
+    modelExplicit: values.model !== undefined,
+    bundles: {
+      trustedKeys: values['bundle-key'] ?? (keysDir ? pemFiles(keysDir) : []),
+      keysHint: keysDir
+        ? `put the signers' public.pem files in ${keysDir} (or pass --bundle-key) and restart`
+        : 'pass --bundle-key public.pem to run (or use --config: keys are read from bundle-keys/ beside the config file)',
+      requireGolden: values['require-golden'],
+    },
     maxFrames,
     sinks,
     loaded,
@@ -322,6 +337,15 @@ export async function runCommand(argv: string[], log: (line: string) => void): P
     cliOverrides,
     log,
   });
+}
+
+/** Every *.pem in `dir` (none when it does not exist): the trusted keys for model bundles. */
+function pemFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.pem'))
+    .sort()
+    .map((f) => join(dir, f));
 }
 
 /** The pipeline in this process, without a supervisor: for debugging (`--in-process`) and benchmarks. */

@@ -26,7 +26,7 @@ export interface DispatcherOptions {
 const MAX_ERROR_CHARS = 2000;
 
 export class CommandDispatcher {
-  private readonly handlers = new Map<CommandName, (command: unknown) => unknown>();
+  private readonly handlers = new Map<CommandName, { run: (command: unknown) => unknown; timeoutMs: number | undefined }>();
   private readonly maxPayloadBytes: number;
   private readonly handlerTimeoutMs: number;
 
@@ -35,9 +35,13 @@ export class CommandDispatcher {
     this.handlerTimeoutMs = options.handlerTimeoutMs ?? 30_000;
   }
 
-  /** Registers (or replaces) the handler of a command; what it returns or resolves to is the reply's result. */
-  on<K extends CommandName>(name: K, handler: CommandHandler<K>): void {
-    this.handlers.set(name, handler as (command: unknown) => unknown);
+  /**
+   * Registers (or replaces) the handler of a command; what it returns or resolves to is the reply's
+   * result. `timeoutMs` overrides the dispatcher's handler timeout for this command (a model update
+   * may download and load for minutes).
+   */
+  on<K extends CommandName>(name: K, handler: CommandHandler<K>, options: { timeoutMs?: number } = {}): void {
+    this.handlers.set(name, { run: handler as (command: unknown) => unknown, timeoutMs: options.timeoutMs });
   }
 
   has(name: CommandName): boolean {
@@ -63,11 +67,12 @@ export class CommandDispatcher {
     const handler = this.handlers.get(name);
     if (!handler) return fail(id, `command ${name} is not supported by this device`);
     let timer: NodeJS.Timeout | undefined;
+    const timeoutMs = handler.timeoutMs ?? this.handlerTimeoutMs;
     try {
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no result within ${this.handlerTimeoutMs} ms`)), this.handlerTimeoutMs);
+        timer = setTimeout(() => reject(new Error(`no result within ${timeoutMs} ms`)), timeoutMs);
       });
-      const result = await Promise.race([Promise.resolve().then(() => handler(checked.value)), timeout]);
+      const result = await Promise.race([Promise.resolve().then(() => handler.run(checked.value)), timeout]);
       return result === undefined
         ? { schema: REPLY_SCHEMA, id: checked.value.id, ok: true }
         : { schema: REPLY_SCHEMA, id: checked.value.id, ok: true, result };

@@ -320,8 +320,8 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
   }
 
   /** Registers the handler of a command; what it returns (or resolves to) goes back as `result`. */
-  onCommand<K extends CommandName>(name: K, handler: CommandHandler<K>): void {
-    this.dispatcher.on(name, handler);
+  onCommand<K extends CommandName>(name: K, handler: CommandHandler<K>, options: { timeoutMs?: number } = {}): void {
+    this.dispatcher.on(name, handler, options);
   }
 
   stats(): LinkStats {

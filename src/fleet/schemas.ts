@@ -89,12 +89,18 @@ export interface SetThresholdCommand {
 export interface SnapshotCommand {
   id: string;
 }
+/**
+ * Exactly one of `path` (a bundle directory on the device), `url` (an http(s) bundle base URL) or
+ * `rollback: true` (make the previous installed bundle current again).
+ */
 export interface ReloadModelCommand {
   id: string;
   path?: string;
   url?: string;
-  /** Expected sha256 of the model file, checked before it is swapped in. */
+  rollback?: true;
+  /** Expected sha256 of the model file that will serve, checked before it is swapped in. */
   sha256?: string;
+  /** Expected precision of that model file (fp32, fp16, int8). */
   precision?: string;
 }
 export interface StatusCommand {
@@ -125,6 +131,7 @@ export interface CommandReply {
 
 type Obj = Record<string, unknown>;
 
+const PRECISIONS = ['fp32', 'fp16', 'int8'] as const;
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 const MAX_ID_LENGTH = 128;
@@ -137,7 +144,7 @@ function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
   if (typeof v === 'string') return v.length > 40 ? `a string of ${v.length} chars` : JSON.stringify(v);
-  if (typeof v === 'number') return String(v);
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   return `a ${typeof v}`;
 }
 
@@ -190,8 +197,9 @@ class Checker {
     }
   }
 
-  oneOf<T extends string>(o: Obj, field: string, values: readonly T[]): void {
+  oneOf<T extends string>(o: Obj, field: string, values: readonly T[], optional = false): void {
     const v = o[field];
+    if (v === undefined && optional) return;
     if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) {
       this.fail(field, `one of ${values.join('|')}`, v);
     }
@@ -382,14 +390,16 @@ const commandValidators: { [K in CommandName]: (c: Checker, o: Obj) => void } = 
   snapshot: (c, o) => c.noExtra(o, ['id']),
   status: (c, o) => c.noExtra(o, ['id']),
   'reload-model': (c, o) => {
-    const hasPath = o.path !== undefined;
-    const hasUrl = o.url !== undefined;
-    if (hasPath === hasUrl) c.errors.push('path|url: exactly one of path or url is required');
+    const given = ['path', 'url', 'rollback'].filter((k) => o[k] !== undefined);
+    if (given.length !== 1) {
+      c.errors.push(`path|url|rollback: exactly one of path, url or rollback is required${given.length > 1 ? ` (got ${given.join(', ')})` : ''}`);
+    }
     c.string(o, 'path', { optional: true, max: 4096 });
     c.string(o, 'url', { optional: true, max: 4096, pattern: /^https?:\/\/\S+$/, what: 'an http(s) URL' });
+    if (o.rollback !== undefined && o.rollback !== true) c.fail('rollback', 'true', o.rollback);
     c.string(o, 'sha256', { optional: true, pattern: SHA256, what: '64 lowercase hex digits' });
-    c.string(o, 'precision', { optional: true, max: 32 });
-    c.noExtra(o, ['id', 'path', 'url', 'sha256', 'precision']);
+    c.oneOf(o, 'precision', PRECISIONS, true);
+    c.noExtra(o, ['id', 'path', 'url', 'rollback', 'sha256', 'precision']);
   },
 };
 

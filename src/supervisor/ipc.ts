@@ -4,10 +4,14 @@
  * Both sides validate the `type` tag; an unknown message is a fault, not something to guess at.
  */
 
+import type { PlannedProvider } from './session.js';
+
 export interface StartupReport {
   readonly ortVersion: string;
   readonly ortLibrary: string;
   readonly providers: { readonly requested: readonly string[]; readonly active: readonly string[]; readonly fallbacks: readonly { provider: string; reason: string }[] };
+  /** The providers and options the session was created with (the config's plan, placeholders filled). */
+  readonly plan: readonly PlannedProvider[];
   readonly model: { readonly path: string; readonly sha256: string; readonly precision: string; readonly inputSize: readonly [number, number] };
   readonly source: string;
 }
@@ -25,7 +29,7 @@ export type WorkerMessage =
   | { readonly type: 'heartbeat'; readonly frames: number }
   | { readonly type: 'event'; readonly event: WorkerEvent }
   | { readonly type: 'stats'; readonly stats: Record<string, unknown> }
-  | { readonly type: 'reply'; readonly id: string; readonly ok: boolean; readonly result?: unknown; readonly error?: string }
+  | { readonly type: 'reply'; readonly id: string; readonly ok: boolean; readonly result?: unknown; readonly error?: string; readonly details?: Record<string, unknown> }
   | { readonly type: 'stopped'; readonly frames: number; readonly reason: string };
 
 export type SupervisorMessage =

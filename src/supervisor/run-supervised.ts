@@ -4,13 +4,16 @@
  * broker is configured, and applies hot config changes. The MQTT connection and its disk queue live
  * here, so a worker crash loses at most the frames it had in flight, never a queued result.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import type { Config, LoadedConfig } from '../config/index.js';
 import { watchConfig, type ConfigWatcher } from '../config/index.js';
-import { FleetLink, type EventType, type Percentiles, type Severity } from '../fleet/index.js';
+import { BundleError, reasonOf, type InstallStep } from '../fleet/bundles/errors.js';
+import type { SelfTestResult } from '../fleet/bundles/golden.js';
+import { ModelStore, type InstalledVersion, type PreparedModel } from '../fleet/bundles/store.js';
+import { FleetLink, type EventType, type Percentiles, type ReloadModelCommand, type Severity } from '../fleet/index.js';
 import type { Precision } from '../model/manifest.js';
 import type { Fit } from '../runtime/native/binding.js';
 import { packageRoot } from '../runtime/native/binding.js';
@@ -18,6 +21,7 @@ import type { QueueMode } from '../runtime/pipeline/queue.js';
 import { assertResultV1, type ResultSink, type ResultV1 } from '../runtime/sinks/index.js';
 import type { SourceFactoryOptions } from '../runtime/sources/index.js';
 import type { StartupReport, WorkerEvent } from './ipc.js';
+import type { PlannedProvider, SessionConfig } from './session.js';
 import { Supervisor } from './supervisor.js';
 import { systemdNotifier } from './systemd.js';
 
@@ -35,9 +39,8 @@ export interface WorkerStart {
   readonly attempt: number;
   readonly model: string;
   readonly precision?: Precision;
-  readonly providers: readonly string[];
-  readonly strict: boolean;
-  readonly threads: number;
+  /** The provider plan (names, options with placeholders), threads and strictness for sessions. */
+  readonly session: SessionConfig;
   readonly ortLibrary?: string;
   readonly source: string;
   readonly sourceOptions: Omit<SourceFactoryOptions, 'onDrop'>;
@@ -49,8 +52,21 @@ export interface WorkerStart {
   readonly settings: WorkerSettings;
 }
 
+/** Where reload-model gets its trust anchors. */
+export interface BundleOptions {
+  /** PEM files of the public keys bundles may be signed with (re-read for every update). */
+  readonly trustedKeys: readonly string[];
+  /** Where an operator puts them, for the error when there are none. */
+  readonly keysHint: string;
+  /** Refuse bundles without golden frames. */
+  readonly requireGolden?: boolean;
+}
+
 export interface SupervisedRunOptions {
   readonly start: Omit<WorkerStart, 'attempt' | 'maxFrames'>;
+  /** --model was given on the command line: it serves at start-up even when a bundle is installed. */
+  readonly modelExplicit?: boolean;
+  readonly bundles?: BundleOptions;
   readonly maxFrames?: number;
   readonly sinks: readonly ResultSink[];
   readonly loaded: LoadedConfig;
@@ -76,6 +92,45 @@ function packageVersion(): string {
   } catch {
     return 'unknown';
   }
+}
+
+// A TensorRT engine build for a new model takes minutes on a Jetson; downloads are bounded by the fetch limits.
+const PREPARE_TIMEOUT_MS = 20 * 60_000;
+const SELF_TEST_TIMEOUT_MS = 5 * 60_000;
+const COMMIT_TIMEOUT_MS = 60_000;
+const RELOAD_TIMEOUT_MS = 45 * 60_000;
+const INSTALL_STEPS: readonly InstallStep[] = ['fetch', 'signature', 'hash', 'load', 'self-test', 'switch'];
+
+/** What the worker serves: the configured model, or an installed bundle version. */
+interface Serving {
+  readonly model: string;
+  readonly precision?: Precision;
+  /** The bundle version (sha256 of its manifest) when the model came from the store. */
+  readonly version?: string;
+}
+
+interface WorkerModel {
+  readonly path: string;
+  readonly sha256: string;
+  readonly precision: string;
+  readonly inputSize: readonly [number, number];
+  readonly threshold: number;
+}
+
+interface CommitReply {
+  readonly framesLost: number;
+  readonly switchMs: number;
+  readonly model: WorkerModel;
+  readonly providers: StartupReport['providers'];
+  readonly plan: readonly PlannedProvider[];
+}
+
+/** A worker's refusal that names the update step (and file) turns back into the BundleError it was. */
+function asBundleError(err: unknown): unknown {
+  const details = (err as { details?: { step?: unknown; file?: unknown } }).details;
+  const step = details?.step;
+  if (typeof step !== 'string' || !(INSTALL_STEPS as readonly string[]).includes(step)) return err;
+  return new BundleError(step as InstallStep, reasonOf(err), typeof details?.file === 'string' ? details.file : undefined, { cause: err });
 }
 
 function percentiles(values: readonly number[]): Percentiles {
@@ -148,6 +203,32 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     log(`mqtt ${mqtt.url} as ${config.device.id} (topics ${link.topics.base}/..., offline queue ${mqtt.queue.dir ?? join(config.state_dir, 'mqtt-queue')})`);
   }
 
+  // The model store: installed bundles under <state_dir>/models. Opened when this device can be
+  // told to update (a broker) or already has bundles; a store it cannot open only disables updates.
+  let serving: Serving = { model: options.start.model, precision: options.start.precision };
+  let store: ModelStore | undefined;
+  const bundleKeys = options.bundles?.trustedKeys ?? [];
+  if (mqtt.url !== null || existsSync(join(config.state_dir, 'models'))) {
+    try {
+      store = await ModelStore.open({
+        stateDir: config.state_dir,
+        trustedKeys: bundleKeys,
+        requireGolden: options.bundles?.requireGolden,
+        // Never used: every load and self-test goes through the worker (prepare hook below).
+        runModel: () => Promise.reject(new Error('models are only run in the worker process')),
+      });
+      const installed = store.current();
+      if (installed && options.modelExplicit) {
+        log(`models: installed bundle ${installed.version} not used at start-up: --model ${options.start.model} was given`);
+      } else if (installed) {
+        serving = { model: installed.modelPath, version: installed.version };
+        log(`models: serving installed bundle ${installed.version} (${installed.modelPath}) instead of ${options.start.model}`);
+      }
+    } catch (err) {
+      log(`models: cannot open the model store under ${join(config.state_dir, 'models')}: ${(err as Error).message}; reload-model is unavailable`);
+    }
+  }
+
   const publishEvent = (e: WorkerEvent): void => {
     if (!link) return;
     const severity: Severity = e.severity;
@@ -166,6 +247,9 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     systemd: systemdNotifier(process.env, log),
     config: (): WorkerStart => ({
       ...options.start,
+      // A restarted worker serves what was last switched to, never a half-done update's model.
+      model: serving.model,
+      precision: serving.precision,
       attempt: attempt++,
       maxFrames: maxFrames === undefined ? undefined : Math.max(0, maxFrames - results),
       settings,
@@ -184,7 +268,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     lastReport = report;
     log(`worker pid ${supervisor.workerPid ?? '?'} ready: ${report.providers.active[0] ?? '?'} on ${report.source}`);
     for (const f of report.providers.fallbacks) {
-      publishEvent({ type: 'fallback', severity: 'warning', message: `${f.provider} not used: ${f.reason}`, details: { provider: f.provider, active: report.providers.active } });
+      publishEvent({ type: 'fallback', severity: 'warning', message: `${f.provider} not used: ${f.reason}`, details: { provider: f.provider, active: report.providers.active, plan: report.plan } });
     }
   });
   supervisor.on('result', (raw) => {
@@ -225,7 +309,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
   });
 
   // Commands go to the worker; a reply that does not come back (worker killed meanwhile) times out.
-  const pending = new Map<string, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  const pending = new Map<string, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; name: string }>();
   let nextId = 0;
   supervisor.on('reply', (r) => {
     const p = pending.get(r.id);
@@ -233,7 +317,15 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     pending.delete(r.id);
     clearTimeout(p.timer);
     if (r.ok) p.resolve(r.result);
-    else p.reject(new Error(r.error ?? 'worker refused the command'));
+    else p.reject(Object.assign(new Error(r.error ?? 'worker refused the command'), r.details ? { details: r.details } : {}));
+  });
+  // A worker that died (a native crash while loading a model, a kill) will never answer.
+  supervisor.on('exit', ({ code, signal }) => {
+    for (const [id, p] of [...pending]) {
+      pending.delete(id);
+      clearTimeout(p.timer);
+      p.reject(Object.assign(new Error(`the worker exited (${signal ? `signal ${signal}` : `exit code ${code}`}) before answering ${p.name}`), { workerExited: true }));
+    }
   });
   const askWorker = (name: string, args: unknown, timeoutMs = 10_000): Promise<unknown> =>
     new Promise((resolve, reject) => {
@@ -242,7 +334,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
         pending.delete(id);
         reject(new Error(`worker did not answer ${name} within ${timeoutMs} ms`));
       }, timeoutMs);
-      pending.set(id, { resolve, reject, timer });
+      pending.set(id, { resolve, reject, timer, name });
       if (!supervisor.send({ type: 'command', id, name, args })) {
         pending.delete(id);
         clearTimeout(timer);
@@ -266,10 +358,135 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
       l.publishEvent('config', 'info', `threshold set to ${c.value} by command ${c.id}`);
       return r;
     });
-    l.onCommand('reload-model', () => {
-      throw new Error('reload-model is not supported yet: install a signed bundle with `lvunet-edge bundle install` and restart the service');
-    });
+    l.onCommand('reload-model', (c) => reloadModel(c), { timeoutMs: RELOAD_TIMEOUT_MS });
   }
+
+  /**
+   * Loads `next` in the worker beside the serving model; the store then self-tests it there, moves
+   * its pointers and commits (the worker switches sessions between two frames). Anything that goes
+   * wrong before the commit leaves the worker on its old session; a commit that cannot be confirmed
+   * restarts the worker, which comes back on the model `serving` names (still the old one).
+   */
+  let nextToken = 0;
+  const prepareInWorker = async (next: InstalledVersion, c: ReloadModelCommand): Promise<PreparedModel> => {
+    const token = `m${nextToken++}`;
+    try {
+      await askWorker('prepare-model', { token, path: next.modelPath, sha256: c.sha256, precision: c.precision }, PREPARE_TIMEOUT_MS);
+    } catch (err) {
+      throw asBundleError(err);
+    }
+    let committed: CommitReply | undefined;
+    return {
+      selfTest: async (v) => {
+        try {
+          return ((await askWorker('self-test-model', { token, dir: v.dir, manifest: v.manifest }, SELF_TEST_TIMEOUT_MS)) ?? undefined) as SelfTestResult | undefined;
+        } catch (err) {
+          throw asBundleError(err);
+        }
+      },
+      commit: async () => {
+        try {
+          committed = (await askWorker('commit-model', { token }, COMMIT_TIMEOUT_MS)) as CommitReply;
+        } catch (err) {
+          if (!(err as { workerExited?: boolean }).workerExited && supervisor.workerPid !== undefined) {
+            // Switched or not, we cannot tell: a fresh worker on the old model is a known state.
+            log(`reload-model ${c.id}: the switch was not confirmed (${(err as Error).message}); restarting the worker on the old model`);
+            process.kill(supervisor.workerPid, 'SIGKILL');
+          }
+          throw asBundleError(err);
+        }
+        serving = { model: next.modelPath, version: next.version };
+        if (lastReport) lastReport = { ...lastReport, model: committed.model, providers: committed.providers, plan: committed.plan };
+        return { framesLost: committed.framesLost };
+      },
+      abort: async () => {
+        await askWorker('abort-model', { token }, 10_000).catch(() => undefined);
+      },
+    };
+  };
+
+  const describeServing = (): string => (serving.version ? `bundle ${serving.version} (${serving.model})` : serving.model);
+
+  const reloadModel = async (c: ReloadModelCommand): Promise<Record<string, unknown>> => {
+    const operation = c.rollback ? 'rollback' : 'install';
+    const source = c.path ?? c.url;
+    const fail = (step: InstallStep | 'unavailable', reason: string, file?: string, cause?: unknown): never => {
+      const message = `model ${operation} ${c.id} failed at ${step}${file ? ` (${file})` : ''}: ${reason}; still serving ${describeServing()}`;
+      log(`reload-model: ${message}`);
+      link?.publishEvent('fault', 'error', message, {
+        kind: 'model-update-failed',
+        id: c.id,
+        operation,
+        source: source ?? null,
+        step,
+        file: file ?? null,
+        serving: { model: serving.model, version: serving.version ?? null },
+      });
+      throw new Error(message, { cause });
+    };
+    if (!store) return fail('unavailable', `the model store under ${join(config.state_dir, 'models')} could not be opened (see the start-up log)`);
+    if (bundleKeys.length === 0) {
+      return fail('unavailable', `no trusted bundle keys: ${options.bundles?.keysHint ?? 'pass --bundle-key public.pem to run'}`);
+    }
+    log(`reload-model ${c.id}: ${operation}${source ? ` ${source}` : ''}`);
+    const from = serving;
+    const prepare = (next: InstalledVersion): Promise<PreparedModel> => prepareInWorker(next, c);
+    let changed: boolean;
+    let current: InstalledVersion;
+    let previous: InstalledVersion | undefined;
+    let selfTest: SelfTestResult | undefined;
+    let framesLost: number | undefined;
+    try {
+      if (c.rollback) {
+        let seen: { selfTest: SelfTestResult | undefined; framesLost: number | undefined } | undefined;
+        const listener = (e: { selfTest: SelfTestResult | undefined; framesLost: number | undefined }): void => {
+          seen = e;
+        };
+        store.once('model-changed', listener);
+        try {
+          current = await store.rollback({ prepare, reason: c.id });
+        } finally {
+          store.off('model-changed', listener);
+        }
+        changed = true;
+        previous = store.previous();
+        selfTest = seen?.selfTest;
+        framesLost = seen?.framesLost;
+      } else {
+        const r = await store.install(source as string, { prepare, reason: c.id });
+        ({ changed, current, previous, selfTest, framesLost } = r);
+      }
+    } catch (err) {
+      if (err instanceof BundleError) return fail(err.step, err.reason, err.file, err);
+      return fail('switch', reasonOf(err), undefined, err);
+    }
+    if (!changed && serving.version !== current.version) {
+      // Installed already, but not what this worker serves (it was started with --model).
+      return fail('switch', `bundle ${current.version} is already installed but not serving (the run was started with --model); restart without --model to serve it`);
+    }
+    const model = lastReport?.model;
+    const details: Record<string, unknown> = {
+      id: c.id,
+      cause: operation,
+      changed,
+      version: current.version,
+      previous: changed ? (from.version ?? null) : (previous?.version ?? null),
+      previousModel: changed ? from.model : null,
+      source: source ?? null,
+      model: model ? { path: model.path, sha256: model.sha256, precision: model.precision } : null,
+      selfTest: selfTest ? { meanDice: selfTest.meanDice, threshold: selfTest.threshold, frames: selfTest.perFrame.length } : null,
+      framesLost: framesLost ?? 0,
+    };
+    if (changed) {
+      const message = `model ${operation === 'rollback' ? 'rolled back' : 'installed'} by ${c.id}: now serving bundle ${current.version}` +
+        `${model ? ` (sha256 ${model.sha256}, ${model.precision})` : ''}; ${framesLost ?? 0} frame(s) lost during the switch`;
+      log(`reload-model: ${message}`);
+      link?.publishEvent('model-changed', 'info', message, details);
+    } else {
+      log(`reload-model ${c.id}: bundle ${current.version} is already serving; nothing switched`);
+    }
+    return details;
+  };
 
   let watcher: ConfigWatcher | undefined;
   if (options.configFile) {

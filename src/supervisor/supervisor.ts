@@ -32,7 +32,9 @@ export interface SupervisorEvents {
   result: [Record<string, unknown>];
   event: [WorkerEvent];
   stats: [Record<string, unknown>];
-  reply: [{ id: string; ok: boolean; result?: unknown; error?: string }];
+  reply: [{ id: string; ok: boolean; result?: unknown; error?: string; details?: Record<string, unknown> }];
+  /** A worker process ended (crash, kill or normal exit); commands it had not answered never will be. */
+  exit: [{ code: number | null; signal: NodeJS.Signals | null }];
   /** The worker finished on its own (source exhausted, frame limit) or after stop(). */
   stopped: [{ frames: number; reason: string }];
   fatal: [Error];
@@ -167,7 +169,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         this.emit('stats', msg.stats);
         break;
       case 'reply':
-        this.emit('reply', { id: msg.id, ok: msg.ok, result: msg.result, error: msg.error });
+        this.emit('reply', { id: msg.id, ok: msg.ok, result: msg.result, error: msg.error, details: msg.details });
         break;
       case 'stopped':
         // A worker that finished by itself is about to exit 0: that is the end of the run, not a crash.
@@ -201,6 +203,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const waiters = this.exitWaiters;
     this.exitWaiters = [];
     waiters.forEach((w) => w());
+    this.emit('exit', { code, signal });
     if (this.state === 'stopping' || this.state === 'stopped') {
       this.state = 'stopped';
       return;

@@ -6,17 +6,22 @@
  * Exit codes: 0 after `stop` or when the source ends; EXIT_CONFIG (2) when it cannot start for a
  * reason a restart will not fix; 1 on any other failure.
  */
+import { readFileSync, rmSync } from 'node:fs';
+
+import type { BundleManifest } from '../fleet/bundles/format.js';
+import type { RunModel } from '../fleet/bundles/golden.js';
 import { encodePngRgb } from '../image/encode.js';
 import type { GrayImage, RgbImage } from '../image/types.js';
 import { loadModel, type LoadedModel } from '../runtime/model-loader.js';
 import { nativePreprocessor, Pipeline, type Preprocessor, type RuntimeSettings } from '../runtime/pipeline/pipeline.js';
-import { createSource, openSession } from '../runtime/pipeline/setup.js';
+import { createSource } from '../runtime/pipeline/setup.js';
 import { MaskDirSink, type ResultSink, type SinkItem } from '../runtime/sinks/index.js';
 import type { DroppedFrame, Frame, FrameSource } from '../runtime/sources/types.js';
 import { parseSourceSpec } from '../runtime/sources/index.js';
-import type { OrtSession } from '../runtime/native/runtime.js';
+import type { OnnxRuntime, OrtSession } from '../runtime/native/runtime.js';
 import { isSupervisorMessage, type StartupReport, type SupervisorMessage, type WorkerEvent, type WorkerMessage } from './ipc.js';
 import type { WorkerStart } from './run-supervised.js';
+import { loadRuntime, openConfiguredSession, type PlannedProvider, type SessionConfig } from './session.js';
 import { EXIT_CONFIG } from './supervisor.js';
 
 const log = (line: string): void => {
@@ -100,11 +105,27 @@ class ReopenableSource implements FrameSource {
   }
 }
 
+/** `TensorRT {device_id=0, trt_fp16_enable=1}, CUDA, CPU`: what the session was asked for. */
+function formatPlan(p: readonly PlannedProvider[]): string {
+  if (p.length === 0) return '(none: CPU)';
+  return p.map((x) => {
+    const opts = Object.entries(x.options);
+    return opts.length === 0 ? x.name : `${x.name} {${opts.map(([k, v]) => `${k}=${v}`).join(', ')}}`;
+  }).join(', ');
+}
+
 let processed = 0;
 let pipeline: Pipeline | undefined;
 let source: ReopenableSource | undefined;
 let model: LoadedModel | undefined;
 let session: OrtSession | undefined;
+let plan: readonly PlannedProvider[] = [];
+let runtime: OnnxRuntime | undefined;
+let sessionConfig: SessionConfig | undefined;
+/** The threshold an operator or the config set; undefined: each model's own (its manifest's). */
+let operatorThreshold: number | undefined;
+/** A model loaded beside the serving one by `prepare-model`, waiting for its self-test and switch. */
+let candidate: { token: string; model: LoadedModel; session: OrtSession; plan: readonly PlannedProvider[] } | undefined;
 let stopping = false;
 let ortInfo = { version: '', path: '' };
 let lastSnapshot: { result: SinkItem['result']; mask: GrayImage; frame: Frame | undefined } | undefined;
@@ -119,7 +140,13 @@ const IN_FLIGHT_LIMIT = 8;
 const keepingPreprocessor: Preprocessor = (frame, m, fit) => {
   const input = nativePreprocessor(frame, m, fit);
   inFlight.set(frame.id, frame);
-  if (inFlight.size > IN_FLIGHT_LIMIT) inFlight.delete(inFlight.keys().next().value as string);
+  if (inFlight.size > IN_FLIGHT_LIMIT) {
+    // The oldest frames are in inference and postprocessing and will have results; the ones after
+    // them were replaced in the 'latest' queue and never will. Under load many are replaced
+    // between two results, so let go of those rather than of the next result's frame.
+    const keys = [...inFlight.keys()];
+    inFlight.delete(keys[2]);
+  }
   return input;
 };
 
@@ -192,14 +219,155 @@ function currentFps(): number {
   return Math.round(((fpsWindow.length - 1) * 1000 * 10) / Math.max(1, fpsWindow[fpsWindow.length - 1] - fpsWindow[0])) / 10;
 }
 
-function command(name: string, args: unknown): unknown {
+/** An error that tells the supervisor which model-update step failed and on which file. */
+function stepError(step: 'hash' | 'load' | 'self-test' | 'switch', reason: string, file?: string): Error {
+  return Object.assign(new Error(reason), { details: { step, ...(file === undefined ? {} : { file }) } });
+}
+
+function describeModel(m: LoadedModel): Record<string, unknown> {
+  return { path: m.path, sha256: m.sha256, precision: m.precision, inputSize: [m.height, m.width], threshold: m.threshold };
+}
+
+function stringArg(args: unknown, key: string, optional = false): string | undefined {
+  const v = (args as Record<string, unknown> | null)?.[key];
+  if (v === undefined && optional) return undefined;
+  if (typeof v !== 'string' || v.length === 0) throw new TypeError(`argument ${key} must be a non-empty string`);
+  return v;
+}
+
+function releaseCandidate(): void {
+  const c = candidate;
+  candidate = undefined;
+  c?.session.release();
+}
+
+function candidateFor(token: string): NonNullable<typeof candidate> {
+  if (!candidate || candidate.token !== token) throw new Error(`no model prepared under ${token} (a newer prepare replaced it, or this worker restarted)`);
+  return candidate;
+}
+
+/**
+ * Loads a model beside the serving one (the pipeline keeps running on the old session) and runs it
+ * once on a blank input: a model that loads but cannot run fails here, and the first frame after
+ * the switch does not pay for ONNX Runtime's lazy initialisation.
+ */
+async function prepareModel(args: unknown): Promise<unknown> {
+  const token = stringArg(args, 'token') as string;
+  const path = stringArg(args, 'path') as string;
+  const sha256 = stringArg(args, 'sha256', true);
+  const precision = stringArg(args, 'precision', true);
+  if (!pipeline || !runtime || !sessionConfig) throw new Error('the pipeline is not running yet: try again once the worker is ready');
+  releaseCandidate();
+  const started = Date.now();
+  const loaded = loadModel(path);
+  if (sha256 !== undefined && loaded.sha256 !== sha256) throw stepError('hash', `model sha256 is ${loaded.sha256}, the command expects ${sha256}`, path);
+  if (precision !== undefined && loaded.precision !== precision) throw stepError('load', `model is ${loaded.precision}, the command expects ${precision}`, path);
+  const next = operatorThreshold === undefined ? loaded : { ...loaded, threshold: operatorThreshold };
+  const opened = await openConfiguredSession(runtime, next, sessionConfig);
+  const loadMs = Date.now() - started;
+  try {
+    const out = await opened.session.run(new Float32Array(3 * next.height * next.width), [1, 3, next.height, next.width]);
+    if (out.data.length !== next.width * next.height) throw new Error(`output [${out.dims.join(', ')}] is not one ${next.height}x${next.width} logit map`);
+  } catch (err) {
+    opened.session.release();
+    throw stepError('load', `the model loads but does not run: ${(err as Error).message}`, path);
+  }
+  candidate = { token, model: next, session: opened.session, plan: opened.plan };
+  log(`model ${path} loaded beside the serving one in ${loadMs} ms (sha256 ${next.sha256}, ${opened.session.providers.active[0] ?? '?'})`);
+  return { model: describeModel(next), providers: opened.session.providers, plan: opened.plan, loadMs, warmupMs: Date.now() - started - loadMs };
+}
+
+/** The golden self-test on the prepared session itself: the one that will serve, with this device's providers. */
+async function selfTestModel(args: unknown): Promise<unknown> {
+  const token = stringArg(args, 'token') as string;
+  const dir = stringArg(args, 'dir') as string;
+  const manifest = (args as { manifest?: unknown } | null)?.manifest;
+  if (typeof manifest !== 'object' || manifest === null) throw new TypeError('argument manifest must be a bundle manifest');
+  const c = candidateFor(token);
+  // Loaded here, not at start-up: image decoding is only needed for model updates.
+  const { runSelfTest, logitsToMask } = await import('../fleet/bundles/golden.js');
+  const { BundleError } = await import('../fleet/bundles/errors.js');
+  const { preprocessRgb } = await import('../image/preprocess.js');
+  const run: RunModel = async (_path, frames, info) => {
+    const masks: GrayImage[] = [];
+    for (const frame of frames) {
+      const input = preprocessRgb(frame, { width: info.width, height: info.height });
+      const out = await c.session.run(input, [1, 3, info.height, info.width]);
+      masks.push(logitsToMask(out.data, info.width, info.height, info.threshold));
+    }
+    return masks;
+  };
+  try {
+    return (await runSelfTest(dir, manifest as BundleManifest, run)) ?? null;
+  } catch (err) {
+    if (err instanceof BundleError) throw stepError(err.step === 'load' ? 'load' : 'self-test', err.reason, err.file);
+    throw err;
+  }
+}
+
+/** Switches the running pipeline to the prepared model between two frames, then releases the old session. */
+async function commitModel(args: unknown): Promise<unknown> {
+  const token = stringArg(args, 'token') as string;
+  const c = candidateFor(token);
+  const p = pipeline;
+  if (!p) throw new Error('the pipeline is not running');
+  const started = Date.now();
+  const { framesLost } = await p.swapModel(c.session, c.model);
+  const old = session;
+  candidate = undefined;
+  model = c.model;
+  session = c.session;
+  plan = c.plan;
+  // Deterministic whatever swapModel does with thresholds: the new model's own unless one was set.
+  p.update({ threshold: c.model.threshold });
+  old?.release();
+  const switchMs = Date.now() - started;
+  log(`now serving ${c.model.path} (sha256 ${c.model.sha256}); ${framesLost} frame(s) lost during the switch (${switchMs} ms)`);
+  return { framesLost, switchMs, model: describeModel(c.model), providers: c.session.providers, plan };
+}
+
+/**
+ * Test hook for the crash drills: when $LVUNET_TEST_WORKER_CRASH names a file holding a command
+ * name, the worker dies by signal on receiving that command, once (the file is removed), as a
+ * native crash inside ONNX Runtime would kill it.
+ */
+function crashDrill(name: string): void {
+  const file = process.env.LVUNET_TEST_WORKER_CRASH;
+  if (!file) return;
+  let wanted: string;
+  try {
+    wanted = readFileSync(file, 'utf8').trim();
+  } catch {
+    return;
+  }
+  if (wanted !== name) return;
+  rmSync(file, { force: true });
+  log(`crash drill: dying on ${name}`);
+  process.kill(process.pid, 'SIGKILL');
+}
+
+async function command(name: string, args: unknown): Promise<unknown> {
+  crashDrill(name);
   switch (name) {
+    case 'prepare-model':
+      return prepareModel(args);
+    case 'self-test-model':
+      return selfTestModel(args);
+    case 'commit-model':
+      return commitModel(args);
+    case 'abort-model': {
+      const token = stringArg(args, 'token') as string;
+      const held = candidate?.token === token;
+      if (held) releaseCandidate();
+      return { released: held };
+    }
     case 'status':
       return {
         pid: process.pid,
-        model: model ? { path: model.path, sha256: model.sha256, precision: model.precision } : null,
+        model: model ? describeModel(model) : null,
         provider: session?.providers.active[0] ?? null,
         providers: session?.providers ?? null,
+        plan,
         fps: currentFps(),
         frames: processed,
         settings: pipeline?.settings() ?? null,
@@ -211,6 +379,7 @@ function command(name: string, args: unknown): unknown {
       if (typeof value !== 'number') throw new TypeError('set-threshold needs a numeric value');
       if (!pipeline) throw new Error('the pipeline is not running yet');
       pipeline.update({ threshold: value });
+      operatorThreshold = value;
       return { threshold: value };
     }
     default:
@@ -221,17 +390,23 @@ function command(name: string, args: unknown): unknown {
 async function start(config: WorkerStart): Promise<void> {
   try {
     const loaded = loadModel(config.model, { precision: config.precision });
-    model = config.settings.threshold === undefined ? loaded : { ...loaded, threshold: config.settings.threshold };
-    const setup = await openSession(model, { providers: config.providers, strict: config.strict, threads: config.threads, libraryPath: config.ortLibrary });
-    session = setup.session;
-    const { info } = setup.runtime;
+    operatorThreshold = config.settings.threshold;
+    model = operatorThreshold === undefined ? loaded : { ...loaded, threshold: operatorThreshold };
+    sessionConfig = config.session;
+    runtime = loadRuntime(config.ortLibrary);
+    const opened = await openConfiguredSession(runtime, model, config.session);
+    session = opened.session;
+    plan = opened.plan;
+    const { info } = runtime;
     ortInfo = { version: info.version, path: info.path };
     const p = session.providers;
     log(`ONNX Runtime ${info.version} (C API ${info.apiVersion}) from ${info.path}`);
+    log(`provider plan: ${formatPlan(plan)}`);
     log(`providers: requested ${p.requested.length ? p.requested.join(', ') : '(none: CPU)'}; active ${p.active.join(', ')}`);
     for (const f of p.fallbacks) log(`  fallback: ${f.provider} not used: ${f.reason}`);
     log(`model ${model.path} (${model.precision}, sha256 ${model.sha256}, described by ${model.describedBy})`);
-    log(`input ${model.inputName} 1x3x${model.height}x${model.width}, intra-op threads ${config.threads || 'ONNX Runtime default'}, threshold ${model.threshold}`);
+    const threads = config.session.runtime.threads;
+    log(`input ${model.inputName} 1x3x${model.height}x${model.width}, intra-op threads ${threads || 'ONNX Runtime default'}, threshold ${model.threshold}`);
   } catch (err) {
     await event('fault', 'error', (err as Error).message, { stage: 'start', code: (err as { code?: unknown }).code ?? null });
     return exit(EXIT_CONFIG);
@@ -253,6 +428,7 @@ async function start(config: WorkerStart): Promise<void> {
     ortVersion: ortInfo.version,
     ortLibrary: ortInfo.path,
     providers: session.providers,
+    plan,
     model: { path: model.path, sha256: model.sha256, precision: model.precision, inputSize: [model.height, model.width] },
     source: source.description,
   };
@@ -294,7 +470,8 @@ async function start(config: WorkerStart): Promise<void> {
     for (const line of formatReport(result)) log(line);
     await send({ type: 'stats', stats: { frames: processed, fps: result.fps, drops: result.drops.total, final: true } });
     await send({ type: 'stopped', frames: processed, reason: stopping ? 'stop' : 'end' });
-    session.release();
+    releaseCandidate();
+    session?.release();
     process.exit(0);
   } catch (err) {
     clearInterval(statsTimer);
@@ -315,7 +492,9 @@ async function handle(m: unknown): Promise<void> {
       break;
     case 'update':
       try {
-        pipeline?.update(msg.patch as RuntimeSettings);
+        const patch = msg.patch as RuntimeSettings;
+        pipeline?.update(patch);
+        if (patch.threshold !== undefined) operatorThreshold = patch.threshold;
         await event('config', 'info', `applied ${Object.keys(msg.patch).join(', ')}`, { settings: pipeline?.settings() ?? null });
       } catch (err) {
         await event('config', 'warning', `update refused: ${(err as Error).message}`);
@@ -331,9 +510,10 @@ async function handle(m: unknown): Promise<void> {
       break;
     case 'command':
       try {
-        await send({ type: 'reply', id: msg.id, ok: true, result: command(msg.name, msg.args) });
+        await send({ type: 'reply', id: msg.id, ok: true, result: await command(msg.name, msg.args) });
       } catch (err) {
-        await send({ type: 'reply', id: msg.id, ok: false, error: (err as Error).message });
+        const details = (err as { details?: Record<string, unknown> }).details;
+        await send({ type: 'reply', id: msg.id, ok: false, error: (err as Error).message, ...(details ? { details } : {}) });
       }
       break;
     case 'stop':

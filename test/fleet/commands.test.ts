@@ -49,3 +49,15 @@ t.test('every kind of bad request becomes an error reply naming the problem', as
   const reply = await deep.dispatch('status', enc('['.repeat(5_000_000)));
   t.equal(reply.ok, false);
 });
+
+t.test('a per-command timeout overrides the dispatcher default (model updates take minutes)', async (t) => {
+  const d = new CommandDispatcher({ handlerTimeoutMs: 30 });
+  const slow = (ms: number, value: unknown) => () => new Promise((resolve) => setTimeout(() => resolve(value), ms));
+  d.on('status', slow(120, { fine: true }));
+  d.on('reload-model', slow(120, { switched: true }), { timeoutMs: 5_000 });
+  const st = await d.dispatch('status', Buffer.from('{"id":"s"}'));
+  t.equal(st.ok, false);
+  t.match(st.error, /no result within 30 ms/);
+  const rm = await d.dispatch('reload-model', Buffer.from('{"id":"r","rollback":true}'));
+  t.same(rm, { schema: 'lvunet-edge/reply@1', id: 'r', ok: true, result: { switched: true } });
+});

@@ -111,6 +111,21 @@ t.test('command validators', async (t) => {
   t.notOk(validateCommand('reload-model', { id: 'r' }).ok);
   t.notOk(validateCommand('reload-model', { id: 'r', path: '/a', url: 'https://b' }).ok);
   t.notOk(validateCommand('reload-model', { id: 'r', url: 'ftp://b' }).ok);
+  t.ok(validateCommand('reload-model', { id: 'r', rollback: true }).ok, 'rollback to the previous bundle');
+  t.ok(validateCommand('reload-model', { id: 'r', path: '/b', precision: 'fp16' }).ok);
+  for (const bad of [
+    { id: 'r', rollback: false },
+    { id: 'r', rollback: 'yes' },
+    { id: 'r', rollback: true, path: '/b' },
+    { id: 'r', rollback: true, url: 'https://b' },
+    { id: 'r', path: '/b', precision: 'fp64' },
+  ]) {
+    t.notOk(validateCommand('reload-model', bad).ok, JSON.stringify(bad));
+  }
+  const both = validateCommand('reload-model', { id: 'r', rollback: true, path: '/b' });
+  if (!both.ok) t.match(both.errors[0], /exactly one of path, url or rollback is required \(got path, rollback\)/);
+  const off = validateCommand('reload-model', { id: 'r', rollback: false });
+  if (!off.ok) t.match(off.errors.join('; '), /rollback: expected true, got false/);
   t.ok(validateCommand('snapshot', { id: 's' }).ok);
   t.ok(validateCommand('status', { id: 's' }).ok);
   t.notOk(validateCommand('status', 'status').ok);

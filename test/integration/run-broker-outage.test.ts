@@ -1,6 +1,6 @@
-// The broker goes away for ~5 s in the middle of a run and the worker is killed once in the same
-// run: every result the run produced still reaches the operator (QoS 1 through the disk queue),
-// counted by seq, none lost.
+// The issue's acceptance drill: the broker goes away for 30 s in the middle of a run, the worker is
+// killed with SIGKILL once during the outage and restarted by the supervisor, and every QoS 1
+// result the run produced still reaches the operator (through the disk queue), counted by seq.
 import t from 'tap';
 
 import { validateResult } from '../../src/fleet/schemas.js';
@@ -9,39 +9,58 @@ import { findMosquitto, startBroker } from '../helpers/mosquitto.js';
 import { ensureStopped, startRun, stateDir } from './run-helpers.js';
 
 const DEVICE = 'cart-7';
-const FRAMES = 150;
+/** The acceptance figure; LVUNET_TEST_OUTAGE_MS shortens it for a quick local run. */
+const OUTAGE_MS = Number(process.env.LVUNET_TEST_OUTAGE_MS ?? 30_000);
 
 if (!findMosquitto()) {
   t.comment('skipped: mosquitto is not installed');
   t.pass('nothing to test without a broker');
 } else {
-  t.test('broker outage + worker kill: every result delivered', async (t) => {
+  t.test(`broker down ${OUTAGE_MS / 1000} s + worker killed in the outage: every result delivered`, async (t) => {
     const broker = await startBroker({ t });
     // A persistent session, so what the broker takes while this subscriber is reconnecting is kept for it.
     const ops = await recorder(broker.url, [`lvunet/${DEVICE}/result`, `lvunet/${DEVICE}/event`], { clean: false, clientId: 'ops-outage' });
     t.teardown(() => ops.close());
     const state = stateDir(t, 'run-outage');
-    const p = startRun(['--demo', '--mqtt', broker.url, '--device-id', DEVICE, '--fps', '15', '--max-frames', String(FRAMES)], { LVUNET_STATE_DIR: state });
+    // Paced at 10 fps (the machine is shared and has 2 cores); the run ends on SIGTERM, so what it
+    // produced is whatever reached stdout, however fast this machine was.
+    const p = startRun(['--demo', '--mqtt', broker.url, '--device-id', DEVICE, '--fps', '10'], { LVUNET_STATE_DIR: state });
     t.teardown(() => ensureStopped(p));
-    const ready = await p.waitStderr(/worker pid (\d+) ready/, 60_000);
-    const results = (): number[] => ops.messages.filter((m) => m.topic.endsWith('/result')).map((m) => json(m).seq as number);
-    await ops.until(() => results().length >= 20, '20 results before the outage');
+    const ready = await p.waitStderr(/worker pid (\d+) ready/, 90_000);
+    const seqs = (): number[] => ops.messages.filter((m) => m.topic.endsWith('/result')).map((m) => json(m).seq as number);
+    const produced = (): number => p.stdout().split('\n').filter((l) => l.length > 0).length;
+    await ops.until(() => seqs().length >= 20, '20 results before the outage', 60_000);
 
     await broker.stop();
-    await sleep(1500);
+    const down = Date.now();
+    const before = produced();
+    await sleep(Math.min(5_000, OUTAGE_MS / 4));
     process.kill(Number(ready[1]), 'SIGKILL');
-    await sleep(3500);
+    const from = p.stderr().indexOf(ready[0]) + ready[0].length;
+    await p.waitStderr(/worker pid (\d+) ready/, Math.max(OUTAGE_MS, 30_000), from);
+    const restartedAfterMs = Date.now() - down;
+    await sleep(Math.max(0, OUTAGE_MS - (Date.now() - down)));
+    const outageMs = Date.now() - down;
+    const during = produced() - before;
     await broker.start();
+    t.ok(restartedAfterMs < outageMs, `the worker was back ${(restartedAfterMs / 1000).toFixed(1)} s into the outage`);
+    t.ok(outageMs >= OUTAGE_MS, `the broker was down ${(outageMs / 1000).toFixed(1)} s`);
+    t.ok(during > 0, `${during} results produced while the broker was down`);
 
+    // The link reconnects with back-off (up to 30 s +-25% after a long outage): wait for the queue to flow again.
+    const atRestart = produced();
+    await ops.until(() => new Set(seqs()).size >= atRestart, `the ${atRestart} results produced up to the broker's return`, 90_000);
+    p.child.kill('SIGTERM');
     t.equal(await p.exited, 0, p.stderr());
-    const lines = p.stdout().trim().split('\n').filter((l) => l.length > 0);
-    t.equal(lines.length, FRAMES, 'the run produced every frame despite the restart');
-    t.match(p.stderr(), /worker died \(signal SIGKILL\)/);
-    await ops.until(() => new Set(results()).size >= FRAMES, `all ${FRAMES} results`, 30_000);
-    const seqs = [...new Set(results())].sort((a, b) => a - b);
-    t.same(seqs, Array.from({ length: FRAMES }, (_, i) => i), 'every seq from 0, none lost');
+    const total = produced();
+    await ops.until(() => new Set(seqs()).size >= total, `all ${total} results`, 60_000);
+    const got = [...new Set(seqs())].sort((a, b) => a - b);
+    t.same(got, Array.from({ length: total }, (_, i) => i), `every seq from 0 to ${total - 1}, none lost`);
     const bad = ops.messages.filter((m) => m.topic.endsWith('/result')).map((m) => validateResult(json(m))).filter((v) => !v.ok);
     t.equal(bad.length, 0, 'every result valid');
+    t.equal(p.stderr().match(/worker died \(signal SIGKILL\)/g)?.length, 1, 'the worker was restarted once');
+    t.match(p.stderr(), /\d+ result\(s\), 1 worker restart\(s\)/);
     await ops.until((ms) => ms.some((m) => m.topic.endsWith('/event') && json(m).type === 'restart'), 'the restart event, queued through the outage');
+    t.comment(`outage ${(outageMs / 1000).toFixed(1)} s; ${total} results produced (${during} during the outage), ${got.length} received by seq; 1 worker restart`);
   });
 }

@@ -3,13 +3,18 @@
 import t from 'tap';
 
 import { validateReply, validateResult, validateTelemetry, type ResultMessage } from '../../src/fleet/schemas.js';
+import { generateKeys } from '../../src/fleet/bundles/keys.js';
+import { fuzzCases } from '../fleet/fuzz-commands.js';
 import { json, recorder, type Received } from '../fleet/mqtt-helpers.js';
 import { findMosquitto, startBroker } from '../helpers/mosquitto.js';
 import { ensureStopped, startRun, stateDir } from './run-helpers.js';
 
 const DEVICE = 'cart-7';
-// The issue asks for 5,000; 500 keeps the suite quick. LVUNET_TEST_MALFORMED=5000 runs the full drill.
-const MALFORMED = Number(process.env.LVUNET_TEST_MALFORMED ?? 500);
+// The issue's figure; LVUNET_TEST_MALFORMED changes it for a longer or shorter drill.
+const MALFORMED = Number(process.env.LVUNET_TEST_MALFORMED ?? 5_000);
+// Commands sent and not yet answered: the broker's per-client queue (max_queued_messages, 1000 by
+// default) silently drops QoS 1 messages beyond it, which would look like unanswered commands.
+const WINDOW = 200;
 
 if (!findMosquitto()) {
   t.comment('skipped: mosquitto is not installed');
@@ -91,9 +96,14 @@ if (!findMosquitto()) {
     const ops = await recorder(broker.url, [`lvunet/${DEVICE}/#`]);
     t.teardown(() => ops.close());
     const state = stateDir(t, 'run-fuzz');
-    const p = startRun(['--demo', '--mqtt', broker.url, '--device-id', DEVICE, '--fps', '20'], { LVUNET_STATE_DIR: state, LVUNET_TELEMETRY_INTERVAL_S: '1' });
+    // With a trusted key, well-formed reload-model commands for missing bundles reach the model store.
+    const keys = generateKeys(`${state}/keys`);
+    const p = startRun(['--demo', '--mqtt', broker.url, '--device-id', DEVICE, '--fps', '20', '--bundle-key', keys.publicPath], {
+      LVUNET_STATE_DIR: state,
+      LVUNET_TELEMETRY_INTERVAL_S: '1',
+    });
     t.teardown(() => ensureStopped(p));
-    await p.waitStderr(/worker pid (\d+) ready/, 60_000);
+    const ready = await p.waitStderr(/worker pid (\d+) ready/, 60_000);
     await ops.until((ms) => resultsOf(ms).length >= 3, 'first results');
 
     const bad: Array<[string, string | Buffer]> = [
@@ -109,16 +119,42 @@ if (!findMosquitto()) {
       ['no-such-command', JSON.stringify({ id: 'g' })],
       ['status', Buffer.from([0xff, 0xfe, 0x00, 0x01])],
       ['snapshot', ''],
+      ['reload-model', JSON.stringify({ id: 'rm', path: '/nonexistent/bundle' })],
+      ['reload-model', JSON.stringify({ id: 'rb', rollback: true })],
     ];
-    for (let i = 0; i < MALFORMED; i++) {
-      const [name, payload] = bad[i % bad.length];
+    // Hand-picked cases first, then the seeded random corpus (random bytes, truncated JSON, wrong types, huge payloads).
+    const corpus: Array<[string, string | Buffer]> = [...bad, ...fuzzCases(Math.max(0, MALFORMED - bad.length), 4242)].slice(0, MALFORMED);
+    const isReply = (m: Received): boolean => /\/cmd\/[^/]+\/reply$/.test(m.topic);
+    let answered = 0;
+    let wake: (() => void) | undefined;
+    ops.client.on('message', (topic) => {
+      if (!/\/cmd\/[^/]+\/reply$/.test(topic)) return;
+      answered++;
+      wake?.();
+    });
+    const started = Date.now();
+    for (let i = 0; i < corpus.length; i++) {
+      while (i - answered >= WINDOW) {
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`no reply for 30 s with ${i - answered} commands outstanding (${answered} answered)`)), 30_000);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+      const [name, payload] = corpus[i];
       ops.client.publish(`lvunet/${DEVICE}/cmd/${name}`, payload, { qos: 1 });
     }
-    const replies = (ms: Received[]): Received[] => ms.filter((m) => /\/cmd\/[^/]+\/reply$/.test(m.topic));
-    await ops.until((ms) => replies(ms).length >= MALFORMED, `${MALFORMED} replies`, 60_000);
-    const rs = replies(ops.messages).map((m) => json(m));
+    await ops.until(() => answered >= MALFORMED, `${MALFORMED} replies`, 60_000);
+    const seconds = (Date.now() - started) / 1000;
+    t.comment(`${MALFORMED} malformed commands answered in ${seconds.toFixed(1)} s`);
+    const rs = ops.messages.filter(isReply).map((m) => json(m));
     t.equal(rs.length, MALFORMED);
     t.ok(rs.every((r) => r.ok === false && typeof r.error === 'string' && validateReply(r).ok), 'every one an error reply naming the problem');
+    t.ok(rs.some((r) => r.id === 'rm' && /failed at fetch/.test(String(r.error))), 'a well-formed reload of a missing bundle fails at fetch');
+    t.ok(rs.some((r) => r.id === 'rb' && /no previous model/.test(String(r.error))), 'a rollback with nothing to return to is refused');
+    t.notMatch(p.stderr(), /worker died/, 'the worker never died');
 
     // Still processing, and still obeying well-formed commands.
     const count = resultsOf(ops.messages).length;
@@ -127,6 +163,10 @@ if (!findMosquitto()) {
     await ops.until((ms) => ms.some((m) => m.topic.endsWith('/cmd/set-threshold/reply') && json(m).id === 'ok-1'), 'set-threshold reply');
     const ok = json(ops.messages.find((m) => m.topic.endsWith('/cmd/set-threshold/reply') && json(m).id === 'ok-1') as Received);
     t.equal(ok.ok, true, String(ok.error));
+    ops.client.publish(`lvunet/${DEVICE}/cmd/status`, JSON.stringify({ id: 'st-after' }), { qos: 1 });
+    await ops.until((ms) => ms.some((m) => m.topic.endsWith('/cmd/status/reply') && json(m).id === 'st-after'), 'status reply');
+    const st = json(ops.messages.find((m) => m.topic.endsWith('/cmd/status/reply') && json(m).id === 'st-after') as Received);
+    t.equal((st.result as { worker: { pid: number } }).worker.pid, Number(ready[1]), 'the same worker process answers');
     ops.client.publish(`lvunet/${DEVICE}/cmd/snapshot`, JSON.stringify({ id: 'snap-1' }), { qos: 1 });
     await ops.until((ms) => ms.some((m) => m.topic.endsWith('/cmd/snapshot/reply') && json(m).id === 'snap-1'), 'snapshot reply');
     const snap = json(ops.messages.find((m) => m.topic.endsWith('/cmd/snapshot/reply') && json(m).id === 'snap-1') as Received);

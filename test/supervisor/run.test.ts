@@ -57,7 +57,9 @@ t.test('SIGTERM stops capture, drains and exits 0', async (t) => {
   const p = startRun(['--demo', '--fps', '20'], { LVUNET_STATE_DIR: state });
   t.teardown(() => ensureStopped(p));
   await p.waitStderr(/worker pid \d+ ready/, 60_000);
-  await new Promise((r) => setTimeout(r, 1000));
+  // Results, not a fixed sleep: on a loaded machine the first ones can take seconds.
+  const deadline = Date.now() + 60_000;
+  while (p.stdout().split('\n').length - 1 < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   p.child.kill('SIGTERM');
   t.equal(await p.exited, 0, p.stderr());
   t.match(p.stderr(), /SIGTERM: stopping capture/);
@@ -81,4 +83,27 @@ t.test('a config file: its hot keys reach the running worker without a restart',
   p.child.kill('SIGTERM');
   t.equal(await p.exited, 0, p.stderr());
   t.notMatch(p.stderr(), /restarting in/, 'no worker restart');
+});
+
+t.test("the worker opens its session with the config profile's providers and options (placeholders filled)", async (t) => {
+  const state = stateDir(t, 'run-profile');
+  const file = join(state, 'lvunet-edge.yaml');
+  writeFileSync(file, `state_dir: ${state}\nruntime:\n  profile: jetson-tensorrt-fp16\n`);
+  const p = startRun(['--demo', '--config', file, '--max-frames', '3'], { LVUNET_STATE_DIR: state });
+  t.teardown(() => ensureStopped(p));
+  t.equal(await p.exited, 0, p.stderr());
+  const sha = /model \S+ \(fp32, sha256 ([0-9a-f]{64})/.exec(p.stderr())?.[1] ?? '';
+  const ort = /ONNX Runtime (\d+\.\d+\.\d+)/.exec(p.stderr())?.[1] ?? '';
+  t.match(sha, /^[0-9a-f]{64}$/, 'the start-up report names the model');
+  const cache = join(state, 'engine-cache', `${sha.slice(0, 16)}-tensorrt-ort${ort}`);
+  const plan = /provider plan: (.*)/.exec(p.stderr())?.[1] ?? '';
+  t.equal(
+    plan,
+    `TensorRT {device_id=0, trt_fp16_enable=1, trt_engine_cache_enable=1, trt_engine_cache_path=${cache}, trt_timing_cache_enable=1, ` +
+      `trt_timing_cache_path=${cache}, trt_max_workspace_size=1073741824}, CUDA {device_id=0, cudnn_conv_algo_search=HEURISTIC}`,
+    'the profile options reached the session, ${engine_cache_dir} filled for this model and library',
+  );
+  t.match(p.stderr(), /providers: requested TensorRT, CUDA; active CPUExecutionProvider/);
+  t.match(p.stderr(), /fallback: TensorRT not used: .{20,}/, 'TensorRT is missing here: the fallback gives ONNX Runtime\'s reason');
+  t.equal(results(p.stdout()).length, 3, 'and the run goes on on CPU');
 });

@@ -45,6 +45,16 @@ export function modelInfo(manifest: BundleManifest): ModelInfo {
   };
 }
 
+/** sigmoid(logit) > threshold as a 0/1 mask, for runners of every runtime. */
+export function logitsToMask(logits: Float32Array, width: number, height: number, threshold: number): GrayImage {
+  if (logits.length !== width * height) throw new RangeError(`model output has ${logits.length} values, expected ${width}x${height}`);
+  // sigmoid(x) > t  <=>  x > logit(t); comparing logits avoids exp() per pixel and its rounding at 0.5.
+  const cut = Math.log(threshold / (1 - threshold));
+  const data = new Uint8Array(logits.length);
+  for (let i = 0; i < logits.length; i++) data[i] = logits[i] > cut ? 1 : 0;
+  return { width, height, data };
+}
+
 /** Dice of two 0/1 masks; two empty masks agree perfectly. */
 export function dice(a: GrayImage, b: GrayImage): number {
   if (a.width !== b.width || a.height !== b.height) {

@@ -6,16 +6,7 @@
 import ort from 'onnxruntime-node';
 import { preprocessRgb } from '../../image/preprocess.js';
 import type { GrayImage, RgbImage } from '../../image/types.js';
-import type { ModelInfo, RunModel } from './golden.js';
-
-export function logitsToMask(logits: Float32Array, width: number, height: number, threshold: number): GrayImage {
-  if (logits.length !== width * height) throw new RangeError(`model output has ${logits.length} values, expected ${width}x${height}`);
-  // sigmoid(x) > t  <=>  x > logit(t); comparing logits avoids exp() per pixel and its rounding at 0.5.
-  const cut = Math.log(threshold / (1 - threshold));
-  const data = new Uint8Array(logits.length);
-  for (let i = 0; i < logits.length; i++) data[i] = logits[i] > cut ? 1 : 0;
-  return { width, height, data };
-}
+import { logitsToMask, type ModelInfo, type RunModel } from './golden.js';
 
 export function createOrtRunner(options: { threads?: number } = {}): RunModel {
   return async (modelPath: string, frames: readonly RgbImage[], info: ModelInfo): Promise<GrayImage[]> => {

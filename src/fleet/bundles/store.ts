@@ -40,6 +40,11 @@ export interface InstalledVersion {
 export interface PreparedModel {
   commit(): Promise<CommitReport | void> | CommitReport | void;
   abort(): Promise<void> | void;
+  /**
+   * Runs the golden self-test on the loaded model itself (the session that will serve, in the
+   * process that holds it) instead of through `runModel`; a rollback runs it too when given.
+   */
+  selfTest?(version: InstalledVersion): Promise<SelfTestResult | undefined>;
 }
 
 export interface CommitReport {
@@ -300,7 +305,7 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
       this.point('loaded');
 
       step = 'self-test';
-      const selfTest = await runSelfTest(next.dir, next.manifest, this.options.runModel);
+      const selfTest = prepared?.selfTest ? await prepared.selfTest(next) : await runSelfTest(next.dir, next.manifest, this.options.runModel);
 
       step = 'switch';
       if (before) {
@@ -313,7 +318,9 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
       const report = prepared ? await prepared.commit() : undefined;
       prepared = undefined;
       this.point('committed');
-      await this.prune();
+      // The runtime serves the new model now: a leftover version directory must not undo that;
+      // recover() at the next open() removes it.
+      await this.prune().catch(() => undefined);
       const result: InstallResult = { changed: true, current: next, previous: before, selfTest, framesLost: report ? report.framesLost : undefined };
       this.emit('model-changed', { cause: 'install', current: next, previous: before, source, selfTest, framesLost: result.framesLost, reason: options.reason });
       return result;
@@ -370,6 +377,9 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
       await checkBundle(to.dir, this.trustedKeys());
       step = 'load';
       if (options.prepare) prepared = await options.prepare(to);
+      step = 'self-test';
+      // The runtime (provider, library) may have changed since this version was installed.
+      const selfTest = prepared?.selfTest ? await prepared.selfTest(to) : undefined;
       step = 'switch';
       await this.setPointer(CURRENT, to.version);
       if (from) await this.setPointer(PREVIOUS, from.version);
@@ -381,7 +391,7 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
         current: to,
         previous: from,
         source: undefined,
-        selfTest: undefined,
+        selfTest,
         framesLost: report ? report.framesLost : undefined,
         reason: options.reason,
       });

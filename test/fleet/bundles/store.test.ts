@@ -217,6 +217,40 @@ t.test('the prepare hook loads the new model while the old one serves, and repor
   t.equal(store.current()?.version, v2);
 });
 
+t.test('a prepared model can run the self-test itself (the worker\'s session), on install and on rollback', async (t) => {
+  const dir = t.testdir();
+  const { store, events } = await openStore(dir);
+  await store.install(b1);
+  const calls = runner.calls.length;
+  const log: string[] = [];
+  const prepared = (tag: string, pass: boolean) => async () => ({
+    selfTest: async (v: { version: string; dir: string }) => {
+      log.push(`${tag} self-test ${v.version === v1 ? 'v1' : v.version === v2 ? 'v2' : '?'}`);
+      if (!pass) throw new Error('golden masks differ on this device');
+      return { meanDice: 0.99, threshold: 0.98, perFrame: [] };
+    },
+    commit: () => {
+      log.push(`${tag} commit`);
+      return { framesLost: 1 };
+    },
+    abort: () => void log.push(`${tag} abort`),
+  });
+  const r = await store.install(b2, { prepare: prepared('install', true) });
+  t.equal(r.selfTest?.meanDice, 0.99, 'the prepared model\'s result is the install\'s');
+  t.equal(runner.calls.length, calls, 'runModel was not used');
+
+  const err = await failure(store.rollback({ prepare: prepared('rollback', false) }));
+  t.equal(err.step, 'self-test');
+  t.match(err.message, /golden masks differ on this device/);
+  t.equal(store.current()?.version, v2, 'a failed rollback self-test leaves current alone');
+
+  const back = await store.rollback({ prepare: prepared('rollback', true) });
+  t.equal(back.version, v1);
+  t.equal(events.changed.at(-1)?.selfTest?.meanDice, 0.99, 'the rollback reports its self-test');
+  t.equal(events.changed.at(-1)?.framesLost, 1);
+  t.same(log, ['install self-test v2', 'install commit', 'rollback self-test v1', 'rollback abort', 'rollback self-test v1', 'rollback commit']);
+});
+
 t.test('an exception at any switch point leaves current valid', async (t) => {
   const points: SwitchPoint[] = ['staged', 'loaded', 'previous-written', 'current-written', 'committed'];
   const base = t.testdir();
