@@ -13,7 +13,7 @@ import type { RunModel } from '../fleet/bundles/golden.js';
 import { encodePngRgb } from '../image/encode.js';
 import type { GrayImage, RgbImage } from '../image/types.js';
 import { loadModel, type LoadedModel } from '../runtime/model-loader.js';
-import { nativePreprocessor, Pipeline, type Preprocessor, type RuntimeSettings } from '../runtime/pipeline/pipeline.js';
+import { Pipeline, type RuntimeSettings } from '../runtime/pipeline/pipeline.js';
 import { createSource } from '../runtime/pipeline/setup.js';
 import { MaskDirSink, type ResultSink, type SinkItem } from '../runtime/sinks/index.js';
 import type { DroppedFrame, Frame, FrameSource } from '../runtime/sources/types.js';
@@ -137,8 +137,8 @@ const fpsWindow: number[] = [];
 const inFlight = new Map<string, Frame>();
 const IN_FLIGHT_LIMIT = 8;
 
-const keepingPreprocessor: Preprocessor = (frame, m, fit) => {
-  const input = nativePreprocessor(frame, m, fit);
+/** Keeps each captured frame for a later snapshot; as a capture hook it leaves the pipeline on its fused native path. */
+function keepFrame(frame: Frame): void {
   inFlight.set(frame.id, frame);
   if (inFlight.size > IN_FLIGHT_LIMIT) {
     // The oldest frames are in inference and postprocessing and will have results; the ones after
@@ -147,8 +147,7 @@ const keepingPreprocessor: Preprocessor = (frame, m, fit) => {
     const keys = [...inFlight.keys()];
     inFlight.delete(keys[2]);
   }
-  return input;
-};
+}
 
 /** The frame a result came from; frames before it are finished or were replaced. */
 function takeFrame(id: string): Frame | undefined {
@@ -445,7 +444,7 @@ async function start(config: WorkerStart): Promise<void> {
     sinks,
     mode: config.queue,
     fit: config.fit,
-    preprocess: keepingPreprocessor,
+    onCapture: keepFrame,
     postprocess: { rle: config.settings.rle, contours: config.settings.contours, minArea: config.settings.minArea },
     log,
     onResult: (result, summary) => {
