@@ -6,6 +6,7 @@ import { UsageError } from './errors.js';
 
 export const TRAIN_USAGE = `usage: lvunet-edge train --data DIR --out DIR [--epochs 300] [--batch 8] [--size 256] [--seed 42]
                         [--split FILE] [--resume] [--limit N] [--stop-after N] [--lr 0.001] [--wasm]
+                        [--workers 1]
 
 Trains LV-UNet from scratch with the paper's recipe (Adam, weight decay 1e-4, cosine LR to 1e-5,
 0.5·BCE + (1 − soft Dice), rot90/flip/brightness/contrast augmentation) and a deep-training λ that
@@ -17,7 +18,16 @@ each epoch, and lvunet.safetensors: the λ = 1 epoch with the best validation Di
   --resume  continue DIR's run from its last completed epoch (same epochs, batch, size, seed)
   --limit   use at most N train and N val images (smoke runs)
   --stop-after  train at most N epochs in this invocation, then exit (continue with --resume)
-  --wasm    use the wasm backend even when @tensorflow/tfjs-node is installed`;
+  --wasm    use the wasm backend even when @tensorflow/tfjs-node is installed
+  --workers data-parallel worker threads (default 1). With N ≥ 2 each worker holds a replica and
+            computes gradients on its share of every batch (batch/N images), the main thread
+            averages them and takes one Adam step; wasm backend, about N times the images/s on N
+            free cores. BatchNorm uses each shard's statistics (as PyTorch DDP without
+            SyncBatchNorm) and the replicas' running statistics are averaged after each step, so
+            results differ slightly from 1 worker. The default stays 1 because it is the exact
+            computation of earlier versions: a run resumed with defaults continues bit for bit.
+            Checkpoints are the same with any N, so --resume may change N (the numbers from then
+            on are those of the new N). Data order and augmentation depend only on --seed.`;
 
 function positiveInt(flag: string, text: string): number {
   if (!/^\d+$/.test(text.trim()) || Number(text) < 1) throw new UsageError(`${flag} ${JSON.stringify(text)} is not a positive integer`, TRAIN_USAGE);
@@ -40,6 +50,7 @@ function parse(argv: string[]) {
       'stop-after': { type: 'string' },
       lr: { type: 'string' },
       wasm: { type: 'boolean', default: false },
+      workers: { type: 'string', default: '1' },
     },
     allowPositionals: true,
     strict: true,
@@ -63,6 +74,9 @@ export function parseTrainArgs(argv: string[]): TrainOptions {
   const size = positiveInt('--size', values.size);
   if (size % 128 !== 0) throw new UsageError(`--size ${size} is not a multiple of 128 (LV-UNet downsamples 128x)`, TRAIN_USAGE);
   if (!/^-?\d+$/.test(values.seed.trim())) throw new UsageError(`--seed ${JSON.stringify(values.seed)} is not an integer`, TRAIN_USAGE);
+  const batch = positiveInt('--batch', values.batch);
+  const workers = positiveInt('--workers', values.workers);
+  if (workers > batch) throw new UsageError(`--workers ${workers} is more than --batch ${batch}: every worker needs at least one image of each batch`, TRAIN_USAGE);
   let lr: number | undefined;
   if (values.lr !== undefined) {
     lr = Number(values.lr);
@@ -72,7 +86,7 @@ export function parseTrainArgs(argv: string[]): TrainOptions {
     data: resolve(values.data),
     out: resolve(values.out),
     epochs: positiveInt('--epochs', values.epochs),
-    batch: positiveInt('--batch', values.batch),
+    batch,
     size,
     seed: Number(values.seed),
     split: values.split === undefined ? undefined : resolve(values.split),
@@ -81,6 +95,7 @@ export function parseTrainArgs(argv: string[]): TrainOptions {
     stopAfter: values['stop-after'] === undefined ? undefined : positiveInt('--stop-after', values['stop-after']),
     lr,
     wasm: values.wasm,
+    workers,
   };
 }
 

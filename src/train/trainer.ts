@@ -1,7 +1,9 @@
 /**
  * The training loop: deterministic split, seeded augmentation and batch order (derived from the
  * seed and the epoch, so a resumed run draws what the uninterrupted one would have), deep-training
- * λ and cosine LR from schedule.ts, a checkpoint each epoch and a CSV log.
+ * λ and cosine LR from schedule.ts, a checkpoint each epoch and a CSV log. With `workers` ≥ 2 the
+ * steps and validation run data-parallel (parallel.ts); batches are still drawn and augmented
+ * here, in the same order, so the data a run sees depends on the seed alone.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,10 +15,12 @@ import { seededWeights } from '../model/init.js';
 import { writeFileAtomic } from '../util/files.js';
 import { initTrainBackend } from './backend.js';
 import { readOptimizerCheckpoint, readWeightsCheckpoint, serializeOptimizer, serializeWeights } from './checkpoint.js';
-import { augment, SampleCache, stackBatch } from './data.js';
+import { augment, SampleCache, stackBatch, type Sample } from './data.js';
 import { diceScores, segmentationLoss } from './loss.js';
 import { TfLvunet } from './model.js';
 import { Adam } from './optimizer.js';
+import { DataParallelTrainer, makeShards } from './parallel.js';
+import type { WorkerFault } from './parallel-shard.js';
 import { plotCurves } from './plot.js';
 import { lambdaAt, lrAt } from './schedule.js';
 
@@ -40,6 +44,15 @@ export interface TrainOptions {
   readonly stopAfter?: number;
   /** Seconds between progress lines within an epoch (default 10). */
   readonly progressEvery?: number;
+  /**
+   * Data-parallel worker threads (parallel.ts). 1, the default, trains in this thread exactly as
+   * before workers existed, so a run resumed with default options continues bit for bit; N ≥ 2
+   * splits each batch into N shards with BatchNorm statistics per shard, implies the wasm backend,
+   * and gives slightly different numbers than 1 (also when resuming a run with another N).
+   */
+  readonly workers?: number;
+  /** Tests only: make a worker fail (see WorkerFault). */
+  readonly workerFault?: WorkerFault;
 }
 
 export const FINAL_WEIGHTS = 'lvunet.safetensors';
@@ -90,6 +103,10 @@ export function checkTrainOptions(o: TrainOptions): void {
   positive('batch', o.batch);
   positive('size', o.size);
   if (o.limit !== undefined) positive('limit', o.limit);
+  if (o.workers !== undefined) {
+    positive('workers', o.workers);
+    if (o.workers > o.batch) throw new RangeError(`--workers ${o.workers} is more than --batch ${o.batch}: every worker needs at least one image of each batch`);
+  }
   if (!Number.isInteger(o.seed)) throw new RangeError(`--seed must be an integer, got ${o.seed}`);
   if (o.size % SIZE_MULTIPLE !== 0) throw new RangeError(`--size ${o.size} is not a multiple of ${SIZE_MULTIPLE}`);
 }
@@ -161,8 +178,27 @@ export interface Evaluation {
 }
 
 export async function evaluate(model: TfLvunet, pairs: readonly Pair[], cache: SampleCache, batch: number, size: number): Promise<Evaluation> {
-  const dice: number[] = [];
+  const parts = await evaluateParts(model, pairs, cache, batch, size);
+  return { loss: sumLosses(parts.batchLoss) / Math.max(1, pairs.length), dice: parts.dice };
+}
+
+/** Summed in batch order, so a validation split across workers adds up exactly as one pass does. */
+export function sumLosses(batchLoss: readonly number[]): number {
   let lossSum = 0;
+  for (const l of batchLoss) lossSum += l;
+  return lossSum;
+}
+
+export interface EvaluationParts {
+  readonly dice: number[];
+  /** Each batch's mean loss times its size, in order. */
+  readonly batchLoss: number[];
+}
+
+/** `evaluate` before the loss is summed: batches of `batch` from the start of `pairs`. */
+export async function evaluateParts(model: TfLvunet, pairs: readonly Pair[], cache: SampleCache, batch: number, size: number): Promise<EvaluationParts> {
+  const dice: number[] = [];
+  const batchLoss: number[] = [];
   for (let i = 0; i < pairs.length; i += batch) {
     const samples = await Promise.all(pairs.slice(i, i + batch).map((p) => cache.get(p)));
     const { x, y } = stackBatch(samples);
@@ -173,18 +209,20 @@ export async function evaluate(model: TfLvunet, pairs: readonly Pair[], cache: S
       return [z, segmentationLoss(z, yt)] as const;
     });
     dice.push(...diceScores(logits.dataSync() as Float32Array, y, n));
-    lossSum += loss.dataSync()[0] * n;
+    batchLoss.push(loss.dataSync()[0] * n);
     logits.dispose();
     loss.dispose();
   }
-  return { loss: lossSum / Math.max(1, pairs.length), dice };
+  return { dice, batchLoss };
 }
 
 export async function train(o: TrainOptions, log: (line: string) => void = console.log): Promise<TrainResult> {
   checkTrainOptions(o);
   mkdirSync(o.out, { recursive: true });
-  const backend = await initTrainBackend({ preferNative: o.wasm !== true });
-  log(`backend: ${backend.detail}`);
+  const workers = o.workers ?? 1;
+  // tfjs-node already runs every op multi-threaded; the workers exist for wasm, one thread each.
+  const backend = await initTrainBackend({ preferNative: o.wasm !== true && workers === 1 });
+  if (workers === 1) log(`backend: ${backend.detail}`);
 
   const pairs = listPairs(o.data);
   const split = resolveSplit(o, pairs);
@@ -202,6 +240,7 @@ export async function train(o: TrainOptions, log: (line: string) => void = conso
   const optimizer = new Adam({ weightDecay: o.weightDecay ?? 1e-4 });
   const statePath = join(o.out, STATE_FILE);
   let state: RunState = { epochs: o.epochs, batch: o.batch, size: o.size, seed: o.seed, epochsDone: 0, bestDice: -1, bestEpoch: -1 };
+  let pool: DataParallelTrainer | undefined;
 
   try {
     if (o.resume && existsSync(statePath)) {
@@ -218,6 +257,13 @@ export async function train(o: TrainOptions, log: (line: string) => void = conso
       log(`resuming after epoch ${state.epochsDone} of ${state.epochs} (${best})`);
     } else if (o.resume) {
       log(`--resume: no ${statePath}, starting from scratch`);
+    }
+    if (workers > 1) {
+      // BatchNorm over two values per channel outputs ±1 whatever they are, so no gradient crosses it.
+      const deepest = Math.floor(o.batch / workers) * (o.size / SIZE_MULTIPLE) ** 2;
+      if (deepest <= 2) log(`warning: a shard of ${Math.floor(o.batch / workers)} image(s) at ${o.size}x${o.size} gives the deepest BatchNorm ${deepest} value(s) per channel; use fewer workers, a larger batch or size`);
+      pool = await DataParallelTrainer.start(model, { workers, size: o.size, fault: o.workerFault });
+      log(`backend: ${pool.detail}; optimizer on the main thread`);
     }
     const logPath = join(o.out, LOG_FILE);
     if (state.epochsDone === 0 || !existsSync(logPath)) writeFileAtomic(logPath, CSV_HEADER);
@@ -241,16 +287,35 @@ export async function train(o: TrainOptions, log: (line: string) => void = conso
       const t0 = performance.now();
       let lastLine = t0;
       let lossSum = 0;
-      for (let s = 0; s < steps; s++) {
+      // Batches are drawn strictly in order (one prepared ahead), so the augmentation draws from
+      // `rng` are the same whether or not the next batch is prepared while workers compute.
+      const prepare = async (s: number): Promise<Sample[]> => {
         const batchPairs = order.slice(s * o.batch, (s + 1) * o.batch);
-        const samples = (await Promise.all(batchPairs.map((p) => cache.get(p)))).map((sample) => augment(sample, o.size, rng));
-        const { x, y } = stackBatch(samples);
-        const n = samples.length;
-        const xt = tf.tensor4d(x, [n, o.size, o.size, 3]);
-        const yt = tf.tensor4d(y, [n, o.size, o.size, 1]);
-        const loss = trainStep(model, optimizer, xt, yt, lr);
-        xt.dispose();
-        yt.dispose();
+        return (await Promise.all(batchPairs.map((p) => cache.get(p)))).map((sample) => augment(sample, o.size, rng));
+      };
+      let next: Promise<Sample[]> | undefined;
+      for (let s = 0; s < steps; s++) {
+        const samples = await (next ?? prepare(s));
+        next = undefined;
+        let loss: number;
+        if (pool === undefined) {
+          const { x, y } = stackBatch(samples);
+          const n = samples.length;
+          const xt = tf.tensor4d(x, [n, o.size, o.size, 3]);
+          const yt = tf.tensor4d(y, [n, o.size, o.size, 1]);
+          loss = trainStep(model, optimizer, xt, yt, lr);
+          xt.dispose();
+          yt.dispose();
+        } else {
+          const shards = makeShards(samples, workers);
+          const stepping = pool.step(shards, lambda, lr, optimizer, `epoch ${epoch + 1} step ${s + 1}`);
+          if (s + 1 < steps) {
+            next = prepare(s + 1);
+            // Awaited next iteration; if this step fails first, its rejection must not go unhandled.
+            next.catch(() => {});
+          }
+          loss = await stepping;
+        }
         if (!Number.isFinite(loss)) throw new Error(`epoch ${epoch + 1} step ${s + 1}: loss is ${loss}`);
         lossSum += loss;
         const now = performance.now();
@@ -270,7 +335,10 @@ export async function train(o: TrainOptions, log: (line: string) => void = conso
       lastEpochPerStep = trainSeconds / steps;
       stepsTotal += steps;
 
-      const val = valPairs.length > 0 ? await evaluate(model, valPairs, cache, o.batch, o.size) : { loss: NaN, dice: [] };
+      let val: Evaluation = { loss: NaN, dice: [] };
+      if (valPairs.length > 0) {
+        val = pool === undefined ? await evaluate(model, valPairs, cache, o.batch, o.size) : await pool.evaluate(valPairs, o.batch, lambda, `epoch ${epoch + 1} validation`);
+      }
       const { mean: valDice, std: valDiceStd } = meanStd(val.dice);
       const record: EpochRecord = {
         epoch: epoch + 1,
@@ -308,8 +376,9 @@ export async function train(o: TrainOptions, log: (line: string) => void = conso
       writeFileAtomic(join(o.out, PLOT_FILE), plotCurves(readLog(logPath)));
       log(`epoch ${epoch + 1}/${o.epochs} done: train loss ${record.trainLoss.toFixed(4)}, val loss ${val.loss.toFixed(4)}, val Dice ${valDice.toFixed(4)} ± ${valDiceStd.toFixed(4)} (per image, n=${val.dice.length}), ${record.imagesPerSecond.toFixed(2)} img/s, ${record.seconds.toFixed(1)} s${best}`);
     }
-    return { records, finalWeights: join(o.out, FINAL_WEIGHTS), bestEpoch: state.bestEpoch, bestDice: state.bestDice, backend: backend.detail };
+    return { records, finalWeights: join(o.out, FINAL_WEIGHTS), bestEpoch: state.bestEpoch, bestDice: state.bestDice, backend: pool?.detail ?? backend.detail };
   } finally {
+    await pool?.close();
     optimizer.dispose();
     model.dispose();
   }

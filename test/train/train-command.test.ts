@@ -5,7 +5,7 @@ import { parseTrainArgs } from '../../src/cli/train-command.js';
 
 t.test('defaults follow the paper recipe', async (t) => {
   const o = parseTrainArgs(['--data', 'd', '--out', 'o']);
-  t.match(o, { data: resolve('d'), out: resolve('o'), epochs: 300, batch: 8, size: 256, seed: 42, resume: false, wasm: false });
+  t.match(o, { data: resolve('d'), out: resolve('o'), epochs: 300, batch: 8, size: 256, seed: 42, resume: false, wasm: false, workers: 1 });
   t.equal(o.limit, undefined);
   t.equal(o.split, undefined);
 });
@@ -13,6 +13,7 @@ t.test('defaults follow the paper recipe', async (t) => {
 t.test('options', async (t) => {
   const o = parseTrainArgs(['--data', 'd', '--out', 'o', '--epochs', '3', '--batch', '2', '--size', '128', '--seed', '7', '--split', 's.json', '--resume', '--limit', '5', '--stop-after', '2', '--lr', '0.01']);
   t.match(o, { stopAfter: 2, epochs: 3, batch: 2, size: 128, seed: 7, split: resolve('s.json'), resume: true, limit: 5, lr: 0.01 });
+  t.equal(parseTrainArgs(['--data', 'd', '--out', 'o', '--workers', '2']).workers, 2);
 });
 
 t.test('bad arguments are usage errors', async (t) => {
@@ -25,6 +26,8 @@ t.test('bad arguments are usage errors', async (t) => {
     ['--data', 'd', '--out', 'o', '--seed', '1.5'],
     ['--data', 'd', '--out', 'o', '--lr', '-1'],
     ['--data', 'd', '--out', 'o', 'extra'],
+    ['--data', 'd', '--out', 'o', '--workers', '0'],
+    ['--data', 'd', '--out', 'o', '--workers', '3', '--batch', '2'],
   ]) {
     t.throws(() => parseTrainArgs(argv), UsageError, argv.join(' '));
   }
