@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every figure the issues ask for, measured side by side in one run, written to
  * bench/results/bench.json and bench/results/bench.md and printed as a short table.
- * `--quick` shortens the runs (for a smoke check, not for reporting); `--only model,pipeline,fleet`
+ * `--quick` shortens the runs (for a smoke check, not for reporting); `--only model,pipeline,fleet,train`
  * runs some sections.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { benchFleet, type FleetBenchResult } from './fleet-load.js';
 import { benchModel, INT8_FORM, PAPER_FORM } from './model.js';
 import { benchPipelineRuns } from './pipeline.js';
+import { benchTrain, trainTable, type TrainBenchResult } from './train.js';
 import type { BenchPipelineReport } from '../src/cli/bench-command.js';
 
 const log = (s: string): void => {
@@ -31,6 +32,8 @@ async function main(): Promise<void> {
     log(`fleet: 200 simulated devices at 10 Hz for ${seconds} s to one local mosquitto…`);
     fleet = await benchFleet({ devices: 200, hz: 10, seconds });
   }
+  let train: TrainBenchResult | undefined;
+  if (want('train')) train = await benchTrain({ log, steps: quick ? 1 : 3, rounds: quick ? 1 : 2 });
   const result = {
     when: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, loadavg: loadavg() },
@@ -38,6 +41,7 @@ async function main(): Promise<void> {
     model,
     pipeline,
     fleet,
+    train,
   };
   const md: string[] = [
     `# lvunet-edge benchmark (${result.when}${quick ? ', quick' : ''})`,
@@ -45,6 +49,7 @@ async function main(): Promise<void> {
     `${result.machine.cpu}, ${result.machine.cores} cores, Node ${result.machine.node}, load average ${result.machine.loadavg.map((l) => l.toFixed(1)).join(' ')}; ONNX Runtime CPU EP, 256x256, batch 1.`,
   ];
   if (model) md.push(...modelTable(model));
+  if (train) md.push(...trainTable(train));
   if (pipeline) {
     md.push('', '| pipeline (640x480 YUYV replay) | inference fps | pipeline fps | ratio | event-loop lag p99 ms | total p50/p99 ms | drops |', '|---|---:|---:|---:|---:|---:|---:|');
     for (const [name, p] of Object.entries(pipeline)) {
