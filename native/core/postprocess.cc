@@ -1,5 +1,7 @@
 #include "postprocess.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -223,6 +225,15 @@ void horizontal(const float* prob, std::uint32_t modelW, const ModelWindow& w, s
   }
 }
 
+// Horizontal taps for frame columns [xa, xb] only, into h[xa..xb].
+void horizontalRange(const float* prob, std::uint32_t modelW, const ModelWindow& w, std::uint32_t row,
+                     const PostprocessScratch& s, std::uint32_t xa, std::uint32_t xb, double* h) {
+  const float* src = prob + static_cast<std::size_t>(w.oy + row) * modelW + w.ox;
+  for (std::uint32_t x = xa; x <= xb; ++x) {
+    h[x] = s.gx[x] * static_cast<double>(src[s.x0[x]]) + s.fx[x] * static_cast<double>(src[s.x1[x]]);
+  }
+}
+
 const double* cachedRow(const float* prob, std::uint32_t modelW, const ModelWindow& w, std::uint32_t row,
                         std::int64_t keep, std::uint32_t frameW, PostprocessScratch& s) {
   for (int k = 0; k < 2; ++k) {
@@ -319,7 +330,42 @@ void postprocess(const float* logits, std::uint32_t modelW, std::uint32_t modelH
   const std::size_t n = static_cast<std::size_t>(modelW) * modelH;
   s.probModel.resize(n);
   float* prob = s.probModel.data();
-  sigmoidInto(logits, n, prob);
+  // Far background: a logit below ln(t / (1 − t)) − 1e-3 has a probability at least ~1e-6 below t
+  // (t in [1e-3, 0.999]), far beyond float rounding, so it is background and so is any bilinear
+  // mix of such pixels (a convex combination). Most of a frame is far background; its pixels need
+  // neither exp() nor a resize, and what is computed is still the reference's exact value. Rows keep
+  // the column range [lo, hi] of their other ("near") pixels; exp() runs on that range widened by one
+  // pixel and one row, which holds every tap a near frame pixel reads.
+  const std::int32_t W = static_cast<std::int32_t>(modelW);
+  s.nearLo.assign(modelH, W);
+  s.nearHi.assign(modelH, -1);
+  if (threshold >= 1e-3 && threshold <= 0.999) {
+    const double cut = std::log(threshold / (1 - threshold)) - 1e-3;
+    for (std::uint32_t r = 0; r < modelH; ++r) {
+      const float* l = logits + static_cast<std::size_t>(r) * modelW;
+      std::int32_t lo = 0, hi = W - 1;
+      while (lo < W && static_cast<double>(l[lo]) < cut) ++lo;  // NaN compares false: near, computed exactly
+      while (hi >= lo && static_cast<double>(l[hi]) < cut) --hi;
+      if (lo <= hi) s.nearLo[r] = lo, s.nearHi[r] = hi;
+    }
+    std::fill(prob, prob + n, 0.0f);
+    for (std::uint32_t r = 0; r < modelH; ++r) {
+      std::int32_t lo = W, hi = -1;
+      for (std::uint32_t k = r == 0 ? 0 : r - 1; k <= r + 1 && k < modelH; ++k) {
+        lo = std::min(lo, s.nearLo[k]);
+        hi = std::max(hi, s.nearHi[k]);
+      }
+      if (lo > hi) continue;
+      lo = std::max(0, lo - 1);
+      hi = std::min(W - 1, hi + 1);
+      const std::size_t at = static_cast<std::size_t>(r) * modelW + static_cast<std::size_t>(lo);
+      sigmoidInto(logits + at, static_cast<std::size_t>(hi - lo + 1), prob + at);
+    }
+  } else {
+    std::fill(s.nearLo.begin(), s.nearLo.end(), 0);
+    std::fill(s.nearHi.begin(), s.nearHi.end(), W - 1);
+    sigmoidInto(logits, n, prob);
+  }
   thresholdRow(prob, static_cast<std::uint32_t>(n), threshold, maskModel);
 
   axisTaps(w.newW, frameW, s.x0, s.x1, s.fx, s.gx);
@@ -347,13 +393,43 @@ void postprocess(const float* logits, std::uint32_t modelW, std::uint32_t modelH
   std::int32_t runs = 0, prevFirst = 0, prevEnd = 0;
   std::uint64_t foreground = 0;
   float* pr = s.probRow.data();
+  for (auto& r : s.partial) r.resize(frameW);
   for (std::uint32_t y = 0; y < frameH; ++y) {
-    const double* h0 = cachedRow(prob, modelW, w, s.y0[y], s.y1[y], frameW, s);
-    const double* h1 = cachedRow(prob, modelW, w, s.y1[y], s.y0[y], frameW, s);
-    const double fy = s.fy[y], gy = s.gy[y];
     std::uint8_t* m = maskFrame + static_cast<std::size_t>(y) * frameW;
-    resizeRow(h0, h1, gy, fy, frameW, pr);
-    thresholdRow(pr, frameW, threshold, m);
+    // Near pixels of the two tap rows, in window columns; frame columns outside [xa, xb] read only
+    // far pixels (x0, x1 are non-decreasing and x1 <= x0 + 1).
+    const std::uint32_t r0 = w.oy + s.y0[y], r1 = w.oy + s.y1[y];
+    const std::int32_t lo = std::max<std::int32_t>(0, std::min(s.nearLo[r0], s.nearLo[r1]) - static_cast<std::int32_t>(w.ox));
+    const std::int32_t hi = std::min<std::int32_t>(static_cast<std::int32_t>(w.newW) - 1,
+                                                   std::max(s.nearHi[r0], s.nearHi[r1]) - static_cast<std::int32_t>(w.ox));
+    std::uint32_t xa = frameW, xb = 0;
+    if (lo <= hi) {
+      xa = static_cast<std::uint32_t>(std::lower_bound(s.x1.begin(), s.x1.end(), static_cast<std::uint32_t>(lo)) - s.x1.begin());
+      xb = static_cast<std::uint32_t>(std::upper_bound(s.x0.begin(), s.x0.end(), static_cast<std::uint32_t>(hi)) - s.x0.begin());
+      // xb is one past the last column; empty when nothing is left.
+    }
+    if (xa >= xb) {
+      std::memset(m, 0, frameW);
+      prevFirst = runs;
+      prevEnd = runs;
+      continue;
+    }
+    const double fy = s.fy[y], gy = s.gy[y];
+    if (xa == 0 && xb == frameW) {
+      const double* h0 = cachedRow(prob, modelW, w, s.y0[y], s.y1[y], frameW, s);
+      const double* h1 = cachedRow(prob, modelW, w, s.y1[y], s.y0[y], frameW, s);
+      resizeRow(h0, h1, gy, fy, frameW, pr);
+      thresholdRow(pr, frameW, threshold, m);
+    } else {
+      double* h0 = s.partial[0].data();
+      double* h1 = s.partial[1].data();
+      horizontalRange(prob, modelW, w, s.y0[y], s, xa, xb - 1, h0);
+      horizontalRange(prob, modelW, w, s.y1[y], s, xa, xb - 1, h1);
+      resizeRow(h0 + xa, h1 + xa, gy, fy, xb - xa, pr + xa);
+      std::memset(m, 0, xa);
+      thresholdRow(pr + xa, xb - xa, threshold, m + xa);
+      std::memset(m + xb, 0, frameW - xb);
+    }
 
     const std::int32_t rowFirst = runs;
     std::int32_t j = prevFirst;

@@ -46,6 +46,10 @@ struct PostprocessScratch {
   std::vector<std::uint32_t> x0, x1, y0, y1;
   std::vector<double> fx, gx, fy, gy;
   std::vector<double> rows[2];
+  // Rows of horizontal taps for a part of a frame row (not cached: the part changes from row to row).
+  std::vector<double> partial[2];
+  // Per model row: the column range of pixels that are not far background (empty: lo > hi).
+  std::vector<std::int32_t> nearLo, nearHi;
   std::int64_t rowIndex[2] = {-1, -1};
   std::vector<float> probRow;
   std::vector<std::int32_t> runY, runA, runB, parent;

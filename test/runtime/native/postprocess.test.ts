@@ -177,6 +177,33 @@ t.test('native postprocessing equals the TS reference: masks, raw components, su
   }
 });
 
+t.test('far-background skipping: sparse foreground at the edges and near the threshold gives the reference exactly', { skip }, async (t) => {
+  const b = binding as NativeBinding;
+  const [mw, mh, fw, fh] = [64, 48, 150, 101];
+  for (const threshold of [0.5, 0.2, 0.999, 0.001]) {
+    const cut = Math.log(threshold / (1 - threshold));
+    const logits = new Float32Array(mw * mh).fill(-30);
+    // A near pixel in each corner, a 2x2 block on the right edge, a pixel just below the cut (near:
+    // within the margin) and one just above it, a NaN, and a far pixel next to them.
+    for (const [x, y, v] of [
+      [0, 0, 5], [mw - 1, 0, cut + 1e-4], [0, mh - 1, NaN], [mw - 1, mh - 1, 2],
+      [mw - 1, 20, 3], [mw - 2, 20, 3], [mw - 1, 21, 3], [mw - 2, 21, 3],
+      [30, 30, cut - 5e-4], [31, 30, cut + 5e-4], [33, 30, cut - 0.01],
+    ] as const) logits[y * mw + x] = v;
+    for (const g of [undefined, letterboxGeometry(fw, fh, mw, mh)]) {
+      const name = `t=${threshold}${g ? ' letterbox' : ''}`;
+      const got = b.postprocess(logits, mw, mh, fw, fh, g ? [g.newW, g.newH, g.ox, g.oy] : null, threshold);
+      const prob = sigmoidInto(logits);
+      const probFrame = probabilityToFrame(prob, { width: mw, height: mh }, { width: fw, height: fh }, g);
+      t.same(Buffer.from(got.maskModel), Buffer.from(thresholdMask(prob, mw, mh, threshold).data), `${name}: model mask`);
+      const maskFrame = thresholdMask(probFrame, fw, fh, threshold);
+      t.same(Buffer.from(got.maskFrame), Buffer.from(maskFrame.data), `${name}: frame mask`);
+      const raw = labelComponents(maskFrame, probFrame);
+      t.equal(firstBitDifference(got.components, raw.data), -1, `${name}: ${raw.count} components, equal`);
+    }
+  }
+});
+
 t.test('native postprocessing rejects bad input with ERR_INVALID_ARGUMENT', { skip }, async (t) => {
   const b = binding as NativeBinding;
   const logits = new Float32Array(16);
