@@ -2,13 +2,15 @@
  * The worker's ONNX Runtime session, opened with the configuration's provider plan: the profile's
  * (or runtime.providers') providers with their options, placeholders such as ${engine_cache_dir}
  * filled for this model and this library (sessionOptionsFromConfig). openSession() in
- * runtime/pipeline/setup.ts takes provider names only, which would drop those options.
+ * runtime/pipeline/setup.ts takes provider names only, which would drop those options; both share
+ * createModelSession().
  */
 import { sessionOptionsFromConfig } from '../config/session-options.js';
 import type { Config } from '../config/schema.js';
 import { defaultOnnxRuntimeLibrary } from '../runtime/native/binding.js';
 import { OnnxRuntime, type OrtSession, type SessionOptions } from '../runtime/native/runtime.js';
 import type { LoadedModel } from '../runtime/model-loader.js';
+import { createModelSession } from '../runtime/pipeline/setup.js';
 
 /** What the worker needs of the configuration to open sessions (sent in its `start` message). */
 export interface SessionConfig {
@@ -66,20 +68,6 @@ export async function openConfiguredSession(runtime: OnnxRuntime, model: LoadedM
   } catch (err) {
     throw new Error(`provider options for ${model.path}: ${(err as Error).message}`, { cause: err });
   }
-  let session: OrtSession;
-  try {
-    session = await runtime.createSession(model.path, options);
-  } catch (err) {
-    const message = (err as Error).message;
-    throw Object.assign(new Error(message.includes(model.path) ? message : `${model.path}: ${message}`, { cause: err }), {
-      code: (err as { code?: unknown }).code,
-    });
-  }
-  const input = session.inputs[0];
-  const expected = [1, 3, model.height, model.width];
-  if (!input || input.shape.length !== 4 || input.shape.some((d, i) => d !== -1 && d !== expected[i])) {
-    session.release();
-    throw new Error(`${model.path}: ONNX Runtime reports input [${input?.shape.join(', ') ?? ''}], expected [${expected.join(', ')}]`);
-  }
+  const session = await createModelSession(runtime, model, options);
   return { session, plan: providerPlan(options) };
 }

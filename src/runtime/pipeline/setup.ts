@@ -4,7 +4,7 @@
  * addon was built with it).
  */
 import { defaultOnnxRuntimeLibrary } from '../native/binding.js';
-import { OnnxRuntime, type OrtSession } from '../native/runtime.js';
+import { OnnxRuntime, type OrtSession, type SessionOptions } from '../native/runtime.js';
 import type { LoadedModel } from '../model-loader.js';
 import { createReplaySource, type SourceFactoryOptions, type SourceSpec } from '../sources/index.js';
 import type { FrameSource } from '../sources/types.js';
@@ -61,14 +61,23 @@ export async function openSession(model: LoadedModel, options: SessionSetupOptio
       code: (err as { code?: unknown }).code,
     });
   }
+  const session = await createModelSession(runtime, model, {
+    intraOpThreads: options.threads ?? 0,
+    providers: options.providers ?? [],
+    strict: options.strict ?? false,
+    configEntries: { 'session.intra_op.allow_spinning': options.spinning ? '1' : '0', ...options.configEntries },
+  });
+  return { runtime, session };
+}
+
+/**
+ * A session for a verified model: failures name the model file, and a model whose input is not
+ * [1, 3, H, W] of its manifest is refused (the pipeline would feed it the wrong tensor).
+ */
+export async function createModelSession(runtime: OnnxRuntime, model: LoadedModel, options: SessionOptions): Promise<OrtSession> {
   let session: OrtSession;
   try {
-    session = await runtime.createSession(model.path, {
-      intraOpThreads: options.threads ?? 0,
-      providers: options.providers ?? [],
-      strict: options.strict ?? false,
-      configEntries: { 'session.intra_op.allow_spinning': options.spinning ? '1' : '0', ...options.configEntries },
-    });
+    session = await runtime.createSession(model.path, options);
   } catch (err) {
     const message = (err as Error).message;
     throw Object.assign(new Error(message.includes(model.path) ? message : `${model.path}: ${message}`, { cause: err }), {
@@ -81,7 +90,7 @@ export async function openSession(model: LoadedModel, options: SessionSetupOptio
     session.release();
     throw new Error(`${model.path}: ONNX Runtime reports input [${input?.shape.join(', ') ?? ''}], expected [${expected.join(', ')}]`);
   }
-  return { runtime, session };
+  return session;
 }
 
 /** Whether this build can capture from V4L2 (the addon carries the V4L2 device binding), and if not why. */
