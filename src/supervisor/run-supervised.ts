@@ -156,6 +156,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
   const config = loaded.config;
   let settings: WorkerSettings = { ...options.start.settings };
   let results = 0;
+  let pastLimit = 0;
   let everyN = config.publish.every_n;
   let attempt = 0;
   let lastReport: StartupReport | undefined;
@@ -272,7 +273,11 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     }
   });
   supervisor.on('result', (raw) => {
-    if (maxFrames !== undefined && results >= maxFrames) return;
+    if (maxFrames !== undefined && results >= maxFrames) {
+      // Frames already in flight when the limit was reached still finish in the worker.
+      pastLimit++;
+      return;
+    }
     try {
       assertResultV1(raw);
     } catch (err) {
@@ -544,7 +549,8 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
       await link.close(2_000);
       log(drained ? `mqtt: all ${results} result(s) delivered` : `mqtt: ${left} message(s) not yet delivered stay queued for the next start`);
     }
-    log(`${results} result(s), ${supervisor.restarts} worker restart(s)`);
+    const extra = pastLimit > 0 ? `; ${pastLimit} more from frames in flight at --max-frames were not published` : '';
+    log(`${results} result(s), ${supervisor.restarts} worker restart(s)${extra}`);
   }
   if (failure) throw failure;
 }
