@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { readOnnx } from './onnx/read.js';
 import { countMacs, countParameters, opHistogram } from './stats.js';
 import { sha256 } from '../util/files.js';
-import type { ValueInfo } from './ir.js';
+import { constantsAsInitializers, type ValueInfo } from './ir.js';
 
 export interface InspectReport {
   readonly file: string;
@@ -30,6 +30,7 @@ export function inspectOnnx(path: string): InspectReport {
     throw new Error(`cannot read ONNX file ${path}: ${(err as Error).message}`);
   }
   const model = readOnnx(bytes, path);
+  const graph = constantsAsInitializers(model.graph);
   return {
     file: path,
     sha256: sha256(bytes),
@@ -39,8 +40,8 @@ export function inspectOnnx(path: string): InspectReport {
     producer: `${model.producer.name} ${model.producer.version}`.trim(),
     inputs: model.graph.inputs,
     outputs: model.graph.outputs,
-    params: countParameters(model.graph),
-    macs: countMacs(model.graph),
+    params: countParameters(graph),
+    macs: countMacs(graph),
     nodes: model.graph.nodes.length,
     ops: opHistogram(model.graph),
     metadata: Object.fromEntries(model.metadata),

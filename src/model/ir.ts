@@ -92,3 +92,19 @@ export function tensorNumbers(t: Tensor): number[] {
   for (let i = 0; i < t.data.length; i++) out.push(Number(t.data[i]));
   return out;
 }
+
+/**
+ * The graph with every `Constant` node that holds a tensor (`value`) turned into an initializer of
+ * the same name. torch.onnx.export writes Resize scales and similar small tensors that way; shape
+ * inference and statistics read constants from the initializers.
+ */
+export function constantsAsInitializers(graph: Graph): Graph {
+  const initializers = new Map(graph.initializers);
+  const nodes: Node[] = [];
+  for (const n of graph.nodes) {
+    const value = n.op === 'Constant' && (n.domain ?? '') === '' ? n.attributes.find((a) => a.name === 'value' && a.type === 'tensor') : undefined;
+    if (value && n.outputs.length === 1) initializers.set(n.outputs[0], value.value as Tensor);
+    else nodes.push(n);
+  }
+  return nodes.length === graph.nodes.length ? graph : { ...graph, nodes, initializers };
+}
