@@ -6,7 +6,8 @@ import ort from 'onnxruntime-node';
 import { decodeImage, decodeMask } from '../../src/image/decode.js';
 import { preprocessRgb } from '../../src/image/preprocess.js';
 import { summarize } from '../../src/runtime/postprocess/index.js';
-import { assertResultV1, RESULT_SCHEMA, type ResultV1 } from '../../src/runtime/sinks/index.js';
+import { RESULT_SCHEMA } from '../../src/runtime/sinks/index.js';
+import { resultLines } from '../integration/run-helpers.js';
 import { runCli } from '../helpers/cli.js';
 import { buildTestModel, copyKvasirImages, tempDir } from '../runtime/pipeline/fixtures/model.js';
 
@@ -15,18 +16,6 @@ t.teardown(tmp.remove);
 const modelDir = buildTestModel(join(tmp.dir, 'model'));
 const images = join(tmp.dir, 'images');
 const names = copyKvasirImages(images, 3);
-
-function jsonLines(text: string): ResultV1[] {
-  return text
-    .trim()
-    .split('\n')
-    .filter((l) => l.length > 0)
-    .map((l) => {
-      const v: unknown = JSON.parse(l);
-      assertResultV1(v);
-      return v;
-    });
-}
 
 t.test('--save-masks equals a plain reference path pixel for pixel', async (t) => {
   // A seeded model's logits are nearly constant; cutting at the median probability gives masks of
@@ -51,7 +40,7 @@ t.test('--save-masks equals a plain reference path pixel for pixel', async (t) =
   t.match(r.stderr, /providers: requested \(none: CPU\); active CPUExecutionProvider/);
   t.match(r.stderr, /sha256 [0-9a-f]{64}/);
   t.match(r.stderr, /1x3x256x256/);
-  const results = jsonLines(r.stdout);
+  const results = resultLines(r.stdout);
   t.equal(results.length, names.length);
   t.same(readdirSync(masks).sort(), names.map((n) => `${parse(n).name}.png`).sort());
 
@@ -81,7 +70,7 @@ t.test('jsonl sink appends one versioned result per frame', async (t) => {
     t.equal(r.status, 0, r.stderr);
     t.equal(r.stdout, '', 'nothing on stdout with a jsonl sink');
   }
-  const results = jsonLines(readFileSync(out, 'utf8'));
+  const results = resultLines(readFileSync(out, 'utf8'));
   t.equal(results.length, 4, 'two runs of two frames, appended');
   const r0 = results[0];
   t.equal(r0.schema, RESULT_SCHEMA);
@@ -97,7 +86,7 @@ t.test('jsonl sink appends one versioned result per frame', async (t) => {
 t.test('synthetic YUYV frames run end to end', async (t) => {
   const r = runCli(['run', '--model', modelDir, '--source', 'synthetic', '--format', 'yuyv', '--width', '320', '--height', '240', '--max-frames', '3', '--threads', '1']);
   t.equal(r.status, 0, r.stderr);
-  const results = jsonLines(r.stdout);
+  const results = resultLines(r.stdout);
   t.same(results.map((x) => [x.frame.seq, x.frame.format, x.frame.width, x.frame.height]), [
     [0, 'YUYV', 320, 240],
     [1, 'YUYV', 320, 240],

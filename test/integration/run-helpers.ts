@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { assertResultV1, type ResultV1 } from '../../src/runtime/sinks/index.js';
 import { CLI, REPO_ROOT } from '../helpers/paths.js';
 
 export interface RunProcess {
@@ -71,4 +72,16 @@ export async function ensureStopped(p: RunProcess): Promise<void> {
   const timer = setTimeout(() => p.child.kill('SIGKILL'), 20_000);
   await p.exited;
   clearTimeout(timer);
+}
+
+/** Result lines as `run --sink stdout` prints them, each checked against the result@1 schema. */
+export function resultLines(text: string): ResultV1[] {
+  return text
+    .split('\n')
+    .filter((l) => l.trim().length > 0)
+    .map((l) => {
+      const v: unknown = JSON.parse(l);
+      assertResultV1(v);
+      return v;
+    });
 }

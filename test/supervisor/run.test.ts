@@ -4,26 +4,14 @@ import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { assertResultV1, type ResultV1 } from '../../src/runtime/sinks/index.js';
-import { ensureStopped, startRun, stateDir } from '../integration/run-helpers.js';
-
-function results(text: string): ResultV1[] {
-  return text
-    .split('\n')
-    .filter((l) => l.length > 0)
-    .map((l) => {
-      const v: unknown = JSON.parse(l);
-      assertResultV1(v);
-      return v;
-    });
-}
+import { ensureStopped, resultLines, startRun, stateDir } from '../integration/run-helpers.js';
 
 t.test('run --demo --max-frames 5 prints 5 results and exits 0', async (t) => {
   const state = stateDir(t, 'run-demo');
   const p = startRun(['--demo', '--max-frames', '5'], { LVUNET_STATE_DIR: state });
   t.teardown(() => ensureStopped(p));
   t.equal(await p.exited, 0, p.stderr());
-  const rs = results(p.stdout());
+  const rs = resultLines(p.stdout());
   t.equal(rs.length, 5);
   t.same(rs.map((r) => r.frame.seq), [0, 1, 2, 3, 4]);
   t.match(p.stderr(), /RANDOM WEIGHTS/, 'the demo says loudly that its model is untrained');
@@ -34,7 +22,7 @@ t.test('run --demo --max-frames 5 prints 5 results and exits 0', async (t) => {
   const again = startRun(['--demo', '--max-frames', '2'], { LVUNET_STATE_DIR: state });
   t.teardown(() => ensureStopped(again));
   t.equal(await again.exited, 0, again.stderr());
-  t.equal(results(again.stdout()).length, 2);
+  t.equal(resultLines(again.stdout()).length, 2);
   t.notMatch(again.stderr(), /building LV-UNet/);
 });
 
@@ -63,7 +51,7 @@ t.test('SIGTERM stops capture, drains and exits 0', async (t) => {
   p.child.kill('SIGTERM');
   t.equal(await p.exited, 0, p.stderr());
   t.match(p.stderr(), /SIGTERM: stopping capture/);
-  const rs = results(p.stdout());
+  const rs = resultLines(p.stdout());
   t.ok(rs.length >= 5, `results before the stop (${rs.length})`);
   // Paced frames use 'latest' queues, which may replace a frame: seq rises, with gaps.
   t.ok(rs.every((r, i) => i === 0 || r.frame.seq > rs[i - 1].frame.seq), 'every line complete and in order');
@@ -105,5 +93,5 @@ t.test("the worker opens its session with the config profile's providers and opt
   );
   t.match(p.stderr(), /providers: requested TensorRT, CUDA; active CPUExecutionProvider/);
   t.match(p.stderr(), /fallback: TensorRT not used: .{20,}/, 'TensorRT is missing here: the fallback gives ONNX Runtime\'s reason');
-  t.equal(results(p.stdout()).length, 3, 'and the run goes on on CPU');
+  t.equal(resultLines(p.stdout()).length, 3, 'and the run goes on on CPU');
 });
