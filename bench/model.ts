@@ -1,10 +1,14 @@
 /** Toolchain figures: parameters, MACs, file sizes and CPU latency of each model form, INT8 included. */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ort from 'onnxruntime-node';
 import { buildTrainingGraph } from '../src/model/architecture.js';
 import { asModel, metadataFor } from '../src/model/export.js';
-import { foldBatchNorms, fuse, mergeConsecutive1x1Convs, removeIdentityLeakyRelus } from '../src/model/fusion.js';
+import { fuse } from '../src/model/fusion.js';
 import { seededWeights } from '../src/model/init.js';
+import { constantsAsInitializers } from '../src/model/ir.js';
+import { readOnnx } from '../src/model/onnx/read.js';
 import { writeOnnx } from '../src/model/onnx/write.js';
 import { loadCalibrationSet } from '../src/model/precision/images.js';
 import { quantizeInt8, type QuantizeOptions } from '../src/model/precision/quantize.js';
@@ -29,33 +33,59 @@ export interface ModelBench {
 
 export const INT8_FORM = 'deployment int8 (QDQ, default quantiser)';
 /**
- * The paper code's export as the brief describes it: the fusible blocks fused, the encoder's BNs left as
- * separate nodes (513,585 params). Its Resizes are 'half_pixel', as torch.onnx.export (1.13) writes
- * bilinear align_corners=False; ours are the same.
+ * The paper code's own deployment export: tools/torch-reference/export_paper_onnx.py ran
+ * torch.onnx.export (1.13, opset 17, batch 1) on the PyTorch reference's deploy module with the torch
+ * fixture's weights, and test/model/torch-reference.test.ts checks it computes the PyTorch logits.
+ * Every other form here is built from the same weights, so the rows differ only in how the graph is written.
  */
-export const PAPER_FORM = 'deployment (paper-style: encoder BN unfolded)';
+export const PAPER_FORM = 'paper export (torch.onnx.export of the deploy module)';
+export const DYNAMIC_FORM = 'deployment, symbolic batch (--dynamic-batch)';
+const FIXTURE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures', 'torch-reference');
 
 /** The quantiser's defaults; written out so the bench names what it measured. */
 const INT8_DEFAULTS: QuantizeOptions = { method: 'minmax', perChannel: true, reduceRange: true, activationType: 'uint8', quantizeLinearResize: false };
 const INT8_VARIANT = 'u8 activations (minmax), s8 7-bit per-channel weights, int32 bias, bilinear Resize float';
 
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+async function logits(bytes: Uint8Array, x: Float32Array): Promise<Float32Array> {
+  const s = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
+  try {
+    const out = await s.run({ [s.inputNames[0]]: new ort.Tensor('float32', x, [1, 3, 256, 256]) });
+    return out[s.outputNames[0]].data as Float32Array;
+  } finally {
+    await s.release();
+  }
+}
+
 export async function benchModel(log: (s: string) => void, quick: boolean): Promise<ModelBench> {
   const size = { height: 256, width: 256, lambda: 1 };
-  const { graph } = buildTrainingGraph(size, seededWeights({ seed: 1, randomBatchNorm: true }));
-  const source = { weights: 'seed:1', lambda: 1 };
-  // The paper code's export folds only the fusible blocks; its encoder BNs stay separate nodes.
-  const paperStyle = mergeConsecutive1x1Convs(
-    removeIdentityLeakyRelus(foldBatchNorms(graph, (bn) => !bn.name.startsWith('firstconv') && !bn.name.startsWith('encoder'))),
-  );
+  const meta = JSON.parse(readFileSync(join(FIXTURE, 'meta.json'), 'utf8')) as { seed: number; gain: number; randomBatchNorm: boolean };
+  const weights = seededWeights({ seed: meta.seed, randomBatchNorm: meta.randomBatchNorm, gain: meta.gain });
+  const source = { weights: `seed:${meta.seed} gain:${meta.gain} (torch fixture)`, lambda: 1 };
+  const { graph } = buildTrainingGraph(size, weights);
   const deployment = fuse(graph, 1);
-  const graphs = { training: graph, [PAPER_FORM]: paperStyle, deployment };
+  const dynamic = fuse(buildTrainingGraph({ ...size, dynamicBatch: true }, weights).graph, 1);
   const forms: ModelBench['forms'] = {};
   const bytes: { name: string; bytes: Uint8Array }[] = [];
+  const graphs = { training: graph, deployment, [DYNAMIC_FORM]: dynamic };
   for (const [name, g] of Object.entries(graphs)) {
-    const b = writeOnnx(asModel(g, metadataFor(name === 'training' ? 'training' : 'deployment', size, source)));
+    const b = writeOnnx(asModel(g, metadataFor(name === 'training' ? 'training' : 'deployment', { ...size, dynamicBatch: name === DYNAMIC_FORM }, source)));
     forms[name] = { params: countParameters(g), macs: countMacs(g), onnx_bytes: b.length };
     bytes.push({ name, bytes: b });
   }
+  const paperBytes = readFileSync(join(FIXTURE, 'paper-deploy.onnx'));
+  const paperGraph = constantsAsInitializers(readOnnx(paperBytes, 'paper-deploy.onnx').graph);
+  forms[PAPER_FORM] = { params: countParameters(paperGraph), macs: countMacs(paperGraph), onnx_bytes: paperBytes.length };
+  bytes.push({ name: PAPER_FORM, bytes: paperBytes });
+  const probe = Float32Array.from({ length: 3 * 256 * 256 }, (_, i) => Math.cos(i / 131));
+  const sameFunction = maxAbsDiff(await logits(bytes[1].bytes, probe), await logits(paperBytes, probe));
+  log(`model: deployment vs paper export, same weights: max |Δ logit| ${sameFunction.toExponential(2)}`);
+  if (!(sameFunction <= 1e-4)) throw new Error(`the paper export and our deployment graph disagree (max |Δ logit| ${sameFunction}); rebuild the fixture`);
 
   // INT8 with the quantiser's defaults, calibrated on real frames when the datasets are beside the checkout.
   const kvasir = join(process.cwd(), '..', 'shared', 'datasets', 'kvasir-seg');

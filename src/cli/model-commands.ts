@@ -4,7 +4,7 @@ import { formatInspect, inspectOnnx } from '../model/inspect.js';
 import { UsageError } from './errors.js';
 
 export const MODEL_BUILD_USAGE = `usage: lvunet-edge model build (--weights FILE.safetensors | --seed N) [--size 256 | --size HxW]
-                              [--lambda 1] --out DIR
+                              [--lambda 1] [--dynamic-batch] --out DIR
 
 Writes DIR/lvunet.train.onnx (training mode: every BatchNorm and the LeakyReLU(λ) kept),
 DIR/lvunet.fp32.onnx (deployment mode, fused) and DIR/manifest.json.
@@ -12,7 +12,9 @@ DIR/lvunet.fp32.onnx (deployment mode, fused) and DIR/manifest.json.
   --seed     seeded random weights (random BatchNorm statistics, λ = 1), for tests and benchmarks
   --size     model input size in pixels, a multiple of 128 (default 256)
   --lambda   the deep-training slope λ, if the weights file does not record it (metadata 'lambda');
-             fusion requires λ = 1`;
+             fusion requires λ = 1
+  --dynamic-batch  a symbolic batch dimension instead of a fixed 1 (for offline batched inference;
+             ONNX Runtime plans a fixed-size graph faster, and the runtime feeds one frame at a time)`;
 
 export const MODEL_INSPECT_USAGE = `usage: lvunet-edge model inspect FILE.onnx [--json]
 
@@ -41,6 +43,7 @@ export function modelBuild(argv: string[], log: (line: string) => void): void {
       size: { type: 'string', default: '256' },
       lambda: { type: 'string' },
       out: { type: 'string' },
+      'dynamic-batch': { type: 'boolean', default: false },
     },
     allowPositionals: true,
     strict: true,
@@ -55,7 +58,7 @@ export function modelBuild(argv: string[], log: (line: string) => void): void {
   const weights = values.weights
     ? loadWeightsFile(values.weights, lambda)
     : seededModelWeights(Math.trunc(parseNumber('--seed', values.seed!, MODEL_BUILD_USAGE)), lambda ?? 1);
-  buildModelDir(weights, size, values.out, log);
+  buildModelDir(weights, { ...size, dynamicBatch: values['dynamic-batch'] }, values.out, log);
 }
 
 export function modelInspect(argv: string[], print: (text: string) => void): void {

@@ -74,6 +74,17 @@ export interface BuildOptions {
   readonly width: number;
   /** Deep-training LeakyReLU slope λ in [0, 1]; 1 makes each fusible block linear before its resample. */
   readonly lambda: number;
+  /**
+   * A symbolic batch dimension ('batch') instead of the default fixed 1. The runtime feeds one frame
+   * at a time and torch.onnx.export writes a fixed 1 too; with a symbolic dimension ONNX Runtime's CPU
+   * plan is 2-9 % slower here (docs/notes/static-batch.md), so only offline batch users want this.
+   */
+  readonly dynamicBatch?: boolean;
+}
+
+/** The ONNX batch dimension the options ask for. */
+export function batchDim(o: Pick<BuildOptions, 'dynamicBatch'>): number | string {
+  return o.dynamicBatch ? 'batch' : 1;
 }
 
 export function makeDivisible(v: number, divisor = 8): number {
@@ -184,8 +195,8 @@ export function buildTrainingGraph(options: BuildOptions, weights: WeightProvide
 
   const graph = b.finish(
     'lvunet',
-    [{ name: INPUT_NAME, dataType: 'float32', shape: ['batch', 3, options.height, options.width] }],
-    { value: x, info: { name: OUTPUT_NAME, dataType: 'float32', shape: ['batch', 1, options.height, options.width] } },
+    [{ name: INPUT_NAME, dataType: 'float32', shape: [batchDim(options), 3, options.height, options.width] }],
+    { value: x, info: { name: OUTPUT_NAME, dataType: 'float32', shape: [batchDim(options), 1, options.height, options.width] } },
   );
   return { graph, parameters: b.parameters() };
 }

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { INPUT_NAME, OUTPUT_NAME, parameterSpecs, type BuildOptions } from './architecture.js';
+import { batchDim, INPUT_NAME, OUTPUT_NAME, parameterSpecs, type BuildOptions } from './architecture.js';
 import { buildModels, PRODUCER } from './export.js';
 import type { WeightProvider } from './graph-builder.js';
 import type { Model } from './ir.js';
@@ -99,11 +99,12 @@ export interface BuildResult {
 
 export function buildModelDir(
   weights: LoadedWeights,
-  size: { height: number; width: number },
+  size: { height: number; width: number; dynamicBatch?: boolean },
   outDir: string,
   log: (line: string) => void = () => {},
 ): BuildResult {
   const options: BuildOptions = { ...size, lambda: weights.lambda };
+  const batch = batchDim(options);
   log(`building LV-UNet ${size.width}x${size.height} from ${weights.source} (λ = ${weights.lambda})`);
   const models = buildModels(options, weights.provider, { weights: weights.sha256 ?? weights.source, lambda: weights.lambda });
   const files: ManifestFile[] = [];
@@ -120,10 +121,10 @@ export function buildModelDir(
     created: new Date().toISOString(),
     producer: `${PRODUCER.name} ${PRODUCER.version}`,
     architecture: models.deployment.metadata.get('architecture')!,
-    input: { name: INPUT_NAME, shape: ['batch', 3, size.height, size.width], dtype: 'float32', layout: 'NCHW', preprocessing: PREPROCESSING },
+    input: { name: INPUT_NAME, shape: [batch, 3, size.height, size.width], dtype: 'float32', layout: 'NCHW', preprocessing: PREPROCESSING },
     output: {
       name: OUTPUT_NAME,
-      shape: ['batch', 1, size.height, size.width],
+      shape: [batch, 1, size.height, size.width],
       meaning: 'foreground logit per pixel; mask = sigmoid(logit) > threshold',
       threshold: 0.5,
     },

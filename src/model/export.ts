@@ -1,5 +1,5 @@
 /** Turns the architecture into the two ONNX models the toolchain ships, with their metadata. */
-import { buildTrainingGraph, INPUT_NAME, OUTPUT_NAME, type BuildOptions } from './architecture.js';
+import { batchDim, buildTrainingGraph, INPUT_NAME, OUTPUT_NAME, type BuildOptions } from './architecture.js';
 import type { WeightProvider } from './graph-builder.js';
 import type { Graph, Model } from './ir.js';
 import { fuse } from './fusion.js';
@@ -22,8 +22,8 @@ export function metadataFor(mode: Mode, o: BuildOptions, source: ModelSource): M
   return new Map([
     ['architecture', 'LV-UNet (Jiang et al., BIBM 2024); encoder MobileNetV3-Large features[0..9]'],
     ['mode', mode],
-    ['input', JSON.stringify({ name: INPUT_NAME, shape: [1, 3, o.height, o.width], layout: 'NCHW', dtype: 'float32' })],
-    ['output', JSON.stringify({ name: OUTPUT_NAME, shape: [1, 1, o.height, o.width], meaning: 'logit of foreground; sigmoid > 0.5 is the mask' })],
+    ['input', JSON.stringify({ name: INPUT_NAME, shape: [batchDim(o), 3, o.height, o.width], layout: 'NCHW', dtype: 'float32' })],
+    ['output', JSON.stringify({ name: OUTPUT_NAME, shape: [batchDim(o), 1, o.height, o.width], meaning: 'logit of foreground; sigmoid > 0.5 is the mask' })],
     ['normalization', JSON.stringify(PREPROCESSING)],
     ['lambda', String(source.lambda)],
     ['weights', source.weights],

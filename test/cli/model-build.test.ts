@@ -35,7 +35,7 @@ t.test('model build --seed writes both models and a manifest that describes them
   const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest;
   t.equal(manifest.lambda, 1);
   t.equal(manifest.weights.source, 'seed:3');
-  t.match(manifest.input, { name: 'image', layout: 'NCHW', shape: ['batch', 3, 256, 256], preprocessing: { colorOrder: 'RGB' } });
+  t.match(manifest.input, { name: 'image', layout: 'NCHW', shape: [1, 3, 256, 256], preprocessing: { colorOrder: 'RGB' } });
   t.same(manifest.files.map((f) => [f.file, f.mode, f.params]), [
     ['lvunet.train.onnx', 'training', 934545],
     ['lvunet.fp32.onnx', 'deployment', 510985],
@@ -47,9 +47,29 @@ t.test('model build --seed writes both models and a manifest that describes them
   const report = JSON.parse(inspect.stdout) as Record<string, unknown>;
   t.match(report, { params: 510985, opset: 17, sha256: manifest.files[1].sha256, ops: { Conv: 54 } });
   t.ok(Math.abs((report.macs as number) / 0.1571e9 - 1) < 0.01, 'deployment MACs within 1 % of 0.1571 G');
-  t.match(report.inputs, [{ name: 'image', shape: ['batch', 3, 256, 256] }]);
-  t.match(report.outputs, [{ name: 'logits', shape: ['batch', 1, 256, 256] }]);
+  t.same(report.inputs, [{ name: 'image', dataType: 'float32', shape: [1, 3, 256, 256] }], 'a fixed batch of 1, as torch.onnx.export writes');
+  t.same(report.outputs, [{ name: 'logits', dataType: 'float32', shape: [1, 1, 256, 256] }]);
   t.notOk('BatchNormalization' in (report.ops as object), 'no BN survives fusion');
+});
+
+t.test('model build --dynamic-batch writes a symbolic batch dimension that runs at batch 2', async (t) => {
+  const dir = t.testdir();
+  const r = runCli(['model', 'build', '--seed', '3', '--dynamic-batch', '--out', dir]);
+  t.equal(r.status, 0, r.stderr);
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest;
+  t.same(manifest.input.shape, ['batch', 3, 256, 256]);
+  for (const file of ['lvunet.train.onnx', 'lvunet.fp32.onnx']) {
+    const s = await ort.InferenceSession.create(join(dir, file), { intraOpNumThreads: 1 });
+    const one = Float32Array.from({ length: 3 * 256 * 256 }, (_, i) => Math.sin(i / 97));
+    const two = new Float32Array(2 * one.length);
+    two.set(one, 0);
+    two.set(one.map((v) => -v), one.length);
+    const out = (await s.run({ image: new ort.Tensor('float32', two, [2, 3, 256, 256]) })).logits;
+    const single = (await s.run({ image: new ort.Tensor('float32', one, [1, 3, 256, 256]) })).logits.data as Float32Array;
+    await s.release();
+    t.same(out.dims, [2, 1, 256, 256], `${file} runs a batch of 2`);
+    t.ok(maxAbsDiff((out.data as Float32Array).subarray(0, single.length), single) <= 1e-5, `${file}: batch item 0 equals the single run`);
+  }
 });
 
 t.test('a safetensors file with λ in its metadata builds the same model as the weights it holds', async (t) => {

@@ -23,11 +23,13 @@ import { writeSafetensorsRaw, type RawTensor } from '../../src/model/safetensors
 import { listPairs } from '../../src/data/dataset.js';
 import { readImageFile } from '../../src/image/decode.js';
 import { preprocessRgb } from '../../src/image/preprocess.js';
+import { inspectOnnx } from '../../src/model/inspect.js';
 import { maxAbs, maxAbsDiff, runModel } from '../helpers/ort.js';
 import { DATASETS, REPO_ROOT, WEIGHTS_TSV } from '../helpers/paths.js';
 
 const FIXTURE = join(REPO_ROOT, 'test', 'fixtures', 'torch-reference');
 const TOLERANCE = 1e-4;
+const PAPER_EXPORT = 'paper-export';
 
 interface Meta {
   seed: number;
@@ -106,6 +108,8 @@ t.test('our toolchain reproduces the PyTorch reference logits', async (t) => {
   const models = new Map<string, Uint8Array>([
     ['train-l1', readFileSync(join(out, TRAIN_FILE))],
     ['deploy-l1', readFileSync(join(out, FP32_FILE))],
+    // torch.onnx.export of the same deploy module (the bench times ours against it): also the PyTorch function.
+    [PAPER_EXPORT, readFileSync(join(FIXTURE, 'paper-deploy.onnx'))],
   ]);
   // λ ≠ 1 cannot be fused; the training-mode graph is built from the file the same way.
   for (const lambda of meta.lambdas.filter((l) => l !== 1)) {
@@ -124,7 +128,7 @@ t.test('our toolchain reproduces the PyTorch reference logits', async (t) => {
     const x = preprocessRgb(await readImageFile(pair.image), { width: SIZE, height: SIZE });
     t.equal(createHash('sha256').update(bytesOf(x)).digest('hex'), img.inputSha256, `${img.dataset} ${img.stem}: input tensor is the one PyTorch saw`);
     for (const [mode, model] of models) {
-      const reference = readF32(join(FIXTURE, meta.files[img.dataset][mode]));
+      const reference = readF32(join(FIXTURE, meta.files[img.dataset][mode === PAPER_EXPORT ? 'deploy-l1' : mode]));
       t.ok(maxAbs(reference) > 1, `${img.dataset} ${mode}: reference logits are not trivially small (max |logit| ${maxAbs(reference).toFixed(3)})`);
       for (const optimization of ['disabled', 'all'] as const) {
         const y = await runModel(model, x, [1, 3, SIZE, SIZE], optimization);
@@ -133,4 +137,23 @@ t.test('our toolchain reproduces the PyTorch reference logits', async (t) => {
       }
     }
   }
+});
+
+t.test("our deployment graph has the paper export's structure: same nodes, parameters, MACs and fixed batch", async (t) => {
+  const exportInfo = JSON.parse(readFileSync(join(FIXTURE, 'paper-deploy.json'), 'utf8')) as { sha256: string; torch: string };
+  const paperFile = join(FIXTURE, 'paper-deploy.onnx');
+  const paper = inspectOnnx(paperFile);
+  t.equal(paper.sha256, exportInfo.sha256, `the fixture is the file torch ${exportInfo.torch} wrote`);
+  const dir = mkdtempSync(join(tmpdir(), 'lvunet-paper-shape-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'w.safetensors');
+  writeFileSync(file, torchStyleFile(regenerateWeights(), 1));
+  buildModelDir(loadWeightsFile(file), { height: SIZE, width: SIZE }, dir);
+  const ours = inspectOnnx(join(dir, FP32_FILE));
+  const { Constant: constants, ...paperOps } = paper.ops;
+  t.equal(constants, 7, "torch's 7 Constant nodes are the Resize scales, initializers in ours");
+  t.same(ours.ops, paperOps, 'op histogram');
+  t.equal(ours.params, paper.params, 'parameters');
+  t.equal(ours.macs, paper.macs, 'MACs');
+  t.same(ours.inputs.map((i) => i.shape), paper.inputs.map((i) => i.shape), 'input shape (batch fixed at 1)');
 });

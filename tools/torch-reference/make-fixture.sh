@@ -41,3 +41,8 @@ du -sh "$FIXTURE"
 
 echo "== 5. sensitivity: how far plausible mistakes move the PyTorch logits (all must exceed 1e-4)"
 "$PYTHON" tools/torch-reference/sensitivity.py --work "$WORK" --fixture "$FIXTURE"
+
+echo "== 6. the paper code's own deployment export (torch.onnx.export), timed against ours by npm run bench"
+"$PYTHON" tools/torch-reference/export_paper_onnx.py --state-dict "$WORK/torch-state-dict.safetensors" \
+  --out "$FIXTURE/paper-deploy.onnx"
+npx tap test/model/torch-reference.test.ts
