@@ -213,9 +213,11 @@ export function formatReport(r: PipelineReport): string[] {
   return lines;
 }
 
+/** The model this package ships, trained on Kvasir-SEG by `lvunet-edge train` (see its manifest). */
+export const TRAINED_DEMO_MODEL = join(packageRoot(), 'models', 'lvunet-kvasir');
+
 /** The demo model: the trained one where the checkout has it, else seeded random weights built once into the state folder. */
-export function demoModel(stateDir: string, log: (line: string) => void): string {
-  const trained = join(packageRoot(), 'models', 'lvunet-kvasir');
+export function demoModel(stateDir: string, log: (line: string) => void, trained = TRAINED_DEMO_MODEL): string {
   if (existsSync(join(trained, 'manifest.json'))) {
     log(`demo: using the trained model ${trained}`);
     return trained;

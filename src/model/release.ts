@@ -267,8 +267,11 @@ export async function releaseModel(o: ReleaseOptions): Promise<ReleaseResult> {
     name: o.name ?? built.manifest.name,
     files: [...built.manifest.files, ...extraFiles],
     training: {
-      trainer: 'lvunet-edge train',
-      weights: { file: basename(weightsPath), sha256: weights.sha256, epoch: run.state.bestEpoch, selectedBy: 'best validation Dice among λ = 1 epochs' },
+      // --weights may come from anywhere (another run, another trainer): say so rather than credit this run.
+      trainer: o.weights ? 'unknown: weights given with --weights; the run supplied only the split, schedule and log' : 'lvunet-edge train',
+      weights: o.weights
+        ? { file: basename(weightsPath), sha256: weights.sha256, epoch: null, selectedBy: 'given with --weights' }
+        : { file: basename(weightsPath), sha256: weights.sha256, epoch: run.state.bestEpoch, selectedBy: 'best validation Dice among λ = 1 epochs' },
       data: { ...provenance(o.dataDir), images: pairs.length },
       split: { file: SPLIT_FILE, sha256: run.splitSha256, seed: run.split.seed, fractions: run.split.fractions, train: run.split.train.length, val: run.split.val.length, test: run.split.test.length },
       epochs: { planned: run.state.epochs, done: run.state.epochsDone },

@@ -52,6 +52,8 @@ t.test('a run becomes a model directory with evaluation, provenance and gated pr
   t.equal(training.split.test, 4);
   t.equal(training.split.sha256, sha256(readFileSync(join(dir, 'run', 'split.json'))));
   t.same(training.epochs, { planned: 10, done: 10 });
+  t.equal(training.trainer, 'lvunet-edge train');
+  t.match(training.weights, { file: 'lvunet.safetensors', epoch: 10, selectedBy: /best validation Dice/ });
   const evaluation = manifest.evaluation as { images: number; native: { perImage: { dice: { mean: number; n: number } } } };
   t.equal(evaluation.images, 4);
   t.equal(evaluation.native.perImage.dice.n, 4);
@@ -81,6 +83,17 @@ t.test('a precision that fails its gate is not written and is listed as rejected
   t.equal(manifest.rejected?.length, 1);
   const calibration = (manifest.rejected?.[0] as { agreement: { images: number } }).agreement;
   t.equal(calibration.images, 4);
+});
+
+t.test('weights given with --weights are not credited to the run', async (t) => {
+  const dir = t.testdir({ run: {}, out: {} });
+  fakeRun(join(dir, 'run'));
+  const other = join(dir, 'other.safetensors');
+  writeFileSync(other, readFileSync(join(dir, 'run', 'lvunet.safetensors')));
+  const result = await releaseModel({ runDir: join(dir, 'run'), dataDir: KVASIR, outDir: join(dir, 'out'), weights: other, precisions: [], threads: 1, limit: 2 });
+  const training = result.manifest.training as Record<string, Record<string, unknown> | string>;
+  t.match(training.trainer, /^unknown: weights given with --weights/);
+  t.same(training.weights, { file: 'other.safetensors', sha256: sha256(readFileSync(other)), epoch: null, selectedBy: 'given with --weights' });
 });
 
 t.test('a run without λ = 1 weights yet is refused with how far it got', async (t) => {

@@ -1,8 +1,11 @@
 // `lvunet-edge run` as supervisor + worker processes, without a broker: the demo from a fresh
 // state folder, start-up failures that must not crash-loop, and a graceful SIGTERM.
 import t from 'tap';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+
+import { demoModel, TRAINED_DEMO_MODEL } from '../../src/cli/run-command.js';
+import type { Manifest } from '../../src/model/manifest.js';
 
 import { ensureStopped, resultLines, startRun, stateDir } from '../integration/run-helpers.js';
 
@@ -14,16 +17,41 @@ t.test('run --demo --max-frames 5 prints 5 results and exits 0', async (t) => {
   const rs = resultLines(p.stdout());
   t.equal(rs.length, 5);
   t.same(rs.map((r) => r.frame.seq), [0, 1, 2, 3, 4]);
-  t.match(p.stderr(), /RANDOM WEIGHTS/, 'the demo says loudly that its model is untrained');
-  t.match(p.stderr(), new RegExp(`built from seed 1 into ${join(state, 'demo-model')}`));
   t.match(p.stderr(), /worker pid \d+ ready/);
+  if (existsSync(join(TRAINED_DEMO_MODEL, 'manifest.json'))) {
+    // The checkout ships a trained model: the demo runs it, and every result names it.
+    const manifest = JSON.parse(readFileSync(join(TRAINED_DEMO_MODEL, 'manifest.json'), 'utf8')) as Manifest;
+    const fp32 = manifest.files.find((f) => f.file === 'lvunet.fp32.onnx');
+    t.match(p.stderr(), /demo: using the trained model/);
+    t.notMatch(p.stderr(), /RANDOM WEIGHTS/);
+    t.same(new Set(rs.map((r) => r.model.sha256)), new Set([fp32?.sha256]), "each result carries the shipped model's sha256");
+  } else {
+    t.match(p.stderr(), /RANDOM WEIGHTS/, 'the demo says loudly that its model is untrained');
+    t.match(p.stderr(), new RegExp(`built from seed 1 into ${join(state, 'demo-model')}`));
+  }
 
-  // The second run reuses the model built by the first.
+  // The second run reuses the model the first one used (built, or shipped).
   const again = startRun(['--demo', '--max-frames', '2'], { LVUNET_STATE_DIR: state });
   t.teardown(() => ensureStopped(again));
   t.equal(await again.exited, 0, again.stderr());
   t.equal(resultLines(again.stdout()).length, 2);
   t.notMatch(again.stderr(), /building LV-UNet/);
+});
+
+t.test('without a shipped trained model the demo builds a seeded one, once, and says it is random', (t) => {
+  const state = stateDir(t, 'demo-untrained');
+  const lines: string[] = [];
+  const missing = join(state, 'no-trained-model');
+  const dir = demoModel(state, (l) => lines.push(l), missing);
+  t.equal(dir, join(state, 'demo-model'));
+  t.ok(existsSync(join(dir, 'manifest.json')) && existsSync(join(dir, 'lvunet.fp32.onnx')));
+  t.match(lines.join('\n'), /DEMO MODEL WITH RANDOM WEIGHTS/);
+  t.match(lines.join('\n'), /building LV-UNet 256x256 from seed:1/);
+  const again: string[] = [];
+  t.equal(demoModel(state, (l) => again.push(l), missing), dir);
+  t.match(again.join('\n'), /RANDOM WEIGHTS/, 'said again on every run');
+  t.notMatch(again.join('\n'), /building LV-UNet/, 'built once');
+  t.end();
 });
 
 t.test('a model that cannot load fails once (exit 1, file named), without restarts', async (t) => {
