@@ -5,12 +5,33 @@ export interface LatencyStats {
   readonly p90_ms: number;
   readonly min_ms: number;
   readonly runs: number;
+  /** Median of each round, in order: rounds of different models that ran back to back pair up. */
+  readonly round_medians_ms: readonly number[];
 }
 
-function stats(samples: number[]): LatencyStats {
+function median(samples: readonly number[]): number {
+  const s = [...samples].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function stats(samples: number[], perRound: number): LatencyStats {
   const s = [...samples].sort((a, b) => a - b);
   const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))];
-  return { median_ms: at(0.5), p90_ms: at(0.9), min_ms: s[0], runs: s.length };
+  const rounds: number[] = [];
+  for (let i = 0; i < samples.length; i += perRound) rounds.push(median(samples.slice(i, i + perRound)));
+  return { median_ms: at(0.5), p90_ms: at(0.9), min_ms: s[0], runs: s.length, round_medians_ms: rounds };
+}
+
+/**
+ * Latency of `a` relative to `b` from the same compareLatency run: the median over rounds of
+ * a's round median / b's round median. Each round of `a` ran right beside the same round of `b`, so
+ * a slow spell of the machine (other tenants, frequency changes) divides out instead of landing on
+ * whichever model happened to be running.
+ */
+export function pairedRatio(a: LatencyStats, b: LatencyStats): number {
+  const n = Math.min(a.round_medians_ms.length, b.round_medians_ms.length);
+  if (n === 0) throw new Error('pairedRatio: no rounds');
+  return median(Array.from({ length: n }, (_, i) => a.round_medians_ms[i] / b.round_medians_ms[i]));
 }
 
 /**
@@ -45,5 +66,5 @@ export async function compareLatency(
     }
   }
   await Promise.all(sessions.map((s) => s.release()));
-  return Object.fromEntries(models.map((m, i) => [m.name, stats(samples[i])]));
+  return Object.fromEntries(models.map((m, i) => [m.name, stats(samples[i], options.perRound)]));
 }

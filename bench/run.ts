@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { benchFleet, type FleetBenchResult } from './fleet-load.js';
-import { benchModel, DYNAMIC_FORM, INT8_FORM, PAPER_FORM } from './model.js';
+import { benchModel, INT8_FORM } from './model.js';
 import { benchPipelineRuns } from './pipeline.js';
 import { benchTrain, trainTable, type TrainBenchResult } from './train.js';
 import type { BenchPipelineReport } from '../src/cli/bench-command.js';
@@ -83,16 +83,13 @@ function modelTable(model: Awaited<ReturnType<typeof benchModel>>): string[] {
   }
   const ours = model.latency['2_threads'].deployment.median_ms;
   const int8 = model.latency['2_threads'][INT8_FORM].median_ms;
-  const vsPaper = (threads: string): string => {
-    const l = model.latency[threads];
-    return `${(l.deployment.median_ms / l[PAPER_FORM].median_ms).toFixed(3)}x at ${threads.replace('_', ' ').replace('threads', 'thread(s)')}`;
-  };
-  const dyn = (threads: string): string =>
-    (model.latency[threads][DYNAMIC_FORM].median_ms / model.latency[threads][PAPER_FORM].median_ms).toFixed(3);
+  const p = model.paper;
   md.push(
     '',
-    `Deployment vs the paper code's own export (torch.onnx.export, same weights, interleaved in this run): ${vsPaper('2_threads')}, ` +
-      `${vsPaper('1_threads')} (target ≤ 1). With a symbolic batch dimension: ${dyn('2_threads')}x / ${dyn('1_threads')}x. ` +
+    `Deployment vs the paper code's own export (torch.onnx.export, same weights, max |Δ logit| ${p.same_function_max_abs_logit.toExponential(1)}; ` +
+      `interleaved in this run, ratio of round medians paired over ${model.latency['2_threads'].deployment.round_medians_ms.length} rounds): ` +
+      `${p.ratio['2_threads'].toFixed(3)}x at 2 threads, ${p.ratio['1_threads'].toFixed(3)}x at 1 thread (target ≤ ${p.target}). ` +
+      `With a symbolic batch dimension: ${p.dynamic_batch_ratio['2_threads'].toFixed(3)}x / ${p.dynamic_batch_ratio['1_threads'].toFixed(3)}x. ` +
       `The brief's ${model.reference.paper_deployment_2_threads_ms} ms for that export was an AVX-512 machine; compare ratios, not ms.`,
     `INT8 / FP32 deployment, same run, interleaved: ${model.int8.ratio['1_threads'].toFixed(3)} at 1 thread, ` +
       `${model.int8.ratio['2_threads'].toFixed(3)} at 2 threads (${int8.toFixed(2)} vs ${ours.toFixed(2)} ms; target ≤ ${model.int8.target}; ` +
