@@ -407,6 +407,7 @@ uint32_t Device::requestBuffers(uint32_t count) {
       buffers_.push_back({start, buf.length});
     }
     for (uint32_t i = 0; i < req.count; ++i) requeue(i);
+    queued_ = true;
   } catch (...) {
     unmapAll();
     v4l2_requestbuffers none{};
@@ -425,6 +426,7 @@ void Device::releaseBuffers() {
                     {{"path", path_}, {"syscall", "VIDIOC_REQBUFS"}});
   }
   unmapAll();
+  queued_ = false;
   v4l2_requestbuffers req{};
   req.type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
   req.memory = V4L2_MEMORY_MMAP;
@@ -433,6 +435,12 @@ void Device::releaseBuffers() {
 
 void Device::streamOn() {
   requireOpen("VIDIOC_STREAMON");
+  // STREAMOFF hands every buffer back to the application; streaming again without queueing them
+  // leaves the driver nothing to fill (vb2 then answers poll with POLLERR, found with vivid).
+  if (!queued_) {
+    for (uint32_t i = 0; i < buffers_.size(); ++i) requeue(i);
+    queued_ = !buffers_.empty();
+  }
   int type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
   ioctlOrThrow(VIDIOC_STREAMON, "VIDIOC_STREAMON", &type);
   streaming_ = true;
@@ -441,9 +449,11 @@ void Device::streamOn() {
 void Device::streamOff() {
   requireOpen("VIDIOC_STREAMOFF");
   int type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
-  // The queue is stopped whatever the outcome (an unplugged device answers ENODEV), so the flag is
-  // cleared before the call can throw.
+  // The queue is stopped whatever the outcome (an unplugged device answers ENODEV), so the flags
+  // are cleared before the call can throw. STREAMOFF also dequeues every buffer: streamOn() queues
+  // them again.
   streaming_ = false;
+  queued_ = false;
   ioctlOrThrow(VIDIOC_STREAMOFF, "VIDIOC_STREAMOFF", &type);
 }
 
@@ -538,6 +548,7 @@ void Device::close() noexcept {
     streaming_ = false;
   }
   unmapAll();
+  queued_ = false;
   if (fd_ >= 0) ::close(fd_);
   if (wakeFd_ >= 0) ::close(wakeFd_);
   fd_ = -1;

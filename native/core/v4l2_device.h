@@ -147,6 +147,7 @@ class Device {
   uint32_t requestBuffers(uint32_t count);
   // Unmaps and frees the buffers (REQBUFS 0). Streaming must be off.
   void releaseBuffers();
+  // STREAMON; after a streamOff() it first queues every buffer again (STREAMOFF dequeued them all).
   void streamOn();
   void streamOff();
   bool streaming() const noexcept { return streaming_; }
@@ -181,6 +182,9 @@ class Device {
   Capability capability_;
   std::vector<Mapping> buffers_;
   bool streaming_ = false;
+  // Every mapped buffer is queued with the driver or with a dequeue() that requeues it (false after
+  // STREAMOFF, which hands them all back).
+  bool queued_ = false;
 };
 
 }  // namespace v4l2

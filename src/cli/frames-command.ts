@@ -5,13 +5,16 @@
  */
 import { createWriteStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
-import { extname, join } from 'node:path';
+import { basename, extname, join } from 'node:path';
 import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 
 import { readImageFile } from '../image/decode.js';
 import { assertRgbImage, type RgbImage } from '../image/types.js';
+import type { PixelFormat } from '../runtime/native/pixel-formats.js';
+import { RAW_EXTENSIONS } from '../runtime/sources/raw-file-source.js';
 import { rgbToYuyv } from '../runtime/sources/synthetic-source.js';
+import { nativeOpener, toPipelineFrame, V4l2Source, withHuffmanTables, type FourCC, type V4l2DeviceOpener, type V4l2Frame, type V4l2SourceStats } from '../runtime/sources/v4l2/index.js';
 import { UsageError } from './errors.js';
 import { intArg } from './run-command.js';
 
@@ -119,4 +122,159 @@ export async function framesMake(argv: string[], log: (line: string) => void): P
   await Promise.race([once(out, 'finish'), failed]);
   const bytes = count * (format === 'yuyv' ? 2 : 3) * width * height;
   log(`wrote ${count} ${width}x${height} ${format.toUpperCase()} frames (${bytes} bytes) from ${images.length} images to ${values.out}`);
+}
+
+export const FRAMES_RECORD_USAGE = `usage: lvunet-edge frames record --source v4l2:/dev/videoN --count N --out FILE [--size WxH] [--format F] [--fps N] [--control KEY=VALUE]...
+
+Records N whole frames from a V4L2 camera to FILE in the formats that --source file:FILE replays:
+raw frames packed tightly (row padding removed) for yuyv, nv12, grey and rgb24, or concatenated
+JPEGs for mjpeg (UVC frames without Huffman tables get the standard ones, so any decoder reads
+them). Frames the driver flags as damaged, short or torn are dropped and counted, never written.
+  --format F     yuyv | nv12 | grey | rgb24 | mjpeg; default: from FILE's extension (.yuyv, .nv12,
+                 .grey, .rgb, .mjpeg), which must match the format when both are given
+  --size WxH     frame size to negotiate; default: WxH in FILE's name, else 640x480. A raw FILE
+                 named with a size must get that size from the driver (replay reads it from the name)
+  --fps N        frame rate to ask for (default: the highest the size offers)
+  --control K=V  a camera control before streaming, as the run config's v4l2 controls (repeatable)`;
+
+/** --format names and extensions to V4L2 fourccs, and each fourcc's file extension. */
+const RECORD_FORMATS: Readonly<Record<string, FourCC>> = { yuyv: 'YUYV', nv12: 'NV12', grey: 'GREY', gray: 'GREY', rgb24: 'RGB3', mjpeg: 'MJPG', mjpg: 'MJPG' };
+const PIXEL_FORMAT_FOURCC: Readonly<Record<PixelFormat, FourCC | undefined>> = { YUYV: 'YUYV', NV12: 'NV12', GREY: 'GREY', RGB24: 'RGB3', RGBA: undefined };
+const MJPEG_EXTENSIONS = new Set(['.mjpeg', '.mjpg']);
+
+function fourccOfFile(path: string): FourCC | undefined {
+  const ext = extname(path).toLowerCase();
+  if (MJPEG_EXTENSIONS.has(ext)) return 'MJPG';
+  const pixel = RAW_EXTENSIONS[ext];
+  return pixel ? PIXEL_FORMAT_FOURCC[pixel] : undefined;
+}
+
+export interface RecordResult {
+  readonly frames: number;
+  readonly bytes: number;
+  readonly fourcc: FourCC;
+  readonly width: number;
+  readonly height: number;
+  readonly fps: number | null;
+  readonly stats: V4l2SourceStats;
+}
+
+/**
+ * Bytes of one frame as FILE holds it: raw frames packed as the pipeline takes them (the one
+ * packing definition, toPipelineFrame), MJPEG as the camera sent it plus standard Huffman tables.
+ */
+function fileBytes(frame: V4l2Frame): Uint8Array {
+  return frame.format === 'MJPG' ? withHuffmanTables(frame.data) : toPipelineFrame(frame).data;
+}
+
+/** Streams `count` whole frames from an opened source into `out`. The caller closes the source. */
+export async function recordFrames(source: V4l2Source, count: number, out: string): Promise<RecordResult> {
+  const opened = await source.open();
+  const { fourcc, width, height } = opened.format;
+  const stream = createWriteStream(out);
+  const failed = new Promise<never>((_, reject) => stream.once('error', (err) => reject(new Error(`${out}: ${err.message}`))));
+  failed.catch(() => undefined); // raced below; an error after the last race is reported by 'finish'
+  let frames = 0;
+  let bytes = 0;
+  try {
+    while (frames < count) {
+      const frame = await source.next();
+      if (!frame) throw new Error(`${source.description}: the source closed after ${frames} of ${count} frames`);
+      const data = fileBytes(frame);
+      frames++;
+      bytes += data.length;
+      if (!stream.write(data)) await Promise.race([once(stream, 'drain'), failed]);
+    }
+  } finally {
+    stream.end();
+    await Promise.race([once(stream, 'finish'), failed]);
+  }
+  return { frames, bytes, fourcc, width, height, fps: opened.fps, stats: source.stats() };
+}
+
+export async function framesRecord(argv: string[], log: (line: string) => void, openDevice: V4l2DeviceOpener = nativeOpener()): Promise<RecordResult> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      source: { type: 'string' },
+      count: { type: 'string' },
+      out: { type: 'string' },
+      size: { type: 'string' },
+      format: { type: 'string' },
+      fps: { type: 'string' },
+      control: { type: 'string', multiple: true },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`, FRAMES_RECORD_USAGE);
+  if (!values.source || !values.out || values.count === undefined) throw new UsageError('--source, --count and --out are required', FRAMES_RECORD_USAGE);
+  const spec = /^v4l2:(.+)$/.exec(values.source);
+  if (!spec) throw new UsageError(`--source ${JSON.stringify(values.source)}: frames record captures from a camera, v4l2:/dev/videoN`, FRAMES_RECORD_USAGE);
+  const count = intArg('--count', values.count, FRAMES_RECORD_USAGE, 1) as number;
+  const out = values.out;
+
+  const fromFile = fourccOfFile(out);
+  let fourcc = fromFile;
+  if (values.format !== undefined) {
+    fourcc = RECORD_FORMATS[values.format.toLowerCase()];
+    if (!fourcc) throw new UsageError(`--format ${JSON.stringify(values.format)}: use ${Object.keys(RECORD_FORMATS).join(', ')}`, FRAMES_RECORD_USAGE);
+    if (fromFile && fromFile !== fourcc) {
+      throw new UsageError(`--out ${out}: the extension says ${fromFile} but --format is ${values.format}; replay reads the format from the extension`, FRAMES_RECORD_USAGE);
+    }
+  }
+  if (!fourcc) throw new UsageError(`--out ${out}: name it .yuyv, .nv12, .grey, .rgb or .mjpeg, or give --format`, FRAMES_RECORD_USAGE);
+  if (!fromFile) {
+    throw new UsageError(`--out ${out}: give it the extension of ${fourcc} frames (${fourcc === 'MJPG' ? '.mjpeg' : Object.entries(RAW_EXTENSIONS).find(([, p]) => PIXEL_FORMAT_FOURCC[p] === fourcc)?.[0]}) so that --source file: replays it`, FRAMES_RECORD_USAGE);
+  }
+
+  const named = /(\d+)x(\d+)/.exec(basename(out));
+  const sizeText = values.size ?? (named ? named[0] : '640x480');
+  const size = /^(\d+)x(\d+)$/.exec(sizeText);
+  if (!size || Number(size[1]) < 1 || Number(size[2]) < 1) throw new UsageError(`--size ${JSON.stringify(sizeText)} is not WxH`, FRAMES_RECORD_USAGE);
+  if (named && values.size !== undefined && named[0] !== values.size) {
+    throw new UsageError(`--out ${out} names the size ${named[0]} but --size is ${values.size}; replay reads the size from the name`, FRAMES_RECORD_USAGE);
+  }
+  const fps = values.fps === undefined ? undefined : Number(values.fps);
+  if (fps !== undefined && !(fps > 0)) throw new UsageError(`--fps ${JSON.stringify(values.fps)} is not a positive number`, FRAMES_RECORD_USAGE);
+  const controls: Record<string, string> = {};
+  for (const c of values.control ?? []) {
+    const eq = c.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--control ${JSON.stringify(c)} is not KEY=VALUE`, FRAMES_RECORD_USAGE);
+    controls[c.slice(0, eq).trim()] = c.slice(eq + 1);
+  }
+
+  let drops = 0;
+  const source = new V4l2Source({
+    path: spec[1],
+    request: { width: Number(size[1]), height: Number(size[2]), fps, formats: [fourcc] },
+    controls,
+    openDevice,
+    onDrop: (d) => {
+      drops++;
+      log(`dropped ${d.id} (${d.reason}): ${d.detail}`);
+    },
+    onEvent: (e) => {
+      if (e.type === 'lost') log(`${values.source}: camera lost (${e.error.message}); reopening`);
+      if (e.type === 'reopened') log(`${values.source}: reopened after ${e.attempts} attempt(s)`);
+    },
+  });
+  try {
+    const opened = await source.open();
+    for (const w of opened.warnings) log(`warning: ${w}`);
+    const got = `${opened.format.width}x${opened.format.height}`;
+    // A raw file's size is read back from its name: a name the frames do not match replays as garbage.
+    if (fourcc !== 'MJPG' && named && named[0] !== got) {
+      throw new Error(`${values.source}: the driver gave ${got} ${opened.format.fourcc}, not the ${named[0]} that ${out} is named for; name the file for ${got}`);
+    }
+    const result = await recordFrames(source, count, out);
+    const replay = fourcc === 'MJPG' || named ? `--source file:${out}` : `--source file:${out} --width ${opened.format.width} --height ${opened.format.height}`;
+    log(
+      `recorded ${result.frames} ${got} ${fourcc} frames (${result.bytes} bytes${result.fps ? `, ${result.fps} fps` : ''}) from ${opened.card} to ${out}` +
+        `; dropped ${drops}, driver-dropped ${result.stats.driverDropped}; replay with ${replay}`,
+    );
+    return result;
+  } finally {
+    await source.close();
+  }
 }

@@ -19,7 +19,7 @@ import { EVAL_USAGE, evalCommand } from './eval-command.js';
 import { TRAIN_USAGE, trainCommand } from './train-command.js';
 import { BENCH_PIPELINE_USAGE, benchPipeline } from './bench-command.js';
 import { DOCTOR_USAGE, doctor } from './doctor-command.js';
-import { FRAMES_MAKE_USAGE, framesMake } from './frames-command.js';
+import { FRAMES_MAKE_USAGE, FRAMES_RECORD_USAGE, framesMake, framesRecord } from './frames-command.js';
 import { MODEL_BUILD_USAGE, MODEL_INSPECT_USAGE, modelBuild, modelInspect } from './model-commands.js';
 import { precisionCommands } from './precision-commands.js';
 import { MODEL_RELEASE_USAGE, modelRelease } from './release-command.js';
@@ -46,6 +46,7 @@ commands:
   bench pipeline model-alone and full-pipeline frame rates, stage latencies, event-loop lag
   doctor         native addon, ONNX Runtime library and providers, cameras
   frames make    a raw camera-like recording (YUYV, RGB24) from dataset images
+  frames record  a camera's frames (V4L2) to a raw or MJPEG file that file: sources replay
 
 Run 'lvunet-edge <command> --help' for a command's options.`;
 
@@ -79,6 +80,12 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'frames make': { usage: FRAMES_MAKE_USAGE, run: (a) => framesMake(a, log) },
+  'frames record': {
+    usage: FRAMES_RECORD_USAGE,
+    run: async (a) => {
+      await framesRecord(a, log);
+    },
+  },
 };
 
 export async function main(argv: string[]): Promise<number> {

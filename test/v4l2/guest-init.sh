@@ -36,5 +36,5 @@ fi
 
 cd "$LVUNET_REPO" || finish 70
 say "running the guest test (timeout ${LVUNET_TIMEOUT}s)"
-timeout -s KILL "$LVUNET_TIMEOUT" node test/v4l2/guest.mjs /out
+timeout -s KILL "$LVUNET_TIMEOUT" node --expose-gc test/v4l2/guest.mjs /out
 finish $?

@@ -16,7 +16,8 @@ export interface RawFileOptions extends SourceOptions {
   readonly format?: PixelFormat;
 }
 
-const RAW_EXTENSIONS: Record<string, PixelFormat> = {
+/** Raw file extensions and the pixel format each holds (also what `frames record` names files). */
+export const RAW_EXTENSIONS: Readonly<Record<string, PixelFormat>> = {
   '.yuyv': 'YUYV',
   '.yuy2': 'YUYV',
   '.nv12': 'NV12',
