@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 const root = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
@@ -180,7 +181,8 @@ await check('vivid capture node: capabilities, formats, sizes, controls', () => 
   for (const k of ['brightness', 'contrast', 'saturation', 'hue', 'test_pattern', 'disconnect']) {
     assert(caps.controls.some((c) => c.key === k), `control ${k} missing (have: ${caps.controls.map((c) => c.key).join(' ')})`);
   }
-  return `${caps.device.card}: ${fourccs.length} formats, YUYV sizes ${sizes.join(' ')}, ${caps.controls.length} controls`;
+  measurements.offered = { formats: fourccs, controls: caps.controls.map((c) => c.name) };
+  return `${caps.device.card}: ${fourccs.length} formats (MJPG ${fourccs.includes('MJPG') ? '' : 'not '}offered), YUYV sizes ${sizes.join(' ')}, ${caps.controls.length} controls`;
 });
 if (!caps) {
   writeFileSync(join(outDir, 'report.json'), JSON.stringify({ checks, measurements }, null, 2));
@@ -378,15 +380,93 @@ await check('disconnect: vivid "Disconnect" -> lost (ENODEV) -> reopened, counte
   }
 });
 
+// A fatal streaming error (vivid's "Inject Fatal Streaming Error": vb2_queue_error, as a UVC
+// transfer failure would leave the queue): DQBUF fails with EIO until the queue is torn down.
+await check('fatal streaming error: EIO -> lost -> reopened, frames resume', async () => {
+  const inject = caps.controls.find((c) => /fatal streaming error/i.test(c.name));
+  assert(inject, 'vivid has no "Inject Fatal Streaming Error" control');
+  const events = [];
+  const source = new V4l2Source({
+    path: DEVICE,
+    request: { width: 640, height: 480, formats: ['YUYV'] },
+    controls: patternControls(caps),
+    openDevice,
+    backoff: { initialMs: 100, maxMs: 1000 },
+    onEvent: (e) => events.push(e),
+  });
+  try {
+    await source.open();
+    for (let i = 0; i < 3; i++) assert(await withTimeout(source.next(), 10000, 'frame before the error'), 'source ended');
+    const handle = openDevice(DEVICE);
+    try {
+      applyControls(handle, validateControls(caps.controls, { [inject.key]: true }), caps.controls);
+    } finally {
+      handle.close();
+    }
+    let after;
+    for (let i = 0; i < 3; i++) after = await withTimeout(source.next(), 20000, 'frame after the error');
+    const lost = events.filter((e) => e.type === 'lost');
+    const stats = source.stats();
+    assert(stats.lost === 1 && lost.length === 1, `lost ${stats.lost}, expected 1`);
+    assert(lost[0].error.errno === 'EIO', `lost with ${lost[0].error.syscall} ${lost[0].error.errno ?? lost[0].error.message}, expected EIO`);
+    assert(stats.reopens === 1 && after?.generation === 2, `reopens ${stats.reopens}, generation ${after?.generation}`);
+    return `lost on ${lost[0].error.syscall} ${lost[0].error.errno}, reopened, generation ${after.generation}`;
+  } finally {
+    await source.close();
+  }
+});
+
+// Frames the driver drops (vivid's "Percentage of Dropped Buffers") show as gaps in the real
+// sequence numbers; the counters must account for every one of them exactly.
+await check('driver-dropped frames: sequence gaps counted exactly (50% dropped by vivid)', async () => {
+  const perc = caps.controls.find((c) => /percentage of dropped buffers/i.test(c.name));
+  assert(perc, 'vivid has no "Percentage of Dropped Buffers" control');
+  const gaps = [];
+  const source = new V4l2Source({
+    path: DEVICE,
+    request: { width: 640, height: 480, formats: ['YUYV'] },
+    controls: { ...patternControls(caps), [perc.key]: 50 },
+    openDevice,
+    onEvent: (e) => e.type === 'gap' && gaps.push(e),
+  });
+  const frames = [];
+  try {
+    await source.open();
+    for (let i = 0; i < 40; i++) {
+      const f = await withTimeout(source.next(), 10000, `frame ${i}`);
+      assert(f, 'source ended');
+      frames.push(f.sequence);
+    }
+  } finally {
+    await source.close();
+    const reset = openDevice(DEVICE);
+    try {
+      reset.setControl(perc.id, 0);
+    } finally {
+      reset.close();
+    }
+  }
+  const stats = source.stats();
+  const span = frames.at(-1) - frames[0] + 1;
+  // Every sequence number between the first and last frame was either delivered or counted dropped.
+  assert(span === frames.length + stats.driverDropped, `sequence span ${span} != ${frames.length} delivered + ${stats.driverDropped} counted dropped`);
+  assert(stats.gaps === gaps.length && gaps.reduce((a, g) => a + g.missing, 0) === stats.driverDropped, 'gap events and counters disagree');
+  const share = stats.driverDropped / span;
+  // 50% dropped by the driver (binomial, n ~ 80: 0.3 is 4 sd below) plus what a slow guest misses.
+  assert(share >= 0.3 && share <= 0.85, `dropped share ${share.toFixed(2)} is not what 50% dropping gives`);
+  measurements.driverDrops = { delivered: frames.length, counted: stats.driverDropped, gaps: stats.gaps, share: +share.toFixed(2) };
+  return `${frames.length} delivered, ${stats.driverDropped} dropped in ${stats.gaps} gaps over sequence ${frames[0]}..${frames.at(-1)} (share ${share.toFixed(2)})`;
+});
+
 // 300+ frames streamed without a leak: RSS, external (Buffer) memory and open fds before and
 // after, plus open/close cycles. One leaked 640x480 YUYV frame per frame would be 180 MiB.
 const LEAK_FRAMES = 300;
 await check(`leak: ${LEAK_FRAMES} frames streamed and 10 open/close cycles without growth`, async () => {
   // Buffers are freed by GC; a second pass after a turn of the event loop lets finalizers run.
   const snapshot = async () => {
-    global.gc?.();
+    globalThis.gc?.();
     await new Promise((resolve) => setImmediate(resolve));
-    global.gc?.();
+    globalThis.gc?.();
     const m = process.memoryUsage();
     return { rss: m.rss, external: m.external + m.arrayBuffers, fds: fdCount() };
   };
@@ -426,7 +506,7 @@ await check(`leak: ${LEAK_FRAMES} frames streamed and 10 open/close cycles witho
     before: { rssMiB: mib(before.rss), externalMiB: mib(before.external), fds: before.fds },
     afterStream: { rssMiB: mib(afterStream.rss), externalMiB: mib(afterStream.external), fds: afterStream.fds },
     afterCycles: { rssMiB: mib(after.rss), externalMiB: mib(after.external), fds: after.fds },
-    gcExposed: typeof global.gc === 'function',
+    gcExposed: typeof globalThis.gc === 'function',
   };
   // The stream's own fd, eventfd and mappings are gone after close: fewer or equal fds than before.
   assert(after.fds <= before.fds, `open fds ${before.fds} -> ${after.fds}`);
