@@ -245,6 +245,8 @@ const qemuArgs = [
 log(`booting ${kernel.image} under qemu TCG (hard limit ${VM_TIMEOUT_S} s); guest output follows`);
 const started = performance.now();
 const vm = spawn(qemu, qemuArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
+// Never leave a VM behind, whatever ends this script.
+process.on('exit', () => vm.exitCode === null && vm.signalCode === null && vm.kill('SIGKILL'));
 let consoleLog = '';
 const onData = (chunk) => {
   const text = chunk.toString();

@@ -35,6 +35,6 @@ if [ -n "$LVUNET_MODULES_DIR" ]; then
 fi
 
 cd "$LVUNET_REPO" || finish 70
-say "running the guest test (timeout ${LVUNET_TIMEOUT}s)"
+say "kernel up $(cut -d' ' -f1 /proc/uptime) s; running the guest test (timeout ${LVUNET_TIMEOUT}s)"
 timeout -s KILL "$LVUNET_TIMEOUT" node --expose-gc test/v4l2/guest.mjs /out
 finish $?

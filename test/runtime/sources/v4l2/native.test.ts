@@ -117,7 +117,7 @@ t.test('native V4L2 layer (g++)', { skip: hasCompiler ? false : `${CXX} not foun
     const source = new V4l2Source({ path: '/dev/null', request: { width: 640, height: 480 }, openDevice: open });
     await t.rejects(source.next(), { code: 'ERR_V4L2_NOT_V4L2' }, 'a wrong node fails the first open at once');
 
-    t.test('streams from a real camera (LVUNET_V4L2_DEVICE)', { todo: process.env.LVUNET_V4L2_DEVICE ? false : 'set LVUNET_V4L2_DEVICE=/dev/videoN on a machine with a camera' }, async (t) => {
+    t.test('streams from a real camera (LVUNET_V4L2_DEVICE)', { todo: process.env.LVUNET_V4L2_DEVICE ? false : 'set LVUNET_V4L2_DEVICE=/dev/videoN on a machine with a camera (npm run test:v4l2 streams from the vivid driver under qemu)' }, async (t) => {
       const path = process.env.LVUNET_V4L2_DEVICE!;
       const camera = new V4l2Source({ path, request: { width: 640, height: 480, fps: 30 }, openDevice: open });
       const opened = await camera.open();
