@@ -180,6 +180,14 @@ export async function recordFrames(source: V4l2Source, count: number, out: strin
     while (frames < count) {
       const frame = await source.next();
       if (!frame) throw new Error(`${source.description}: the source closed after ${frames} of ${count} frames`);
+      // A camera that comes back after an unplug is renegotiated and may be another model: its
+      // frames would not fit the file's fixed size and format.
+      if (frame.format !== fourcc || frame.width !== width || frame.height !== height) {
+        throw new Error(
+          `${source.description}: after a reopen the camera delivers ${frame.width}x${frame.height} ${frame.format}, not the ${width}x${height} ${fourcc} ` +
+            `that ${out} holds; stopped after ${frames} of ${count} frames`,
+        );
+      }
       const data = fileBytes(frame);
       frames++;
       bytes += data.length;

@@ -11,10 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { UsageError } from '../../src/cli/errors.js';
-import { framesRecord } from '../../src/cli/frames-command.js';
+import { framesRecord, recordFrames } from '../../src/cli/frames-command.js';
+import { V4l2Source } from '../../src/runtime/sources/v4l2/v4l2-source.js';
 import { RawFileSource } from '../../src/runtime/sources/raw-file-source.js';
 import type { Frame } from '../../src/runtime/sources/types.js';
-import { FakeDevice, UVC_WEBCAM, type DequeueStep, type FakeSpec } from '../runtime/sources/v4l2/fake-device.js';
+import { FakeDevice, ManualClock, UVC_WEBCAM, type DequeueStep, type FakeSpec } from '../runtime/sources/v4l2/fake-device.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lvunet-record-'));
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
@@ -105,4 +106,17 @@ t.test('names that would replay wrongly are refused', async (t) => {
     framesRecord(['--source', 'v4l2:/dev/video0', '--count', '1', '--out', join(tmp, 'b_1920x1080.yuyv')], () => undefined, (p) => new FakeDevice(p, adjusting, [])),
     { message: /driver gave 640x480 YUYV, not the 1920x1080/ },
   );
+});
+
+t.test('a camera that comes back in another size after an unplug stops the recording, named', async (t) => {
+  const clock = new ManualClock();
+  const devices = [
+    new FakeDevice('/dev/video0', UVC_WEBCAM, [{ frame: { sequence: 0 } }, { error: 'ENODEV' }], clock),
+    new FakeDevice('/dev/video0', { ...UVC_WEBCAM, adjustFormat: (fourcc) => ({ fourcc, width: 320, height: 240 }) }, [{ frame: { sequence: 0 } }], clock),
+  ];
+  const source = new V4l2Source({ path: '/dev/video0', request: { width: 640, height: 480, formats: ['YUYV'] }, openDevice: () => devices.shift()!, clock });
+  const out = join(tmp, 'unplug_640x480.yuyv');
+  await t.rejects(recordFrames(source, 3, out), { message: /after a reopen the camera delivers 320x240 YUYV, not the 640x480 YUYV .* stopped after 1 of 3 frames/ });
+  await source.close();
+  t.equal(statSync(out).size, 640 * 480 * 2, 'the frame before the unplug is kept');
 });
