@@ -116,6 +116,7 @@ const MAX_BODY = 256 * 1024 * 1024;
 const SEGMENT = /^seg-(\d{16})\.log$/;
 const INDEX = 'index.json';
 const INDEX_VERSION = 2;
+const INDEX_BYTES = 160;
 const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;
 /** Ids in one segment are at most this far above its first: bounds the resync search. */
@@ -342,7 +343,7 @@ export class DiskStore implements MessageStore {
     // Record the drops first if the disk still takes a few bytes; if it does not, the deleted ids
     // are reported as lost (damaged) after a crash instead of dropped: counted either way.
     this.commit();
-    this.deleteSegment(oldest);
+    if (this.segments.includes(oldest)) this.deleteSegment(oldest);
     return true;
   }
 
@@ -357,7 +358,7 @@ export class DiskStore implements MessageStore {
   }
 
   private load(): void {
-    const { index, problem } = this.readIndex();
+    const { index, problem, missing } = this.readIndex();
     // Temporary files a crash left behind (the index's, or a segment being repaired).
     for (const f of readdirSync(this.dir)) if (ATOMIC_TEMP.test(f)) unlinkSync(path.join(this.dir, f));
     const files = readdirSync(this.dir)
@@ -460,7 +461,9 @@ export class DiskStore implements MessageStore {
     this.lastSyncAt = this.lastCommitAt;
     // Settle what was found (a recovered index, a lost head) in a fresh index at once, then let go
     // of segments whose records are all gone.
-    if (!trusted || lostHere > 0 || this.incidents.length > 0) this.commit();
+    // A new store gets its index at once: on a full disk it can then be overwritten in place.
+    if (missing) this.committedOnDisk = -1;
+    if (!trusted || missing || lostHere > 0 || this.incidents.length > 0) this.commit();
     this.reap();
   }
 
@@ -492,14 +495,14 @@ export class DiskStore implements MessageStore {
     }
   }
 
-  private readIndex(): { index: IndexState; problem?: string } {
+  private readIndex(): { index: IndexState; problem?: string; missing?: boolean } {
     const file = path.join(this.dir, INDEX);
     const fresh: IndexState = { committed: 0, dropped: 0, nextId: 1 };
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { index: fresh };
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { index: fresh, missing: true };
       return { index: fresh, problem: `${file} is unreadable (${(err as Error).message})` };
     }
     let v: Record<string, unknown>;
@@ -570,7 +573,7 @@ export class DiskStore implements MessageStore {
           this.syncing = false;
         },
         (err: unknown) => {
-          this.indexWriteFailed(err);
+          if (generation === this.indexGeneration && !this.closed && this.overwriteIndex(indexText(committed, dropped, this.nextId), err)) this.committed(committed, dropped);
           this.syncing = false;
         },
       );
@@ -586,15 +589,44 @@ export class DiskStore implements MessageStore {
     const committed = this.committedId();
     if (committed === this.committedOnDisk && this.dropped === this.droppedOnDisk) return;
     this.indexGeneration++;
+    const text = indexText(committed, this.dropped, this.nextId);
     try {
       this.syncActive();
-      writeFileAtomic(path.join(this.dir, INDEX), indexText(committed, this.dropped, this.nextId), { mode: FILE_MODE, durable: this.fsyncPolicy !== 'never' });
+      writeFileAtomic(path.join(this.dir, INDEX), text, { mode: FILE_MODE, durable: this.fsyncPolicy !== 'never' });
     } catch (err) {
-      this.indexWriteFailed(err);
-      return;
+      if (!this.overwriteIndex(text, err)) return;
     }
     this.committed(committed, this.dropped);
     this.lastCommitAt = this.clock.now();
+  }
+
+  /**
+   * A full disk has no room for a new index beside the old one, and without a new index no
+   * delivered segment may be deleted: space would never come back. The index has a fixed size, so
+   * it can be overwritten in place without new blocks; a power cut mid-overwrite leaves a checksum
+   * mismatch, which re-delivers (never loses) the queue. True when that worked.
+   */
+  private overwriteIndex(text: Buffer, cause: unknown): boolean {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      try {
+        const fd = openSync(path.join(this.dir, INDEX), 'r+');
+        try {
+          if (fstatSync(fd).size === text.length) {
+            let written = 0;
+            while (written < text.length) written += writeSync(fd, text, written, text.length - written, written);
+            if (this.fsyncPolicy !== 'never') fsyncSync(fd);
+            return true;
+          }
+        } finally {
+          closeSync(fd);
+        }
+      } catch {
+        // Reported below with the original error.
+      }
+    }
+    this.indexWriteFailed(cause);
+    return false;
   }
 
   private committed(committed: number, dropped: number): void {
@@ -848,6 +880,8 @@ function indexCrc(committed: number, dropped: number, nextId: number): number {
   return crc32(`${INDEX_VERSION}:${committed}:${dropped}:${nextId}`);
 }
 
+/** Always INDEX_BYTES long (JSON padded with spaces), so it can be overwritten in place on a full disk. */
 function indexText(committed: number, dropped: number, nextId: number): Buffer {
-  return Buffer.from(`${JSON.stringify({ version: INDEX_VERSION, committed, dropped, nextId, crc: indexCrc(committed, dropped, nextId) })}\n`);
+  const json = JSON.stringify({ version: INDEX_VERSION, committed, dropped, nextId, crc: indexCrc(committed, dropped, nextId) });
+  return Buffer.from(`${json.padEnd(INDEX_BYTES - 1)}\n`);
 }
