@@ -13,6 +13,8 @@ export interface SeqIncident {
   kind: 'recovered' | 'stalled';
   message: string;
   file: string;
+  /** Results not published because of it. */
+  lost: number;
 }
 
 /**
@@ -36,6 +38,11 @@ export class SeqCounter {
   private incidents: SeqIncident[] = [];
   /** Set while no number may be handed out (unreadable file and an implausible clock). */
   private blocked: string | undefined;
+  /** While reservations fail: results refused after the first (which was reported). */
+  private stalledMore: number | undefined;
+  /** Results refused while blocked and not yet reported. */
+  private blockedCount = 0;
+  private blockedReportedAt = -Infinity;
 
   constructor(
     private readonly file: string | undefined,
@@ -49,15 +56,27 @@ export class SeqCounter {
 
   /** The next number, starting at 0 for a fresh file; undefined when none can be handed out now (see incidents). */
   take(): number | undefined {
-    if (this.blocked !== undefined) return undefined;
+    if (this.blocked !== undefined) {
+      this.blockedCount++;
+      return undefined;
+    }
     if (this.next >= this.reservedUntil) {
       const until = this.next + this.block;
       if (this.file) {
         try {
           writeFileAtomic(this.file, `${JSON.stringify({ reserved: until })}\n`, { mode: 0o600 });
         } catch (err) {
-          this.report('stalled', `cannot reserve result seq numbers in ${this.file}: ${(err as Error).message}; this result is not published`);
+          if (this.stalledMore === undefined) {
+            this.stalledMore = 0;
+            this.report('stalled', `cannot reserve result seq numbers in ${this.file}: ${(err as Error).message}; results are not published until it works again`, 1);
+          } else {
+            this.stalledMore++;
+          }
           return undefined;
+        }
+        if (this.stalledMore !== undefined) {
+          if (this.stalledMore > 0) this.report('stalled', `${this.stalledMore} more result(s) were not published while ${this.file} could not be written; it works again`, this.stalledMore);
+          this.stalledMore = undefined;
         }
       }
       this.reservedUntil = until;
@@ -72,16 +91,19 @@ export class SeqCounter {
 
   /** Incidents since the last call, handed over once. */
   takeIncidents(): SeqIncident[] {
+    // At most once a minute: a device at 30 results/s must not turn each into an event.
+    if (this.blockedCount > 0 && this.now() - this.blockedReportedAt >= 60_000) {
+      this.blockedReportedAt = this.now();
+      this.report('stalled', `${this.blockedCount} result(s) not published: ${this.file ?? ''} ${this.blocked ?? ''}`, this.blockedCount);
+      this.blockedCount = 0;
+    }
     const out = this.incidents;
     this.incidents = [];
     return out;
   }
 
-  private report(kind: SeqIncident['kind'], message: string): void {
-    const last = this.incidents.at(-1);
-    // A full disk fails every take(): one incident per streak.
-    if (last?.kind === kind && kind === 'stalled') return;
-    this.incidents.push({ kind, message, file: this.file ?? '' });
+  private report(kind: SeqIncident['kind'], message: string, lost = 0): void {
+    this.incidents.push({ kind, message, file: this.file ?? '', lost });
   }
 
   private readReserved(file: string): number {

@@ -167,6 +167,8 @@ export class DiskStore implements MessageStore {
   private damaged = 0;
   private writeErrors = 0;
   private incidents: StoreIncident[] = [];
+  /** Appends failing in a row with one error code: the first is reported, `more` counts the rest. */
+  private failStreak: { code: string; more: number } | undefined;
   /** The error code of the index write streak already reported; cleared by a successful write. */
   private indexFailure: string | undefined;
   private committedOnDisk = 0;
@@ -235,19 +237,13 @@ export class DiskStore implements MessageStore {
     let segment = this.tryWrite(id, record);
     if (segment instanceof Error && this.limits.dropPolicy === 'drop-oldest' && this.freeOldestSegment()) segment = this.tryWrite(id, record);
     if (segment instanceof Error) {
-      const err = segment as NodeJS.ErrnoException;
       this.writeErrors++;
       this.dropped++;
-      this.report({
-        kind: 'write-failed',
-        lost: 1,
-        code: err.code ?? 'EIO',
-        file: this.dir,
-        message: `queue write failed in ${this.dir} (${err.code ?? err.message}): message dropped under ${this.limits.dropPolicy}`,
-      });
+      this.appendFailed(segment as NodeJS.ErrnoException);
       this.maybeCommit();
       return undefined;
     }
+    this.endFailStreak();
     const location: Location = { segment, offset: segment.bytes, length: record.length, size };
     segment.bytes += record.length;
     segment.live++;
@@ -283,6 +279,7 @@ export class DiskStore implements MessageStore {
   }
 
   takeIncidents(): StoreIncident[] {
+    if (this.closed) this.endFailStreak();
     const out = this.incidents;
     this.incidents = [];
     return out;
@@ -296,6 +293,7 @@ export class DiskStore implements MessageStore {
 
   close(): void {
     if (this.closed) return;
+    this.endFailStreak();
     this.flush();
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
@@ -348,13 +346,41 @@ export class DiskStore implements MessageStore {
   }
 
   private report(incident: StoreIncident): void {
-    const last = this.incidents.at(-1);
-    // A full disk refuses every append: one incident per streak, with the count.
-    if (last && last.kind === incident.kind && last.code === incident.code && incident.kind === 'write-failed') {
-      last.lost += incident.lost;
+    this.incidents.push(incident);
+  }
+
+  /**
+   * A full disk refuses every append: the first failure of a streak is reported at once, the rest
+   * are counted and reported in one incident when the streak ends (or before the store closes).
+   */
+  private appendFailed(err: NodeJS.ErrnoException): void {
+    const code = err.code ?? 'EIO';
+    if (this.failStreak && this.failStreak.code === code) {
+      this.failStreak.more++;
       return;
     }
-    this.incidents.push(incident);
+    this.endFailStreak();
+    this.failStreak = { code, more: 0 };
+    this.report({
+      kind: 'write-failed',
+      lost: 1,
+      code,
+      file: this.dir,
+      message: `queue write failed in ${this.dir} (${code}: ${err.message}): messages are dropped under ${this.limits.dropPolicy} until writes succeed again (counted in dropped)`,
+    });
+  }
+
+  private endFailStreak(): void {
+    const streak = this.failStreak;
+    this.failStreak = undefined;
+    if (!streak || streak.more === 0) return;
+    this.report({
+      kind: 'write-failed',
+      lost: streak.more,
+      code: streak.code,
+      file: this.dir,
+      message: `queue writes in ${this.dir} failed (${streak.code}) for ${streak.more} more message(s), dropped; writing works again`,
+    });
   }
 
   private load(): void {
@@ -650,12 +676,25 @@ export class DiskStore implements MessageStore {
     });
   }
 
-  /** Deletes segments (but the one being written) whose every record the index on disk counts as gone. */
+  /**
+   * Deletes segments whose every record the index on disk counts as gone. The one being written is
+   * emptied instead (truncated to 0): with one segment larger than the free space, a full disk would
+   * otherwise never get its space back, however much was delivered.
+   */
   private reap(): void {
     if (this.closed) return;
     const active = this.segments.at(-1);
     for (const s of [...this.segments]) {
-      if (s !== active && s.live === 0 && s.lastId <= this.committedOnDisk) this.deleteSegment(s);
+      if (s.live !== 0 || s.lastId > this.committedOnDisk) continue;
+      if (s !== active) this.deleteSegment(s);
+      else if (s.bytes > 0) {
+        try {
+          ftruncateSync(s.fd, 0);
+          s.bytes = 0;
+        } catch {
+          // Kept as it is; tried again after the next commit.
+        }
+      }
     }
   }
 
