@@ -204,6 +204,8 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
   private readonly options: FleetLinkOptions;
   private readonly store: MessageStore;
   private readonly ownsStore: boolean;
+  /** Set when the disk queue could not be opened; reported with the first incidents. */
+  private startupIncident: StoreIncident | undefined;
   private readonly seq: SeqCounter;
   private readonly dispatcher: CommandDispatcher;
   private readonly maxInflight: number;
@@ -263,8 +265,21 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
       this.store = queue;
       this.ownsStore = false;
     } else {
-      this.store = new DiskStore(queue);
       this.ownsStore = true;
+      try {
+        this.store = new DiskStore(queue);
+      } catch (err) {
+        // A queue directory that cannot be used (read-only, wrong owner) must not stop inference:
+        // results go to memory, bounded the same way, and the operator is told why they are not durable.
+        this.store = new MemoryStore(queue);
+        this.startupIncident = {
+          kind: 'write-failed',
+          lost: 0,
+          code: (err as NodeJS.ErrnoException).code ?? 'EIO',
+          file: queue.dir,
+          message: `offline queue ${queue.dir} cannot be opened (${(err as Error).message}): results are queued in memory only and lost if the process restarts`,
+        };
+      }
     }
     const seqFile = options.seqFile ?? (queue !== undefined && !isStore(queue) ? path.join(queue.dir, 'result-seq.json') : undefined);
     this.seq = new SeqCounter(seqFile);
@@ -488,6 +503,10 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
   /** Takes the store's and seq file's incidents: emitted now, published as events once online. */
   private collectIncidents(): void {
     const found: Array<StoreIncident | (SeqIncident & { lost?: number })> = [...this.store.takeIncidents(), ...this.seq.takeIncidents()];
+    if (this.startupIncident) {
+      found.unshift(this.startupIncident);
+      this.startupIncident = undefined;
+    }
     for (const incident of found) {
       this.emit('incident', incident);
       const lost = incident.lost ?? 0;

@@ -76,3 +76,17 @@ t.test('a FleetLink starts on a corrupt seq file, keeps numbering, and reports i
   await link.close(0);
   t.match(JSON.parse(readFileSync(path.join(dir, 'result-seq.json'), 'utf8')), { reserved: Number });
 });
+
+t.test('a queue directory that cannot be opened does not stop the link: memory queue, reported', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(path.join(dir, 'file'), 'x');
+  const queueDir = path.join(dir, 'file', 'queue');
+  const seqFile = path.join(dir, 'result-seq.json');
+  const link = new FleetLink({ url: 'mqtt://127.0.0.1:1', device: 'cart-ro', queue: { dir: queueDir }, seqFile });
+  const incidents: string[] = [];
+  link.on('incident', (i) => incidents.push(`${i.kind}: ${i.message}`));
+  t.equal(link.publishResult(sampleBody(0)), 0, 'results still queue (in memory)');
+  t.match(incidents, [/write-failed: offline queue .* cannot be opened .* in memory only/]);
+  t.equal(link.stats().queue.pending, 1);
+  await link.close(0);
+});
