@@ -173,9 +173,9 @@ export function resolveDeviceId(configured: string, origin: string | undefined, 
 }
 
 /** The end-of-run lines about delivery: "all delivered" only when every result was acknowledged and nothing was lost. */
-export function deliverySummary(results: number, everyN: number, droppedBefore: number, s: ReturnType<FleetLink['stats']>, after: ReturnType<FleetLink['stats']>): string[] {
+export function deliverySummary(results: number, everyN: number, droppedBefore: number, s: ReturnType<FleetLink['stats']>): string[] {
   const published = Math.ceil(results / everyN);
-  const left = after.queue.pending;
+  const left = s.queue.pending;
   const dropped = s.queue.dropped - droppedBefore;
   const lost = s.rejected + s.unpublished + dropped + s.queue.damaged;
   if (left === 0 && s.inflight === 0 && lost === 0 && s.refused === 0) {
@@ -603,9 +603,10 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
       // A run that failed has little to flush (events); the disk queue keeps it for the next start.
       const drainMs = failure ? 2_000 : (options.mqttDrainMs ?? 10_000);
       await link.drain(drainMs);
-      const before = link.stats();
+      // Taken before close(): a closed store no longer counts what it keeps on disk.
+      const final = link.stats();
       await link.close(2_000);
-      for (const line of deliverySummary(results, everyN, droppedAtStart, before, link.stats())) log(line);
+      for (const line of deliverySummary(results, everyN, droppedAtStart, final)) log(line);
     }
     const extra = pastLimit > 0 ? `; ${pastLimit} more from frames in flight at --max-frames were not published` : '';
     log(`${results} result(s), ${supervisor.restarts} worker restart(s)${extra}`);

@@ -98,4 +98,33 @@ if (!findMosquitto()) {
     await ops.until((m) => m.filter((x) => x.topic === 'lvunet/cart-a/result').length >= 30, '30 results', 20_000);
     t.match(right.stderr(), /mqtt: all 30 result\(s\) delivered/);
   });
+
+  t.test('results the broker refuses are never reported delivered: they stay queued and go out on the next start (finding 2)', async (t) => {
+    const tmp = stateDir(t, 'run-refused');
+    const acl = path.join(tmp, 'acl');
+    const device = 'cart-denied';
+    const allow = (result: boolean): void =>
+      writeFileSync(acl, [`topic ${result ? 'readwrite' : 'read'} lvunet/${device}/result`, 'topic readwrite lvunet/+/status', 'topic readwrite lvunet/+/event', 'topic readwrite lvunet/+/telemetry', 'topic readwrite lvunet/+/cmd/#', 'user ops', 'topic read lvunet/#', ''].join('\n'));
+    allow(false);
+    const broker = await startBroker({ t, aclFile: acl });
+    const env = { LVUNET_STATE_DIR: path.join(tmp, 'state') };
+    const first = startRun(['--demo', '--max-frames', '30', '--mqtt', broker.url, '--device-id', device, '--sink', 'none'], env);
+    t.teardown(() => ensureStopped(first));
+    t.equal(await first.exited, 0, first.stderr().slice(-3000));
+    t.notMatch(first.stderr(), /all \d+ result\(s\) delivered/, 'before the fix: "all 30 result(s) delivered"');
+    t.match(first.stderr(), /REFUSED by the broker: message \d+ on lvunet\/cart-denied\/result .*0x87/);
+    t.match(first.stderr(), /mqtt: NOT all results delivered: .* 30 still queued for the next start/);
+    t.match(first.stderr(), /the broker refused \d+ publish/);
+
+    // The operator fixes the ACL: the next start delivers the 30 queued results first.
+    allow(true);
+    process.kill(broker.pid!, 'SIGHUP');
+    const ops = await recorder(broker.url, [`lvunet/${device}/result`], { username: 'ops' });
+    t.teardown(() => ops.close());
+    const second = startRun(['--demo', '--max-frames', '5', '--mqtt', broker.url, '--device-id', device, '--sink', 'none'], env);
+    t.teardown(() => ensureStopped(second));
+    t.equal(await second.exited, 0, second.stderr().slice(-3000));
+    await ops.until((m) => new Set(m.map((x) => json(x).seq)).size >= 35, '30 + 5 results', 20_000);
+    t.match(second.stderr(), /mqtt: all 5 result\(s\) delivered/);
+  });
 }
