@@ -2,7 +2,7 @@
 // and 2): a snapshot of 1280x720 frames under the 1 MiB limit, and a device id that is not the
 // certificate's.
 import t from 'tap';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
@@ -126,5 +126,38 @@ if (!findMosquitto()) {
     t.equal(await second.exited, 0, second.stderr().slice(-3000));
     await ops.until((m) => new Set(m.map((x) => json(x).seq)).size >= 35, '30 + 5 results', 20_000);
     t.match(second.stderr(), /mqtt: all 5 result\(s\) delivered/);
+  });
+
+  t.test('a full disk while the broker is away: the run never crashes, every loss is counted (finding 3)', async (t) => {
+    if (process.getuid?.() !== 0) {
+      t.plan(0, 'skipped: needs root to mount a small tmpfs');
+      return;
+    }
+    const state = stateDir(t, 'run-full');
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', state]);
+    } catch (err) {
+      t.plan(0, `skipped: cannot mount a tmpfs: ${(err as Error).message.split('\n')[0]}`);
+      return;
+    }
+    t.teardown(() => execFileSync('umount', [state]));
+    const broker = await startBroker({ t });
+    await broker.stop();
+    const device = 'cart-full';
+    const frames = 400;
+    const p = startRun(['--demo', '--max-frames', String(frames), '--rle', '--contours', '--fps', '60', '--mqtt', broker.url, '--device-id', device, '--sink', 'none'], { LVUNET_STATE_DIR: state });
+    t.teardown(() => ensureStopped(p));
+    await p.waitStderr(/mqtt queue: LOST 1 message\(s\): queue write failed .*ENOSPC/, 120_000);
+    await broker.start();
+    const ops = await recorder(broker.url, [`lvunet/${device}/result`]);
+    t.teardown(() => ops.close());
+    t.equal(await p.exited, 0, `the run finishes normally:\n${p.stderr().slice(-3000)}`);
+    t.notMatch(p.stderr(), /ENOSPC[^\n]*\n\s+at /, 'no stack trace: nothing escaped');
+    const summary = /LOST (\d+) message\(s\): 0 over the broker size limit, (\d+) dropped by the queue \(bounds or disk writes\), 0 damaged on disk, (\d+) without a seq number/.exec(p.stderr());
+    t.ok(summary, `the summary counts the losses:\n${p.stderr().slice(-1500)}`);
+    const lost = Number(summary?.[1] ?? NaN);
+    await ops.until((m) => new Set(m.map((x) => json(x).seq)).size + lost >= frames, `${frames} results, delivered or counted lost`, 30_000);
+    const delivered = new Set(ops.messages.map((x) => json(x).seq)).size;
+    t.equal(delivered + lost, frames, `${delivered} delivered + ${lost} counted lost = ${frames}`);
   });
 }
