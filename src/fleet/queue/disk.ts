@@ -593,7 +593,7 @@ export class DiskStore implements MessageStore {
       const dropped = this.dropped;
       const generation = ++this.indexGeneration;
       this.lastCommitAt = now;
-      writeFileAtomicAsync(path.join(this.dir, INDEX), indexText(committed, dropped, this.nextId), {
+      void writeFileAtomicAsync(path.join(this.dir, INDEX), indexText(committed, dropped, this.nextId), {
         mode: FILE_MODE,
         // A synchronous commit (flush/close) wrote a newer index meanwhile.
         stillWanted: () => generation === this.indexGeneration && !this.closed,
