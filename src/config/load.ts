@@ -10,9 +10,10 @@
  * on a config other than the one on disk.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir as osHomedir, hostname as osHostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { writeFileAtomic } from '../util/files.js';
 
 import { parseDocumentText } from './parse.js';
 import { checkProviderOrder, placeholderProblems, resolveProfile, type LoadedProfile } from './profiles.js';
@@ -375,10 +376,7 @@ export function saveLastKnownGood(stateDir: string, loaded: LoadedConfig): strin
     file_sha256: loaded.fileSha256,
     layer: loaded.fileLayer,
   };
-  mkdirSync(stateDir, { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
-  renameSync(tmp, path);
+  writeFileAtomic(path, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
   return path;
 }
 

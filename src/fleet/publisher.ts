@@ -10,24 +10,42 @@
  *   persisted across restarts, so consumers deduplicate on (device, seq).
  * - The store is bounded; what its drop policy discards is counted (`queue.dropped` in telemetry) and
  *   announced with a `drop` event once the link is back online.
- * - A message the broker refuses with a PUBACK reason code (MQTT 5: 0x87 not authorised, 0x97
- *   quota exceeded) would be refused forever, so it is removed from the store and counted as
- *   `rejected` instead of blocking the queue.
- * - Messages larger than `maxMessageBytes` are refused before they are queued. mosquitto 2.0
- *   answers a PUBLISH over its message_size_limit with PUBACK 0x95, a code MQTT 5 does not allow
- *   on PUBACK; mqtt.js 5 then drops the connection ("Invalid puback reason code") and re-sends the
- *   message after reconnecting, forever. Keep maxMessageBytes <= the broker's message_size_limit.
+ * - Only a PUBACK with a success reason code (< 0x80) removes a message from the store. A publish
+ *   the broker refuses (MQTT 5: 0x87 not authorised, 0x97 quota exceeded, 0x95 packet too large)
+ *   stays queued: the link holds the queue and tries again after a growing pause (1 s doubling to
+ *   5 min), counts every refusal (`refused`, telemetry `queue.refused`), emits `refused` and
+ *   publishes one `fault` event per streak. A refused result is never reported delivered.
+ * - Messages larger than the broker's limit are refused before they are queued (`rejected`): the
+ *   limit is the smaller of `maxMessageBytes` and the Maximum Packet Size of the broker's MQTT 5
+ *   CONNACK. mosquitto 2.0 answers a PUBLISH over its message_size_limit with PUBACK 0x95, a code
+ *   MQTT 5 does not allow on PUBACK; mqtt.js 5 then drops the connection ("Invalid puback reason
+ *   code") and re-sends the message after reconnecting, forever: nothing over the limit may ever
+ *   reach mqtt.js. A queued message over a limit the broker announced later is taken out
+ *   (`rejected`, with its id) rather than blocking everything behind it.
+ * - The client certificate's CN must equal the device id (the deploy broker makes the CN the
+ *   username and confines it to lvunet/<CN>/...): start() throws on a mismatch instead of queueing
+ *   results every one of which the broker would refuse.
  * - Telemetry is QoS 0 and sent only while online: a stale reading has no value.
- * - Command replies are QoS 1 but not queued on disk: a reply after a restart answers nobody.
+ * - Command replies are QoS 1 but never queued in the store, so a reply never shares a fate with
+ *   results: each is checked against the broker limit (an oversized one becomes an error reply of
+ *   its own), and one the broker refuses is counted (`replies.failed`) and dropped, never retried.
+ *   Results use at most maxInflight (16) of the broker's receive maximum (20 in the deploy
+ *   config), leaving room for replies.
+ * - Retained commands are ignored (counted in `commands.ignoredRetained`, `fault` event): a
+ *   retained `set-threshold` would otherwise run again on every reconnect. MQTT 5 subscriptions
+ *   also ask the broker not to send retained messages (retain handling 2).
+ * - The store's and the seq file's incidents (damage found on disk, failed writes, an unreadable
+ *   seq file) are emitted as `incident` and published as events once online.
  */
 import { EventEmitter } from 'node:events';
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from 'mqtt';
 import { CommandDispatcher, type CommandHandler } from './commands.js';
 import { DiskStore, type DiskStoreOptions } from './queue/disk.js';
 import { MemoryStore } from './queue/memory.js';
-import type { MessageStore, QueuedMessage, StoreStats } from './queue/store.js';
+import type { MessageStore, QueuedMessage, StoreIncident, StoreStats } from './queue/store.js';
 import {
   EVENT_SCHEMA,
   REPLY_SCHEMA,
@@ -45,7 +63,7 @@ import {
   type StatusMessage,
   type TelemetryMessage,
 } from './schemas.js';
-import { SeqCounter } from './seq.js';
+import { SeqCounter, type SeqIncident } from './seq.js';
 import { CpuMeter, readTemperatureC } from './system.js';
 import { DeviceTopics, parseTopic } from './topics.js';
 
@@ -122,22 +140,36 @@ export interface FleetLinkOptions {
   /** Default 5 (MQTT 5 reports refusals as PUBACK reason codes; 3.1.1 brokers just drop the connection). */
   protocolVersion?: 4 | 5;
   /**
-   * Topic + payload bytes above which a result or event is refused instead of queued; default
-   * 1 MiB, the message_size_limit of deploy/mosquitto/mosquitto.conf.
+   * Topic + payload bytes above which a result, event or reply is refused instead of sent; default
+   * 1 MiB, the message_size_limit of deploy/mosquitto/mosquitto.conf. A smaller Maximum Packet
+   * Size in the broker's CONNACK takes precedence.
    */
   maxMessageBytes?: number;
+  /** Longest pause between attempts after the broker refused a queued message; default 300,000. */
+  refusedRetryMaxMs?: number;
 }
+
+/** MQTT PUBLISH bytes besides topic and payload: fixed header (<= 5), topic length (2), packet id (2), properties (<= 4). */
+const PUBLISH_OVERHEAD = 16;
 
 export interface LinkStats {
   state: LinkState;
   connects: number;
-  /** Queued messages the broker acknowledged. */
+  /** Queued messages the broker acknowledged with a success reason code. */
   acked: number;
-  /** Queued messages the broker refused with a reason code (removed, never retried). */
+  /** Messages that will never be sent: over the broker's size limit (refused before queueing, or taken out of the queue). */
   rejected: number;
+  /** PUBACKs with a failure reason code; each message stays queued and is tried again. */
+  refused: number;
+  /** Results not published because no seq number could be reserved (see the seq file incidents). */
+  unpublished: number;
   inflight: number;
   telemetrySent: number;
-  commands: { ok: number; failed: number };
+  commands: { ok: number; failed: number; ignoredRetained: number };
+  /** Command replies: sent (acknowledged), failed (refused or lost; never retried), oversized (replaced by an error reply). */
+  replies: { sent: number; failed: number; oversized: number };
+  /** Topic + payload bytes a message may have: maxMessageBytes, or the broker's smaller limit. */
+  messageLimit: number;
   queue: StoreStats;
   /** Next result seq. */
   seq: number;
@@ -148,10 +180,14 @@ export interface LinkStats {
 export interface FleetLinkEvents {
   state: [LinkState];
   /**
-   * A message that will never be delivered: refused by the broker with a reason code (it has
-   * been removed from the queue; id set) or too large to queue (id undefined).
+   * A message that will never be delivered because it is over the broker's size limit: refused
+   * before queueing (id undefined), or taken out of the queue (id set).
    */
   rejected: [{ topic: string; id: number | undefined; bytes: number }, Error];
+  /** The broker refused a queued message (PUBACK reason code >= 0x80); it stays queued and is retried after retryMs. */
+  refused: [{ topic: string; id: number; bytes: number; reasonCode: number; retryMs: number }, Error];
+  /** Damage or a failed write in the queue or seq file, with what it cost. */
+  incident: [StoreIncident | (SeqIncident & { lost?: number })];
   /** A command was answered (ok or not). */
   command: [string, CommandReply];
   /**
@@ -168,6 +204,8 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
   private readonly options: FleetLinkOptions;
   private readonly store: MessageStore;
   private readonly ownsStore: boolean;
+  /** Set when the disk queue could not be opened; reported with the first incidents. */
+  private startupIncident: StoreIncident | undefined;
   private readonly seq: SeqCounter;
   private readonly dispatcher: CommandDispatcher;
   private readonly maxInflight: number;
@@ -184,6 +222,18 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
   private connects = 0;
   private acked = 0;
   private rejectedCount = 0;
+  private refusedCount = 0;
+  private refusedStreak = 0;
+  private unpublished = 0;
+  private ignoredRetained = 0;
+  private replies = { sent: 0, failed: 0, oversized: 0 };
+  /** The broker's Maximum Packet Size from its last CONNACK, if it sent one. */
+  private brokerMaxPacket: number | undefined;
+  /** While set, the queue waits: the broker refused its head; the timer resumes it. */
+  private holdTimer: NodeJS.Timeout | undefined;
+  private readonly refusedRetryMaxMs: number;
+  /** Incidents waiting to be published as events once online. */
+  private pendingIncidents: EventMessage[] = [];
   private telemetrySent = 0;
   private commandsOk = 0;
   private commandsFailed = 0;
@@ -200,6 +250,7 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     this.maxInflight = options.maxInflight ?? 16;
     if (!Number.isSafeInteger(this.maxInflight) || this.maxInflight < 1) throw new RangeError('maxInflight must be a positive integer');
     this.maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024;
+    this.refusedRetryMaxMs = options.refusedRetryMaxMs ?? 300_000;
     this.now = options.now ?? Date.now;
     this.timers = options.timers ?? {
       setInterval: (fn, ms) => setInterval(fn, ms),
@@ -214,8 +265,21 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
       this.store = queue;
       this.ownsStore = false;
     } else {
-      this.store = new DiskStore(queue);
       this.ownsStore = true;
+      try {
+        this.store = new DiskStore(queue);
+      } catch (err) {
+        // A queue directory that cannot be used (read-only, wrong owner) must not stop inference:
+        // results go to memory, bounded the same way, and the operator is told why they are not durable.
+        this.store = new MemoryStore(queue);
+        this.startupIncident = {
+          kind: 'write-failed',
+          lost: 0,
+          code: (err as NodeJS.ErrnoException).code ?? 'EIO',
+          file: queue.dir,
+          message: `offline queue ${queue.dir} cannot be opened (${(err as Error).message}): results are queued in memory only and lost if the process restarts`,
+        };
+      }
     }
     const seqFile = options.seqFile ?? (queue !== undefined && !isStore(queue) ? path.join(queue.dir, 'result-seq.json') : undefined);
     this.seq = new SeqCounter(seqFile);
@@ -232,6 +296,7 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
   start(): void {
     if (this.client || this.stateValue === 'closed') return;
     const o = this.options;
+    if (o.tls?.cert) checkCertificateIdentity(o.tls.cert, this.topics.device);
     const minMs = o.reconnectMinMs ?? 1000;
     const maxMs = o.reconnectMaxMs ?? 30_000;
     const clientOptions: IClientOptions = {
@@ -272,10 +337,15 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
       this.reconnectAttempts++;
       if (this.stateValue !== 'closed') this.setState('offline');
     });
-    client.on('connect', () => this.onConnect());
-    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    client.on('connect', (connack) => {
+      const max = connack.properties?.maximumPacketSize;
+      this.brokerMaxPacket = typeof max === 'number' && max > 0 ? max : undefined;
+      this.onConnect();
+    });
+    client.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet.retain));
     client.on('error', (err) => this.emit('fault', err));
-    client.subscribe(this.topics.commandFilter, { qos: 1 }, NOOP);
+    // rh 2: no retained messages at subscribe (MQTT 5); onMessage also drops any that arrive.
+    client.subscribe(this.topics.commandFilter, { qos: 1, rh: 2 }, NOOP);
     if (o.telemetry) {
       this.telemetryTimer = this.timers.setInterval(() => this.sendTelemetry(), o.telemetry.intervalMs);
     }
@@ -300,6 +370,11 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
    */
   publishResult(body: ResultBody): number | undefined {
     const seq = this.seq.take();
+    if (seq === undefined) {
+      this.unpublished++;
+      this.collectIncidents();
+      return undefined;
+    }
     const message: ResultMessage = { ...body, device: this.topics.device, seq };
     const id = this.enqueue(this.topics.result, JSON.stringify(message));
     return id === undefined ? undefined : seq;
@@ -330,9 +405,13 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
       connects: this.connects,
       acked: this.acked,
       rejected: this.rejectedCount,
+      refused: this.refusedCount,
+      unpublished: this.unpublished,
       inflight: this.inflight.size,
       telemetrySent: this.telemetrySent,
-      commands: { ok: this.commandsOk, failed: this.commandsFailed },
+      commands: { ok: this.commandsOk, failed: this.commandsFailed, ignoredRetained: this.ignoredRetained },
+      replies: { ...this.replies },
+      messageLimit: this.messageLimit(),
       queue: this.store.stats(),
       seq: this.seq.peek(),
       reconnect: { attempts: this.reconnectAttempts, nextDelayMs: this.client?.options.reconnectPeriod ?? 0 },
@@ -362,6 +441,8 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     if (this.stateValue === 'closed') return;
     const client = this.client;
     if (this.telemetryTimer !== undefined) this.timers.clearInterval(this.telemetryTimer);
+    clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
     const graceful = client?.connected === true;
     if (client && graceful) {
       await this.drain(drainMs);
@@ -391,17 +472,66 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
 
   // -------------------------------------------------------------------------------------------
 
+  /**
+   * Topic + payload bytes one message may have now: maxMessageBytes, or less when the broker's
+   * CONNACK announced a smaller Maximum Packet Size.
+   */
+  messageLimit(): number {
+    return this.brokerMaxPacket === undefined ? this.maxMessageBytes : Math.min(this.maxMessageBytes, this.brokerMaxPacket - PUBLISH_OVERHEAD);
+  }
+
+  /** Payload bytes a reply to `command` may have (for handlers that can size their answer, like snapshot). */
+  replyBudget(command: string): number {
+    return this.messageLimit() - Buffer.byteLength(this.topics.reply(command));
+  }
+
   private enqueue(topic: string, payload: string): number | undefined {
     if (this.stateValue === 'closed') throw new Error('fleet link is closed');
     const bytes = Buffer.byteLength(topic) + Buffer.byteLength(payload);
-    if (bytes > this.maxMessageBytes) {
+    const limit = this.messageLimit();
+    if (bytes > limit) {
       this.rejectedCount++;
-      this.emit('rejected', { topic, id: undefined, bytes }, new RangeError(`message of ${bytes} bytes exceeds maxMessageBytes ${this.maxMessageBytes}`));
+      this.emit('rejected', { topic, id: undefined, bytes }, new RangeError(`message of ${bytes} bytes exceeds the broker limit of ${limit} bytes`));
       return undefined;
     }
     const id = this.store.append({ topic, payload, qos: 1 });
+    this.collectIncidents();
     this.pump();
     return id;
+  }
+
+  /** Takes the store's and seq file's incidents: emitted now, published as events once online. */
+  private collectIncidents(): void {
+    const found: Array<StoreIncident | (SeqIncident & { lost?: number })> = [...this.store.takeIncidents(), ...this.seq.takeIncidents()];
+    if (this.startupIncident) {
+      found.unshift(this.startupIncident);
+      this.startupIncident = undefined;
+    }
+    for (const incident of found) {
+      this.emit('incident', incident);
+      const lost = incident.lost ?? 0;
+      const details: Record<string, unknown> = { kind: incident.kind, lost, file: incident.file };
+      if ('code' in incident && incident.code !== undefined) details.code = incident.code;
+      this.pendingIncidents.push({
+        schema: EVENT_SCHEMA,
+        device: this.topics.device,
+        time: new Date(this.now()).toISOString(),
+        type: lost > 0 ? 'drop' : 'fault',
+        severity: lost > 0 || incident.kind === 'stalled' ? 'error' : 'warning',
+        message: incident.message,
+        details,
+      });
+    }
+    // Bounded: a long outage with a failing disk must not grow this without end.
+    if (this.pendingIncidents.length > 100) this.pendingIncidents.splice(0, this.pendingIncidents.length - 100);
+    this.publishIncidents();
+  }
+
+  private publishIncidents(): void {
+    const client = this.client;
+    if (!client?.connected || this.stateValue !== 'online') return;
+    // Sent directly, not through the store: the store may be what is failing.
+    for (const event of this.pendingIncidents.splice(0)) client.publish(this.topics.event, JSON.stringify(event), { qos: 1 }, NOOP);
   }
 
   private onConnect(): void {
@@ -425,19 +555,30 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
       };
       this.client?.publish(this.topics.event, JSON.stringify(event), { qos: 1 }, NOOP);
     }
+    this.collectIncidents();
     this.pump();
   }
 
   private pump(): void {
     const client = this.client;
-    if (!client?.connected || this.stateValue !== 'online') return;
+    if (!client?.connected || this.stateValue !== 'online' || this.holdTimer !== undefined) return;
+    const limit = this.messageLimit();
     while (this.inflight.size < this.maxInflight) {
       const batch = this.store.peek(this.cursor, this.maxInflight);
+      this.collectIncidents();
       if (batch.length === 0) break;
       for (const message of batch) {
         if (this.inflight.size >= this.maxInflight) break;
         this.cursor = message.id;
         if (this.inflight.has(message.id)) continue;
+        const bytes = Buffer.byteLength(message.topic) + message.payload.length;
+        if (bytes > limit) {
+          // Queued under a larger limit; this broker would drop the connection over it, forever.
+          this.store.ack(message.id);
+          this.rejectedCount++;
+          this.emit('rejected', { topic: message.topic, id: message.id, bytes }, new RangeError(`queued message of ${bytes} bytes exceeds the broker limit of ${limit} bytes`));
+          continue;
+        }
         this.send(client, message);
       }
     }
@@ -449,14 +590,15 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     const opts: IClientPublishOptions = { qos: message.qos, retain: message.retain };
     client.publish(message.topic, message.payload, opts, (err) => {
       if (!this.inflight.delete(message.id)) return;
+      const code = (err as (Error & { code?: unknown }) | undefined)?.code;
       if (!err) {
         this.store.ack(message.id);
         this.acked++;
-      } else if (typeof (err as Error & { code?: unknown }).code === 'number') {
-        // A PUBACK reason code >= 0x80: the broker will refuse this message every time.
-        this.store.ack(message.id);
-        this.rejectedCount++;
-        this.emit('rejected', { topic: message.topic, id: message.id, bytes: message.payload.length }, err);
+        this.refusedStreak = 0;
+      } else if (typeof code === 'number') {
+        // A PUBACK reason code >= 0x80 (mqtt.js reports nothing else as an error with a number).
+        this.refused(message, code, err);
+        return;
       } else {
         // The client gave up on it (forced end); send it again after everything before it.
         this.cursor = Math.min(this.cursor, message.id - 1);
@@ -465,14 +607,60 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     });
   }
 
+  /** Keeps a refused message queued, holds the queue and tries again later. */
+  private refused(message: QueuedMessage, reasonCode: number, err: Error): void {
+    this.refusedCount++;
+    this.cursor = Math.min(this.cursor, message.id - 1);
+    const first = this.holdTimer === undefined;
+    if (first) {
+      const retryMs = Math.min(this.refusedRetryMaxMs, 1000 * 2 ** Math.min(this.refusedStreak, 20));
+      this.refusedStreak++;
+      this.holdTimer = setTimeout(() => {
+        this.holdTimer = undefined;
+        this.pump();
+      }, retryMs);
+      this.holdTimer.unref();
+      const hex = `0x${reasonCode.toString(16).padStart(2, '0')}`;
+      this.emit('refused', { topic: message.topic, id: message.id, bytes: message.payload.length, reasonCode, retryMs }, err);
+      // One event per streak, sent directly (the broker may refuse it too; the counter is the record).
+      if (this.refusedStreak === 1) {
+        const event: EventMessage = {
+          schema: EVENT_SCHEMA,
+          device: this.topics.device,
+          time: new Date(this.now()).toISOString(),
+          type: 'fault',
+          severity: 'error',
+          message: `broker refused message ${message.id} on ${message.topic} (PUBACK ${hex}: ${err.message}); kept queued, delivery paused and retried`,
+          details: { kind: 'publish-refused', reasonCode, topic: message.topic, refused_total: this.refusedCount },
+        };
+        this.client?.publish(this.topics.event, JSON.stringify(event), { qos: 1 }, NOOP);
+      }
+    } else {
+      this.emit('refused', { topic: message.topic, id: message.id, bytes: message.payload.length, reasonCode, retryMs: 0 }, err);
+    }
+  }
+
   private isDrained(): boolean {
     return this.inflight.size === 0 && this.store.stats().pending === 0;
   }
 
-  private onMessage(topic: string, payload: Buffer): void {
+  private onMessage(topic: string, payload: Buffer, retain: boolean): void {
     const parsed = parseTopic(topic, this.topics.prefix);
     if (!parsed || parsed.kind !== 'cmd' || parsed.device !== this.topics.device) return;
     const name = parsed.command;
+    if (retain) {
+      // A retained command is an old order replayed on every (re)subscribe: never act on it.
+      this.ignoredRetained++;
+      const message = `ignored a retained ${name.slice(0, 64)} command (retained commands would run again on every reconnect); clear it by publishing an empty retained message to ${topic}`;
+      this.emit('fault', new Error(message));
+      this.client?.publish(
+        this.topics.event,
+        JSON.stringify({ schema: EVENT_SCHEMA, device: this.topics.device, time: new Date(this.now()).toISOString(), type: 'command', severity: 'warning', message, details: { kind: 'retained-command-ignored', topic } } satisfies EventMessage),
+        { qos: 1 },
+        NOOP,
+      );
+      return;
+    }
     void this.dispatcher.dispatch(name, payload).then((reply) => this.reply(name, reply));
   }
 
@@ -485,10 +673,29 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
       reply = { schema: REPLY_SCHEMA, id: reply.id, ok: false, error: `result is not serialisable: ${(err as Error).message}` };
       text = JSON.stringify(reply);
     }
+    const topic = this.topics.reply(name);
+    const limit = this.messageLimit();
+    const bytes = Buffer.byteLength(topic) + Buffer.byteLength(text);
+    if (bytes > limit) {
+      // Sent as it is, the broker would refuse it and mqtt.js resend it forever, stalling results.
+      this.replies.oversized++;
+      reply = { schema: REPLY_SCHEMA, id: reply.id, ok: false, error: `reply of ${bytes} bytes exceeds the broker limit of ${limit} bytes; not sent` };
+      text = JSON.stringify(reply);
+    }
     if (reply.ok) this.commandsOk++;
     else this.commandsFailed++;
     this.emit('command', name, reply);
-    this.client?.publish(this.topics.reply(name), text, { qos: 1 }, NOOP);
+    const client = this.client;
+    if (!client) return;
+    client.publish(topic, text, { qos: 1 }, (err) => {
+      if (!err) {
+        this.replies.sent++;
+        return;
+      }
+      // Never retried: a reply is an answer to someone waiting now, not a record to keep.
+      this.replies.failed++;
+      this.emit('fault', new Error(`reply to ${name} ${String(reply.id)} not delivered: ${err.message}`));
+    });
   }
 
   private sendTelemetry(): void {
@@ -512,7 +719,7 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
         temperature_c: readTemperatureC(this.options.thermalRoot),
         uptime_s: Math.round((this.now() - this.startedAt) / 1000),
         model: p.model,
-        queue: { pending: queue.pending, dropped: queue.dropped },
+        queue: { pending: queue.pending, dropped: queue.dropped, damaged: queue.damaged, refused: this.refusedCount },
       };
     } catch (err) {
       this.emit('fault', err instanceof Error ? err : new Error(String(err)));
@@ -539,6 +746,31 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     const ready = this.stateWaiters.filter((w) => w.state === state);
     this.stateWaiters = this.stateWaiters.filter((w) => w.state !== state);
     for (const w of ready) w.resolve();
+  }
+}
+
+/**
+ * The deploy broker takes the client certificate's CN as the MQTT username and allows it only
+ * lvunet/<CN>/...: a device id that differs would have every result refused (PUBACK 0x87).
+ */
+export function certificateCommonName(certFile: string): string | undefined {
+  const cert = new X509Certificate(readFileSync(certFile));
+  const cn = /(?:^|\n)CN=([^\n]*)/.exec(cert.subject);
+  return cn?.[1];
+}
+
+function checkCertificateIdentity(certFile: string, device: string): void {
+  let cn: string | undefined;
+  try {
+    cn = certificateCommonName(certFile);
+  } catch (err) {
+    throw new Error(`client certificate ${certFile} cannot be read: ${(err as Error).message}`, { cause: err });
+  }
+  if (cn !== device) {
+    throw new Error(
+      `device id ${JSON.stringify(device)} does not match the client certificate ${certFile} (CN ${cn === undefined ? 'missing' : JSON.stringify(cn)}): ` +
+        `the broker knows this device by the certificate and would refuse every result; set device.id to ${cn === undefined ? 'the certificate CN' : JSON.stringify(cn)} or use this device's certificate`,
+    );
   }
 }
 

@@ -54,8 +54,13 @@ export interface TelemetryMessage {
   temperature_c: number | null;
   uptime_s: number;
   model: ModelRef | null;
-  /** Messages waiting in the offline queue and dropped from it since it was created. */
-  queue?: { pending: number; dropped: number };
+  /**
+   * Messages waiting in the offline queue and dropped from it since it was created (bounds, drop
+   * policy, failed disk writes); `damaged`: queued records found unreadable on disk (bit rot, torn
+   * writes) since this process started; `refused`: publishes the broker answered with a failure
+   * reason code (kept queued and retried) since this process started.
+   */
+  queue?: { pending: number; dropped: number; damaged?: number; refused?: number };
 }
 
 export const EVENT_TYPES = ['model-changed', 'fault', 'restart', 'fallback', 'config', 'drop', 'command', 'other'] as const;
@@ -340,6 +345,8 @@ export function validateTelemetry(value: unknown): Validation<TelemetryMessage> 
   if (q) {
     c.at('queue').number(q, 'pending', { min: 0, integer: true });
     c.at('queue').number(q, 'dropped', { min: 0, integer: true });
+    c.at('queue').number(q, 'damaged', { min: 0, integer: true, optional: true });
+    c.at('queue').number(q, 'refused', { min: 0, integer: true, optional: true });
   }
   return finish(c, value);
 }

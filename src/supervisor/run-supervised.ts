@@ -14,6 +14,7 @@ import { BundleError, reasonOf, type InstallStep } from '../fleet/bundles/errors
 import type { SelfTestResult } from '../fleet/bundles/golden.js';
 import { ModelStore, type InstalledVersion, type PreparedModel } from '../fleet/bundles/store.js';
 import { FleetLink, type EventType, type Percentiles, type ReloadModelCommand, type Severity } from '../fleet/index.js';
+import { certificateCommonName } from '../fleet/publisher.js';
 import type { Precision } from '../model/manifest.js';
 import type { Fit } from '../runtime/native/binding.js';
 import { packageRoot } from '../runtime/native/binding.js';
@@ -151,6 +152,46 @@ export function settingsFromConfig(config: Config, origins: Readonly<Record<stri
   };
 }
 
+/**
+ * The device id the link uses. An explicit device.id must match the client certificate (checked
+ * again by FleetLink.start). Without one, the certificate CN is the id when there is a certificate
+ * (the deploy broker knows the device by it anyway); otherwise the host name, said out loud,
+ * because a re-imaged or renamed host silently becomes another device.
+ */
+export function resolveDeviceId(configured: string, origin: string | undefined, certFile: string | undefined, log: (line: string) => void): string {
+  const explicit = origin !== undefined && origin !== 'default';
+  if (explicit) return configured;
+  if (certFile !== undefined) {
+    const cn = certificateCommonName(certFile);
+    if (cn !== undefined) {
+      log(`device.id is not set: using ${JSON.stringify(cn)}, the CN of the client certificate ${certFile}`);
+      return cn;
+    }
+  }
+  log(`WARNING: device.id is not set: using the host name ${JSON.stringify(configured)}. Set device.id (config, LVUNET_DEVICE_ID or --device-id) to the id the broker knows this device by; a renamed host would otherwise publish as another device`);
+  return configured;
+}
+
+/** The end-of-run lines about delivery: "all delivered" only when every result was acknowledged and nothing was lost. */
+export function deliverySummary(results: number, everyN: number, droppedBefore: number, s: ReturnType<FleetLink['stats']>): string[] {
+  const published = Math.ceil(results / everyN);
+  const left = s.queue.pending;
+  const dropped = s.queue.dropped - droppedBefore;
+  const lost = s.rejected + s.unpublished + dropped + s.queue.damaged;
+  if (left === 0 && s.inflight === 0 && lost === 0 && s.refused === 0) {
+    return [`mqtt: all ${published} result(s) delivered${everyN > 1 ? ` (every ${everyN}th of ${results})` : ''}`];
+  }
+  const lines = [`mqtt: NOT all results delivered: ${s.acked} message(s) acknowledged by the broker, ${left} still queued for the next start`];
+  if (s.refused > 0) lines.push(`mqtt: the broker refused ${s.refused} publish(es) (kept queued; see the REFUSED lines: device id, ACL or quota)`);
+  if (lost > 0) {
+    lines.push(
+      `mqtt: LOST ${lost} message(s): ${s.rejected} over the broker size limit, ${dropped} dropped by the queue (bounds or disk writes), ` +
+        `${s.queue.damaged} damaged on disk, ${s.unpublished} without a seq number`,
+    );
+  }
+  return lines;
+}
+
 export async function runSupervised(options: SupervisedRunOptions): Promise<void> {
   const { log, loaded, maxFrames } = options;
   const config = loaded.config;
@@ -173,35 +214,50 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
 
   let link: FleetLink | undefined;
   const mqtt = config.mqtt;
+  let deviceId = config.device.id;
+  let droppedAtStart = 0;
   if (mqtt.url !== null) {
-    link = new FleetLink({
-      url: mqtt.url,
-      device: config.device.id,
-      prefix: mqtt.prefix,
-      username: mqtt.username ?? undefined,
-      password: mqtt.password ?? undefined,
-      tls: mqtt.url.startsWith('mqtts:') || mqtt.url.startsWith('wss:')
-        ? { ca: mqtt.tls.ca ?? undefined, cert: mqtt.tls.cert ?? undefined, key: mqtt.tls.key ?? undefined, rejectUnauthorized: mqtt.tls.reject_unauthorized }
-        : undefined,
-      keepaliveS: mqtt.keepalive_s,
-      queue: { dir: mqtt.queue.dir ?? join(config.state_dir, 'mqtt-queue'), maxMessages: mqtt.queue.max_messages, dropPolicy: mqtt.queue.drop_policy },
-      versions: { 'lvunet-edge': packageVersion(), node: process.version },
-      telemetry: {
-        intervalMs: config.telemetry.interval_s * 1000,
-        source: () => ({
-          fps: workerFps,
-          latency_ms: percentiles(latencies),
-          drops: workerDrops,
-          provider: lastReport?.providers.active[0] ?? 'none',
-          model: lastReport ? { sha256: lastReport.model.sha256, precision: lastReport.model.precision } : null,
-        }),
-      },
-    });
-    link.on('fault', (err) => log(`mqtt: ${err.message}`));
-    link.on('state', (state) => log(`mqtt: ${state}`));
-    link.on('rejected', (m, err) => log(`mqtt: result/event on ${m.topic} will not be delivered: ${err.message}`));
-    link.start();
-    log(`mqtt ${mqtt.url} as ${config.device.id} (topics ${link.topics.base}/..., offline queue ${mqtt.queue.dir ?? join(config.state_dir, 'mqtt-queue')})`);
+    const tlsOn = mqtt.url.startsWith('mqtts:') || mqtt.url.startsWith('wss:');
+    const certFile = tlsOn ? (mqtt.tls.cert ?? undefined) : undefined;
+    try {
+      deviceId = resolveDeviceId(config.device.id, loaded.origins['device.id'], certFile, log);
+      const queueDir = mqtt.queue.dir ?? join(config.state_dir, 'mqtt-queue');
+      link = new FleetLink({
+        url: mqtt.url,
+        device: deviceId,
+        prefix: mqtt.prefix,
+        username: mqtt.username ?? undefined,
+        password: mqtt.password ?? undefined,
+        tls: tlsOn ? { ca: mqtt.tls.ca ?? undefined, cert: certFile, key: mqtt.tls.key ?? undefined, rejectUnauthorized: mqtt.tls.reject_unauthorized } : undefined,
+        keepaliveS: mqtt.keepalive_s,
+        queue: { dir: queueDir, maxMessages: mqtt.queue.max_messages, dropPolicy: mqtt.queue.drop_policy },
+        versions: { 'lvunet-edge': packageVersion(), node: process.version },
+        telemetry: {
+          intervalMs: config.telemetry.interval_s * 1000,
+          source: () => ({
+            fps: workerFps,
+            latency_ms: percentiles(latencies),
+            drops: workerDrops,
+            provider: lastReport?.providers.active[0] ?? 'none',
+            model: lastReport ? { sha256: lastReport.model.sha256, precision: lastReport.model.precision } : null,
+          }),
+        },
+      });
+      link.on('fault', (err) => log(`mqtt: ${err.message}`));
+      link.on('state', (state) => log(`mqtt: ${state}`));
+      link.on('rejected', (m, err) => log(`mqtt: LOST: message on ${m.topic} will not be delivered: ${err.message}`));
+      link.on('refused', (m, err) => {
+        if (m.retryMs > 0) log(`mqtt: REFUSED by the broker: message ${m.id} on ${m.topic} (${err.message}, reason 0x${m.reasonCode.toString(16)}); kept queued, retrying in ${Math.round(m.retryMs / 1000)} s (${link?.stats().refused ?? 0} refusal(s) so far)`);
+      });
+      link.on('incident', (i) => log(`mqtt queue: ${(i.lost ?? 0) > 0 ? `LOST ${i.lost} message(s): ` : ''}${i.message}`));
+      link.start();
+      droppedAtStart = link.stats().queue.dropped;
+      log(`mqtt ${mqtt.url} as ${deviceId} (topics ${link.topics.base}/..., offline queue ${queueDir})`);
+    } catch (err) {
+      await link?.close(0);
+      for (const sink of opened) await sink.close().catch(() => undefined);
+      throw err;
+    }
   }
 
   // The model store: installed bundles under <state_dir>/models. Opened when this device can be
@@ -290,6 +346,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     if (latencies.length > 500) latencies.shift();
     // publish.every_n thins the MQTT stream only; local sinks keep every result.
     if ((results - 1) % everyN === 0) link?.publishResult(result);
+    // (A result the link cannot publish is counted there: rejected, unpublished, dropped.)
     writes = writes.then(async () => {
       for (const sink of opened) await sink.write({ result, mask: EMPTY_MASK });
     });
@@ -350,12 +407,13 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
   if (link) {
     const l = link;
     l.onCommand('status', async () => ({
-      device: config.device.id,
+      device: deviceId,
       supervisor: { pid: process.pid, state: supervisor.status, restarts: supervisor.restarts, results },
       worker: await askWorker('status', {}),
       link: l.stats(),
     }));
-    l.onCommand('snapshot', () => askWorker('snapshot', {}));
+    // Sized to fit one reply under the broker's limit (the reply envelope takes a few hundred bytes).
+    l.onCommand('snapshot', () => askWorker('snapshot', { maxBytes: l.replyBudget('snapshot') - 1024 }));
     l.onCommand('set-threshold', async (c) => {
       const r = await askWorker('set-threshold', { value: c.value });
       // A restarted worker keeps the operator's threshold.
@@ -544,10 +602,11 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     if (link) {
       // A run that failed has little to flush (events); the disk queue keeps it for the next start.
       const drainMs = failure ? 2_000 : (options.mqttDrainMs ?? 10_000);
-      const drained = await link.drain(drainMs);
-      const left = link.stats().queue.pending;
+      await link.drain(drainMs);
+      // Taken before close(): a closed store no longer counts what it keeps on disk.
+      const final = link.stats();
       await link.close(2_000);
-      log(drained ? `mqtt: all ${results} result(s) delivered` : `mqtt: ${left} message(s) not yet delivered stay queued for the next start`);
+      for (const line of deliverySummary(results, everyN, droppedAtStart, final)) log(line);
     }
     const extra = pastLimit > 0 ? `; ${pastLimit} more from frames in flight at --max-frames were not published` : '';
     log(`${results} result(s), ${supervisor.restarts} worker restart(s)${extra}`);

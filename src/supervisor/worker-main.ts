@@ -193,7 +193,42 @@ function frameToRgb(frame: Frame): RgbImage {
   return { width: w, height: h, data: out };
 }
 
-function snapshot(): Record<string, unknown> {
+/** Box-filter downscale of the (already tinted) overlay by an integer factor: averages k x k blocks. */
+function shrink(rgb: Uint8Array, w: number, h: number, k: number): { rgb: Uint8Array; width: number; height: number } {
+  const width = Math.max(1, Math.floor(w / k));
+  const height = Math.max(1, Math.floor(h / k));
+  const out = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      let r = 0, g = 0, b = 0, n = 0;
+      for (let dy = 0; dy < k && y * k + dy < h; dy++) {
+        for (let dx = 0; dx < k && x * k + dx < w; dx++) {
+          const i = (y * k + dy) * w + x * k + dx;
+          r += rgb[i * 3];
+          g += rgb[i * 3 + 1];
+          b += rgb[i * 3 + 2];
+          n++;
+        }
+      }
+      const o = y * width + x;
+      out[o * 3] = Math.round(r / n);
+      out[o * 3 + 1] = Math.round(g / n);
+      out[o * 3 + 2] = Math.round(b / n);
+    }
+  }
+  return { rgb: out, width, height };
+}
+
+/**
+ * The snapshot reply: a PNG overlay of the last frame, base64. `maxBytes` (from the supervisor:
+ * the broker's limit less the reply envelope) caps the base64 text; a frame whose overlay does
+ * not fit is scaled down by the smallest integer factor that fits, and the reply says so
+ * (`scale`, `sourceWidth`, `sourceHeight`). Scaling, not parts: one message any dashboard can
+ * show as is, that never holds the link for longer than one reply.
+ */
+function snapshot(args: unknown): Record<string, unknown> {
+  const maxBytes = (args as { maxBytes?: unknown } | null)?.maxBytes;
+  if (maxBytes !== undefined && (typeof maxBytes !== 'number' || !(maxBytes > 0))) throw new TypeError('snapshot maxBytes must be a positive number');
   if (!lastSnapshot) throw new Error('no frame processed yet');
   const { result, mask, frame } = lastSnapshot;
   if (!frame) throw new Error(`frame ${result.frame.id} is no longer held`);
@@ -207,8 +242,18 @@ function snapshot(): Record<string, unknown> {
       data[i * 3 + 2] >>= 1;
     }
   }
-  const png = encodePngRgb({ width: rgb.width, height: rgb.height, data });
-  return { frame: result.frame.id, width: rgb.width, height: rgb.height, coverage: result.coverage, mimeType: 'image/png', png: png.toString('base64') };
+  const base = { frame: result.frame.id, coverage: result.coverage, mimeType: 'image/png' };
+  let png = encodePngRgb({ width: rgb.width, height: rgb.height, data }).toString('base64');
+  if (maxBytes === undefined || png.length <= maxBytes) return { ...base, width: rgb.width, height: rgb.height, png };
+  // PNG size falls roughly with the pixel count: start at the factor that predicts, go up until it fits.
+  for (let k = Math.max(2, Math.floor(Math.sqrt(png.length / maxBytes))); k <= Math.max(rgb.width, rgb.height); k++) {
+    const small = shrink(data, rgb.width, rgb.height, k);
+    png = encodePngRgb({ width: small.width, height: small.height, data: small.rgb }).toString('base64');
+    if (png.length <= maxBytes) {
+      return { ...base, width: small.width, height: small.height, scale: 1 / k, sourceWidth: rgb.width, sourceHeight: rgb.height, png };
+    }
+  }
+  throw new Error(`a snapshot does not fit in ${maxBytes} bytes even at 1 pixel`);
 }
 
 function currentFps(): number {
@@ -372,7 +417,7 @@ async function command(name: string, args: unknown): Promise<unknown> {
         settings: pipeline?.settings() ?? null,
       };
     case 'snapshot':
-      return snapshot();
+      return snapshot(args);
     case 'set-threshold': {
       const value = (args as { value?: unknown } | null)?.value;
       if (typeof value !== 'number') throw new TypeError('set-threshold needs a numeric value');

@@ -190,34 +190,108 @@ t.test('telemetry goes out every interval while online, with system figures', as
   t.equal(first.fps, 9.9);
   t.ok(Number(first.memory_rss_bytes) > 0);
   t.ok(first.temperature_c === null || typeof first.temperature_c === 'number');
-  t.same(first.queue, { pending: 0, dropped: 0 });
+  t.same(first.queue, { pending: 0, dropped: 0, damaged: 0, refused: 0 });
 });
 
-t.test('messages the broker refuses are counted and do not block the queue', async (t) => {
+t.test('a publish the broker refuses stays queued, is counted and retried, and goes out once allowed (finding 2)', async (t) => {
   // The ACL lets this device publish results but not events: mosquitto answers the event with
-  // PUBACK 0x87, and would do so on every retry.
+  // PUBACK 0x87. Before the fix the event was removed from the queue as if handled.
   const dir = tempDir(t);
   const acl = path.join(dir, 'acl');
-  writeFileSync(acl, ['topic readwrite lvunet/+/result', 'topic readwrite lvunet/+/status', 'topic readwrite lvunet/+/cmd/#', 'topic read lvunet/+/event', ''].join('\n'));
+  const allow = (lines: string[]): void => writeFileSync(acl, [...lines, 'topic readwrite lvunet/+/result', 'topic readwrite lvunet/+/status', 'topic readwrite lvunet/+/cmd/#', ''].join('\n'));
+  allow(['topic read lvunet/+/event']);
   const broker = await startBroker({ t, aclFile: acl });
   const device = 'cart-reject';
-  const ops = await recorder(broker.url, [`lvunet/${device}/result`]);
+  const ops = await recorder(broker.url, [`lvunet/${device}/result`, `lvunet/${device}/event`]);
   t.teardown(() => ops.close());
-  const l = link(t, { url: broker.url, device, maxMessageBytes: 4096 });
+  const l = link(t, { url: broker.url, device, maxMessageBytes: 4096, refusedRetryMaxMs: 400 });
   const rejected: Array<number | undefined> = [];
+  const refused: number[] = [];
   l.on('rejected', (m) => rejected.push(m.id));
+  l.on('refused', (m) => refused.push(m.reasonCode));
   l.start();
   await l.waitFor('online');
   t.equal(l.publishResult(sampleBody(0)), 0);
   t.ok(l.publishEvent('fault', 'error', 'camera unplugged'));
-  t.equal(l.publishResult(sampleBody(1, 5000)), undefined, 'larger than maxMessageBytes: refused up front');
+  t.equal(l.publishResult(sampleBody(1, 5000)), undefined, 'larger than the limit: refused up front');
   t.equal(l.publishResult(sampleBody(2)), 2);
-  t.ok(await l.drain(10_000), 'drained');
-  await ops.until((m) => m.length >= 2, 'the two deliverable results');
-  t.same(ops.messages.map((m) => json(m).seq), [0, 2]);
-  t.same(rejected, [undefined, 2], 'the oversized result, then the queued event (id 2) refused by the broker');
-  t.equal(l.stats().rejected, 2);
+  t.notOk(await l.drain(2_500), 'not drained: the refused event is still queued');
+  t.ok(refused.length >= 2 && refused.every((c) => c === 0x87), `refused ${refused.length} times with 0x87, retried`);
+  t.equal(l.stats().refused, refused.length, 'every refusal counted');
+  t.ok(l.stats().queue.pending >= 1, 'the refused event is kept');
+  t.same(rejected, [undefined], 'only the oversized result is given up');
+  // The operator fixes the ACL; mosquitto re-reads it on SIGHUP.
+  allow(['topic readwrite lvunet/+/event']);
+  process.kill(broker.pid!, 'SIGHUP');
+  t.ok(await l.drain(10_000), 'drained once the broker accepts');
+  await ops.until((m) => m.filter((x) => x.topic.endsWith('/result')).length >= 2 && m.some((x) => x.topic.endsWith('/event') && json(x).message === 'camera unplugged'), 'both results and the event');
+  t.same(ops.messages.filter((m) => m.topic.endsWith('/result')).map((m) => json(m).seq), [0, 2]);
   t.equal(l.stats().queue.pending, 0);
+});
+
+t.test('retained commands are ignored and counted, live ones run (finding 6)', async (t) => {
+  const broker = await startBroker({ t });
+  const device = 'cart-retain';
+  const ops = await recorder(broker.url, [`lvunet/${device}/cmd/+/reply`, `lvunet/${device}/event`]);
+  t.teardown(() => ops.close());
+  // An old order left retained on the command topic.
+  await ops.client.publishAsync(`lvunet/${device}/cmd/set-threshold`, JSON.stringify({ id: 'old', value: 0.9 }), { qos: 1, retain: true });
+  for (const protocolVersion of [4, 5] as const) {
+    const applied: number[] = [];
+    const l = link(t, { url: broker.url, device, protocolVersion });
+    l.onCommand('set-threshold', ({ value }) => {
+      applied.push(value);
+      return { threshold: value };
+    });
+    l.start();
+    await l.waitFor('online');
+    await sleep(500);
+    if (protocolVersion === 4) {
+      t.equal(l.stats().commands.ignoredRetained, 1, 'MQTT 3.1.1: the retained command arrives flagged and is ignored');
+      await ops.until((m) => m.some((x) => x.topic.endsWith('/event') && /retained set-threshold/.test(String(json(x).message))), 'the warning event');
+    } else {
+      t.equal(l.stats().commands.ignoredRetained, 0, 'MQTT 5: retain handling 2, the broker does not even send it');
+    }
+    await ops.client.publishAsync(`lvunet/${device}/cmd/set-threshold`, JSON.stringify({ id: `live-${protocolVersion}`, value: 0.5 }), { qos: 1 });
+    await ops.until((m) => m.some((x) => x.topic.endsWith('/reply') && json(x).id === `live-${protocolVersion}`), 'the live reply');
+    l.dropConnection();
+    await l.waitFor('offline');
+    await l.waitFor('online', 10_000);
+    await sleep(500);
+    t.same(applied, [0.5], `v${protocolVersion}: only the live command ran, also after a reconnect`);
+    await l.close(0);
+  }
+});
+
+t.test('a reply over the broker limit becomes an error reply of its own and results keep flowing (finding 1)', async (t) => {
+  // The deploy broker's limit; max_packet_size makes mosquitto announce it in CONNACK.
+  for (const limit of ['message_size_limit 1048576', 'max_packet_size 1048576']) {
+    const broker = await startBroker({ t, extraConfig: limit });
+    const device = 'cart-big';
+    const ops = await recorder(broker.url, [`lvunet/${device}/#`], { protocolVersion: 5 });
+    const l = link(t, { url: broker.url, device });
+    // 3.7 MB of base64, as a 1280x720 PNG snapshot was.
+    l.onCommand('snapshot', () => ({ png: 'A'.repeat(3_700_000) }));
+    l.start();
+    await l.waitFor('online');
+    if (limit.startsWith('max_packet')) t.equal(l.stats().messageLimit, 1048576 - 16, 'the CONNACK Maximum Packet Size is used');
+    for (let i = 0; i < 20; i++) l.publishResult(sampleBody(i));
+    await ops.client.publishAsync(`lvunet/${device}/cmd/snapshot`, JSON.stringify({ id: 'snap' }), { qos: 1 });
+    for (let i = 20; i < 60; i++) {
+      l.publishResult(sampleBody(i));
+      await sleep(20);
+    }
+    t.ok(await l.drain(10_000), `${limit}: every result delivered`);
+    await ops.until((m) => m.filter((x) => x.topic.endsWith('/result')).length >= 60 && m.some((x) => x.topic.endsWith('/snapshot/reply')), `${limit}: 60 results and the reply`);
+    const reply = json(ops.messages.find((x) => x.topic.endsWith('/snapshot/reply'))!);
+    t.equal(reply.ok, false);
+    t.match(String(reply.error), /exceeds the broker limit/);
+    t.equal(l.stats().connects, 1, `${limit}: never disconnected`);
+    t.equal(l.stats().replies.oversized, 1);
+    await l.close(0);
+    await ops.close();
+    await broker.close();
+  }
 });
 
 t.test('reconnect attempts back off exponentially and reset once connected', async (t) => {

@@ -8,6 +8,7 @@ import {
   type QueuedMessage,
   type ResolvedLimits,
   type StoreLimits,
+  type StoreIncident,
   type StoreStats,
 } from './store.js';
 
@@ -57,10 +58,14 @@ export class MemoryStore implements MessageStore {
   }
 
   stats(): StoreStats {
-    return { pending: this.messages.size, bytes: this.bytes, dropped: this.dropped, torn: 0 };
+    return { pending: this.messages.size, bytes: this.bytes, dropped: this.dropped, torn: 0, damaged: 0, writeErrors: 0 };
   }
 
   flush(): void {}
+
+  takeIncidents(): StoreIncident[] {
+    return [];
+  }
 
   close(): void {
     this.closed = true;

@@ -48,6 +48,25 @@ export interface StoreStats {
   dropped: number;
   /** Torn or corrupt records discarded when the store was opened (disk store only). */
   torn: number;
+  /**
+   * Queued records lost to damage on disk (a flipped byte, a scrambled or missing part of a
+   * segment), counted by the ids missing between intact records; disk store only, this process.
+   */
+  damaged: number;
+  /** Appends and index writes the file system refused (ENOSPC, EIO, ...); disk store only, this process. */
+  writeErrors: number;
+}
+
+/**
+ * Something the store had to give up or repair, for the link to announce (event + telemetry).
+ * `lost`: messages that will never be delivered because of it (0 for a repair that lost nothing).
+ */
+export interface StoreIncident {
+  kind: 'damaged' | 'torn' | 'index-recovered' | 'write-failed' | 'index-write-failed';
+  lost: number;
+  message: string;
+  file?: string;
+  code?: string;
 }
 
 export interface MessageStore {
@@ -63,6 +82,8 @@ export interface MessageStore {
   stats(): StoreStats;
   /** Makes acknowledgements durable now (the disk store otherwise batches them). */
   flush(): void;
+  /** Incidents since the last call (oldest first), handed over once: the caller reports them. */
+  takeIncidents(): StoreIncident[];
   close(): void;
 }
 

@@ -35,7 +35,7 @@ for (const [name, makeFactory] of Object.entries(factories)) {
       t.same(all.map((m) => m.retain), [false, false, false, true, false]);
       t.same(topics(s, 2, 2), ['t/2', 't/3']);
       t.same(s.peek(5, 10), []);
-      t.same(s.stats(), { pending: 5, bytes: 5 * 5, dropped: 0, torn: 0 });
+      t.same(s.stats(), { pending: 5, bytes: 5 * 5, dropped: 0, torn: 0, damaged: 0, writeErrors: 0 });
       s.close();
     });
 
