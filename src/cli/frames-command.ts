@@ -13,14 +13,8 @@ import { readImageFile } from '../image/decode.js';
 import { assertRgbImage, type RgbImage } from '../image/types.js';
 import { rgbToYuyv } from '../runtime/sources/synthetic-source.js';
 import { UsageError } from './errors.js';
+import { FRAMES_MAKE_USAGE } from './usage.js';
 import { intArg } from './run-command.js';
-
-export const FRAMES_MAKE_USAGE = `usage: lvunet-edge frames make --from DIR --count N [--size 640x480] [--format yuyv|rgb24] --out FILE
-
-Writes N raw frames to FILE, looping over the .jpg/.png images of DIR (or DIR/images) in name order,
-each resized bilinearly to the given size and packed as YUYV (BT.601 limited range, chroma of each
-pixel pair averaged, as cameras do) or RGB24. Replay it with --source file:FILE (name the file like
-frames_640x480.yuyv, or pass --width/--height).`;
 
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png']);
 
