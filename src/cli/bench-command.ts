@@ -83,7 +83,7 @@ export async function benchPipeline(argv: string[], log: (line: string) => void,
     const dims = [1, 3, model.height, model.width];
 
     // One real frame from the same source, preprocessed once, feeds the model-alone loop.
-    const probe = await createSource(args.source, { ...options, loops: 1, fps: undefined, onDrop: () => {} });
+    const probe = createSource(args.source, { ...options, loops: 1, fps: undefined, onDrop: () => {} });
     await probe.open();
     const first = await probe.next();
     await probe.close();

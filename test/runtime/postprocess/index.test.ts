@@ -103,7 +103,7 @@ t.test('JSON is compact and deterministic', async (t) => {
   t.notOk(/\d\.\d{7,}/.test(a), 'no long float tails');
 });
 
-t.test('speed (printed, not asserted)', async (t) => {
+t.test('camera-sized frames: three blobs stay three components with every option (times printed, not asserted)', async (t) => {
   const model = { width: 256, height: 256 };
   // A few blobs with soft edges, like a real output.
   const logits = new Float32Array(256 * 256);
@@ -150,7 +150,8 @@ t.test('speed (printed, not asserted)', async (t) => {
           `median ${wall[7].toFixed(2)} ms, CPU best ${cpu[0].toFixed(2)} / median ${cpu[7].toFixed(2)} ms ` +
           `(${s.components.length} components, coverage ${s.coverage})`,
       );
+      t.equal(s.components.length, 3, `${frame.width}x${frame.height} ${label}: the three blobs`);
+      t.ok(s.coverage > 0.05 && s.coverage < 0.5, `${frame.width}x${frame.height} ${label}: coverage ${s.coverage}`);
     }
   }
-  t.pass('timed');
 });
