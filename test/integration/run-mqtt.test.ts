@@ -10,7 +10,7 @@ import { findMosquitto, startBroker } from '../helpers/mosquitto.js';
 import { ensureStopped, startRun, stateDir } from './run-helpers.js';
 
 const DEVICE = 'cart-7';
-// npm test sends 500; the issue's 5,000 run in `npm run test:soak` (test/soak/run-command-fuzz.test.ts
+// npm test sends 500; the issue's 5,000 run in `npm run test:soak` (test/soak/command-fuzz.test.ts
 // sets LVUNET_TEST_MALFORMED, which also changes it for a one-off longer or shorter drill).
 const MALFORMED = Number(process.env.LVUNET_TEST_MALFORMED ?? 500);
 // Commands sent and not yet answered: the broker's per-client queue (max_queued_messages, 1000 by
