@@ -1,3 +1,5 @@
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -18,7 +20,7 @@ export default tseslint.config(
     // matter in a long-running service: a rejection nobody handles (crashes Node) and an async
     // callback where the caller ignores the returned promise (event handlers, timers).
     files: ['**/*.ts'],
-    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: dirname(fileURLToPath(import.meta.url)) } },
     rules: {
       '@typescript-eslint/no-floating-promises': [
         'error',
