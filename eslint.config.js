@@ -1,3 +1,5 @@
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -10,6 +12,24 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-constant-condition': ['error', { checkLoops: false }],
+    },
+  },
+  {
+    // Rules that need type information, on the TypeScript sources only (tsconfig.json covers src,
+    // test and bench; the few .mjs scripts have no project). These catch the promise mistakes that
+    // matter in a long-running service: a rejection nobody handles (crashes Node) and an async
+    // callback where the caller ignores the returned promise (event handlers, timers).
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: dirname(fileURLToPath(import.meta.url)) } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        // tap queues subtests itself: `t.test(...)` is the documented way to declare one, its
+        // promise resolves with the subtest's results and never rejects.
+        { allowForKnownSafePromises: [{ from: 'package', name: 'PromiseWithSubtest', package: '@tapjs/core' }] },
+      ],
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
     },
   },
   {

@@ -422,6 +422,12 @@ class RuntimeWrap : public Napi::ObjectWrap<RuntimeWrap> {
   std::shared_ptr<lvunet::OrtLibrary> library_;
 };
 
+// Version of the JS <-> C++ interface (the NativeBinding interface in src/runtime/native/binding.ts):
+// bump it, and NATIVE_ABI_VERSION there, whenever an export, a signature or a returned shape changes,
+// so that an addon built from other sources (a stale build/, an old prebuilt, LVUNET_EDGE_NATIVE)
+// is refused at load with a clear message instead of failing later with a confusing TypeError.
+constexpr int kAddonAbiVersion = 1;
+
 struct Addon : public Napi::Addon<Addon> {
   Napi::FunctionReference runtimeCtor;
   Napi::FunctionReference sessionCtor;
@@ -442,6 +448,7 @@ struct Addon : public Napi::Addon<Addon> {
                              InstanceMethod<&Addon::SdNotify>("sdNotify"),
                          });
     exports.Set("V4l2Device", lvunet::binding::DefineV4l2Device(env));
+    exports.Set("abiVersion", Napi::Number::New(env, kAddonAbiVersion));
   }
 
   // sdNotify(socketPath, state): undefined

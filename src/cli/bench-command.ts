@@ -11,19 +11,8 @@ import { nativePreprocessor, Pipeline, STAGES, type Percentiles, type StageName 
 import { createSource } from '../runtime/pipeline/index.js';
 import { createSink, parseSinkSpec, type ResultSink } from '../runtime/sinks/index.js';
 import { UsageError } from './errors.js';
+import { BENCH_PIPELINE_USAGE } from './usage.js';
 import { intArg, parsePipelineArgs, PIPELINE_ARG_OPTIONS, queueModeFor, setUp, sourceOptions } from './run-command.js';
-
-export const BENCH_PIPELINE_USAGE = `usage: lvunet-edge bench pipeline --model DIR|FILE --source SPEC [--frames N] [--json] [options]
-
-Measures, in one process with one session:
-  inference_fps   session.run in a tight loop on one preprocessed frame (the model alone)
-  pipeline_fps    the full pipeline over N frames (finite sources are looped), results discarded
-and per-stage latency percentiles, event-loop lag (perf_hooks.monitorEventLoopDelay), drops and rss.
-  --frames N          pipeline frames (default 300); the model-alone loop runs as many, at least 50
-  --warmup N          runs before each measurement (default 10)
-  --sink SPEC         where pipeline results go (default none)
-  --json              print the report as JSON
-Pipeline options (--ep, --threads, --fps, --width/--height/--format, --fit, --queue...) as for 'run'.`;
 
 const round = (v: number, d = 3): number => Math.round(v * 10 ** d) / 10 ** d;
 const mb = (bytes: number): number => round(bytes / 2 ** 20, 1);
@@ -94,7 +83,7 @@ export async function benchPipeline(argv: string[], log: (line: string) => void,
     const dims = [1, 3, model.height, model.width];
 
     // One real frame from the same source, preprocessed once, feeds the model-alone loop.
-    const probe = await createSource(args.source, { ...options, loops: 1, fps: undefined, onDrop: () => {} });
+    const probe = createSource(args.source, { ...options, loops: 1, fps: undefined, onDrop: () => {} });
     await probe.open();
     const first = await probe.next();
     await probe.close();

@@ -10,35 +10,7 @@ import { signBundle } from '../fleet/bundles/sign.js';
 import { ModelStore, type InstalledVersion } from '../fleet/bundles/store.js';
 import { checkBundle } from '../fleet/bundles/verify.js';
 import { UsageError } from './errors.js';
-
-export const BUNDLE_KEYGEN_USAGE = `usage: lvunet-edge bundle keygen --out DIR
-
-Writes DIR/private.pem (ed25519, PKCS#8, mode 0600) and DIR/public.pem, and prints the key id.
-Refuses to overwrite an existing key.`;
-
-export const BUNDLE_SIGN_USAGE = `usage: lvunet-edge bundle sign --model DIR --key private.pem --out BUNDLE_DIR
-                          [--golden DIR_OF_IMAGES [--golden-count 4] [--threshold 0.98] [--model-file F]]
-
-Copies the model files DIR/manifest.json lists (checking their sha256) into BUNDLE_DIR (new or
-empty), optionally stores golden frames with the masks this model gives on them (onnxruntime-node,
-reference preprocessing), and writes manifest.json with manifest.sig (ed25519 over its bytes).`;
-
-export const BUNDLE_VERIFY_USAGE = `usage: lvunet-edge bundle verify BUNDLE --pubkey public.pem [--pubkey ...] [--self-test] [--json]
-
-BUNDLE is a directory or an http(s) URL. Checks the signature, every file's size and sha256, that
-a directory holds no other files, and with --self-test runs the golden frames. Exit 1 on failure.`;
-
-export const BUNDLE_INSTALL_USAGE = `usage: lvunet-edge bundle install BUNDLE --state-dir DIR --pubkey public.pem [--pubkey ...] [--require-golden] [--json]
-
-Fetches, verifies, self-tests and atomically makes BUNDLE the current model under DIR/models/.`;
-
-export const BUNDLE_ROLLBACK_USAGE = `usage: lvunet-edge bundle rollback --state-dir DIR --pubkey public.pem [--pubkey ...] [--json]
-
-Makes the previous model current again (after re-checking its signature and hashes).`;
-
-export const BUNDLE_STATUS_USAGE = `usage: lvunet-edge bundle status --state-dir DIR [--json]
-
-Prints the current and previous model versions.`;
+import { BUNDLE_KEYGEN_USAGE, BUNDLE_SIGN_USAGE, BUNDLE_VERIFY_USAGE, BUNDLE_INSTALL_USAGE, BUNDLE_ROLLBACK_USAGE, BUNDLE_STATUS_USAGE } from './usage.js';
 
 type Out = (text: string) => void;
 

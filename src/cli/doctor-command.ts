@@ -11,12 +11,7 @@ import { OnnxRuntime } from '../runtime/native/runtime.js';
 import { v4l2Availability } from '../runtime/pipeline/setup.js';
 import { nativeOpener, probeCapabilities, type V4l2Device } from '../runtime/sources/v4l2/index.js';
 import { UsageError } from './errors.js';
-
-export const DOCTOR_USAGE = `usage: lvunet-edge doctor [--json]
-
-Checks that the native addon loads, which ONNX Runtime library is used (path, version, C API) and
-which execution providers it offers, and lists V4L2 devices (/dev/video*) with their formats when
-this build has the V4L2 capture module.`;
+import { DOCTOR_USAGE } from './usage.js';
 
 export interface DoctorReport {
   node: string;

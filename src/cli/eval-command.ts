@@ -6,27 +6,7 @@ import { listPairs, readSplitFile, selectPairs, type Pair } from '../data/datase
 import { evaluate, type EvaluationReport, type ImageRow, type ResolutionSummary } from '../eval/evaluate.js';
 import { METRIC_NAMES } from '../eval/metrics.js';
 import { UsageError } from './errors.js';
-
-export const EVAL_USAGE = `usage: lvunet-edge eval --model FILE.onnx|DIR --data DIR [--split FILE [--subset test]] [--limit N]
-                         [--save-masks DIR] [--csv FILE] [--threads N] [--json]
-
-Runs the model on DIR/images/* and scores the masks (sigmoid > 0.5, i.e. logit > 0) against
-DIR/masks/*, per image and pooled over all pixels, at the model's input size (truth resized by
-nearest neighbour) and at each image's native size (probabilities resized bilinearly, then
-thresholded). Metrics: Dice, IoU, precision, recall, specificity, HD95 (pixels, medpy's definition).
-Empty masks: a ratio with a zero denominator is 1 when both masks are empty, else 0; HD95 is
-undefined when either mask is empty and such images are counted. std is over images (population).
-  --model FILE|DIR   an .onnx built by 'model build' or a model directory (manifest.json)
-  --data DIR         a dataset folder with images/ and masks/
-  --split FILE       a split file (JSON {seed, fractions, train, val, test}); evaluate one subset of it
-  --subset NAME      train, val or test (default test; needs --split)
-  --limit N          only the first N pairs (in stem order)
-  --save-masks DIR   write each predicted mask at the image's native size as DIR/<image stem>.png
-  --csv FILE         per-image rows: stem, native-size dice, iou, precision, recall, specificity,
-                     hd95 (empty when undefined), and dice at model size
-  --threads N        ONNX Runtime intra-op threads (default 1)
-  --json             print the full report (summary and per-image rows) as JSON on stdout
-Progress goes to stderr.`;
+import { EVAL_USAGE } from './usage.js';
 
 const SUBSETS = ['train', 'val', 'test'] as const;
 type Subset = (typeof SUBSETS)[number];

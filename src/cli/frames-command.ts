@@ -16,14 +16,8 @@ import { RAW_EXTENSIONS } from '../runtime/sources/raw-file-source.js';
 import { rgbToYuyv } from '../runtime/sources/synthetic-source.js';
 import { nativeOpener, toPipelineFrame, V4l2Source, withHuffmanTables, type FourCC, type V4l2DeviceOpener, type V4l2Frame, type V4l2SourceStats } from '../runtime/sources/v4l2/index.js';
 import { UsageError } from './errors.js';
+import { FRAMES_MAKE_USAGE, FRAMES_RECORD_USAGE } from './usage.js';
 import { intArg } from './run-command.js';
-
-export const FRAMES_MAKE_USAGE = `usage: lvunet-edge frames make --from DIR --count N [--size 640x480] [--format yuyv|rgb24] --out FILE
-
-Writes N raw frames to FILE, looping over the .jpg/.png images of DIR (or DIR/images) in name order,
-each resized bilinearly to the given size and packed as YUYV (BT.601 limited range, chroma of each
-pixel pair averaged, as cameras do) or RGB24. Replay it with --source file:FILE (name the file like
-frames_640x480.yuyv, or pass --width/--height).`;
 
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png']);
 
@@ -124,18 +118,6 @@ export async function framesMake(argv: string[], log: (line: string) => void): P
   log(`wrote ${count} ${width}x${height} ${format.toUpperCase()} frames (${bytes} bytes) from ${images.length} images to ${values.out}`);
 }
 
-export const FRAMES_RECORD_USAGE = `usage: lvunet-edge frames record --source v4l2:/dev/videoN --count N --out FILE [--size WxH] [--format F] [--fps N] [--control KEY=VALUE]...
-
-Records N whole frames from a V4L2 camera to FILE in the formats that --source file:FILE replays:
-raw frames packed tightly (row padding removed) for yuyv, nv12, grey and rgb24, or concatenated
-JPEGs for mjpeg (UVC frames without Huffman tables get the standard ones, so any decoder reads
-them). Frames the driver flags as damaged, short or torn are dropped and counted, never written.
-  --format F     yuyv | nv12 | grey | rgb24 | mjpeg; default: from FILE's extension (.yuyv, .nv12,
-                 .grey, .rgb, .mjpeg), which must match the format when both are given
-  --size WxH     frame size to negotiate; default: WxH in FILE's name, else 640x480. A raw FILE
-                 named with a size must get that size from the driver (replay reads it from the name)
-  --fps N        frame rate to ask for (default: the highest the size offers)
-  --control K=V  a camera control before streaming, as the run config's v4l2 controls (repeatable)`;
 
 /** --format names and extensions to V4L2 fourccs, and each fourcc's file extension. */
 const RECORD_FORMATS: Readonly<Record<string, FourCC>> = { yuyv: 'YUYV', nv12: 'NV12', grey: 'GREY', gray: 'GREY', rgb24: 'RGB3', mjpeg: 'MJPG', mjpg: 'MJPG' };

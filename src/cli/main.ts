@@ -1,29 +1,27 @@
 #!/usr/bin/env node
+import type { Command } from './command.js';
+import { UsageError } from './errors.js';
 import {
+  BENCH_PIPELINE_USAGE,
   BUNDLE_INSTALL_USAGE,
   BUNDLE_KEYGEN_USAGE,
   BUNDLE_ROLLBACK_USAGE,
   BUNDLE_SIGN_USAGE,
   BUNDLE_STATUS_USAGE,
   BUNDLE_VERIFY_USAGE,
-  bundleInstall,
-  bundleKeygen,
-  bundleRollback,
-  bundleSign,
-  bundleStatus,
-  bundleVerify,
-} from './bundle-command.js';
-import type { Command } from './command.js';
-import { UsageError } from './errors.js';
-import { EVAL_USAGE, evalCommand } from './eval-command.js';
-import { TRAIN_USAGE, trainCommand } from './train-command.js';
-import { BENCH_PIPELINE_USAGE, benchPipeline } from './bench-command.js';
-import { DOCTOR_USAGE, doctor } from './doctor-command.js';
-import { FRAMES_MAKE_USAGE, FRAMES_RECORD_USAGE, framesMake, framesRecord } from './frames-command.js';
-import { MODEL_BUILD_USAGE, MODEL_INSPECT_USAGE, modelBuild, modelInspect } from './model-commands.js';
-import { precisionCommands } from './precision-commands.js';
-import { MODEL_RELEASE_USAGE, modelRelease } from './release-command.js';
-import { RUN_USAGE, runCommand } from './run-command.js';
+  DOCTOR_USAGE,
+  EVAL_USAGE,
+  FRAMES_MAKE_USAGE,
+  FRAMES_RECORD_USAGE,
+  MODEL_BUILD_USAGE,
+  MODEL_CHECK_USAGE,
+  MODEL_FP16_USAGE,
+  MODEL_INSPECT_USAGE,
+  MODEL_QUANTIZE_USAGE,
+  MODEL_RELEASE_USAGE,
+  RUN_USAGE,
+  TRAIN_USAGE,
+} from './usage.js';
 
 const USAGE = `lvunet-edge: LV-UNet segmentation toolchain and edge runtime
 
@@ -58,32 +56,38 @@ const print = (text: string): void => {
   process.stdout.write(`${text}\n`);
 };
 
+// Each command's module is imported only when that command runs: the `run` supervisor (the systemd
+// service) must not load tfjs or a second ONNX Runtime (onnxruntime-node loads its libonnxruntime at
+// import) that only the model toolchain uses, and a CLI spawn pays only for what it runs.
 const COMMANDS: Record<string, Command> = {
-  'model build': { usage: MODEL_BUILD_USAGE, run: (a) => modelBuild(a, log) },
-  'model inspect': { usage: MODEL_INSPECT_USAGE, run: (a) => modelInspect(a, print) },
-  ...precisionCommands(log, print),
-  'model release': { usage: MODEL_RELEASE_USAGE, run: (a) => modelRelease(a, log) },
-  train: { usage: TRAIN_USAGE, run: (a) => trainCommand(a, log) },
-  eval: { usage: EVAL_USAGE, run: (a) => evalCommand(a, log, print) },
-  'bundle keygen': { usage: BUNDLE_KEYGEN_USAGE, run: (a) => bundleKeygen(a, print) },
-  'bundle sign': { usage: BUNDLE_SIGN_USAGE, run: (a) => bundleSign(a, log) },
-  'bundle verify': { usage: BUNDLE_VERIFY_USAGE, run: (a) => bundleVerify(a, print) },
-  'bundle install': { usage: BUNDLE_INSTALL_USAGE, run: (a) => bundleInstall(a, print) },
-  'bundle rollback': { usage: BUNDLE_ROLLBACK_USAGE, run: (a) => bundleRollback(a, print) },
-  'bundle status': { usage: BUNDLE_STATUS_USAGE, run: (a) => bundleStatus(a, print) },
-  run: { usage: RUN_USAGE, run: (a) => runCommand(a, log) },
-  'bench pipeline': { usage: BENCH_PIPELINE_USAGE, run: (a) => benchPipeline(a, log, print) },
+  'model build': { usage: MODEL_BUILD_USAGE, run: async (a) => (await import('./model-commands.js')).modelBuild(a, log) },
+  'model inspect': { usage: MODEL_INSPECT_USAGE, run: async (a) => (await import('./model-commands.js')).modelInspect(a, print) },
+  'model quantize': { usage: MODEL_QUANTIZE_USAGE, run: async (a) => (await import('./precision-commands.js')).modelQuantize(a, log) },
+  'model fp16': { usage: MODEL_FP16_USAGE, run: async (a) => (await import('./precision-commands.js')).modelFp16(a, log) },
+  'model check': { usage: MODEL_CHECK_USAGE, run: async (a) => (await import('./precision-commands.js')).modelCheck(a, print, log) },
+  'model release': { usage: MODEL_RELEASE_USAGE, run: async (a) => (await import('./release-command.js')).modelRelease(a, log) },
+  train: { usage: TRAIN_USAGE, run: async (a) => (await import('./train-command.js')).trainCommand(a, log) },
+  eval: { usage: EVAL_USAGE, run: async (a) => (await import('./eval-command.js')).evalCommand(a, log, print) },
+  'bundle keygen': { usage: BUNDLE_KEYGEN_USAGE, run: async (a) => (await import('./bundle-command.js')).bundleKeygen(a, print) },
+  'bundle sign': { usage: BUNDLE_SIGN_USAGE, run: async (a) => (await import('./bundle-command.js')).bundleSign(a, log) },
+  'bundle verify': { usage: BUNDLE_VERIFY_USAGE, run: async (a) => (await import('./bundle-command.js')).bundleVerify(a, print) },
+  'bundle install': { usage: BUNDLE_INSTALL_USAGE, run: async (a) => (await import('./bundle-command.js')).bundleInstall(a, print) },
+  'bundle rollback': { usage: BUNDLE_ROLLBACK_USAGE, run: async (a) => (await import('./bundle-command.js')).bundleRollback(a, print) },
+  'bundle status': { usage: BUNDLE_STATUS_USAGE, run: async (a) => (await import('./bundle-command.js')).bundleStatus(a, print) },
+  run: { usage: RUN_USAGE, run: async (a) => (await import('./run-command.js')).runCommand(a, log) },
+  'bench pipeline': { usage: BENCH_PIPELINE_USAGE, run: async (a) => (await import('./bench-command.js')).benchPipeline(a, log, print) },
   doctor: {
     usage: DOCTOR_USAGE,
     run: async (a) => {
+      const { doctor } = await import('./doctor-command.js');
       if ((await doctor(a, print)) !== 0) throw new Error('doctor: the runtime cannot work on this machine (see the FAILED lines above)');
     },
   },
-  'frames make': { usage: FRAMES_MAKE_USAGE, run: (a) => framesMake(a, log) },
+  'frames make': { usage: FRAMES_MAKE_USAGE, run: async (a) => (await import('./frames-command.js')).framesMake(a, log) },
   'frames record': {
     usage: FRAMES_RECORD_USAGE,
     run: async (a) => {
-      await framesRecord(a, log);
+      await (await import('./frames-command.js')).framesRecord(a, log);
     },
   },
 };

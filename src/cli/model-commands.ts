@@ -2,24 +2,7 @@ import { parseArgs } from 'node:util';
 import { buildModelDir, loadWeightsFile, seededModelWeights } from '../model/build.js';
 import { formatInspect, inspectOnnx } from '../model/inspect.js';
 import { UsageError } from './errors.js';
-
-export const MODEL_BUILD_USAGE = `usage: lvunet-edge model build (--weights FILE.safetensors | --seed N) [--size 256 | --size HxW]
-                              [--lambda 1] [--dynamic-batch] --out DIR
-
-Writes DIR/lvunet.train.onnx (training mode: every BatchNorm and the LeakyReLU(λ) kept),
-DIR/lvunet.fp32.onnx (deployment mode, fused) and DIR/manifest.json.
-  --weights  training-mode weights as safetensors, named as the paper code's PyTorch state_dict
-  --seed     seeded random weights (random BatchNorm statistics, λ = 1), for tests and benchmarks
-  --size     model input size in pixels, a multiple of 128 (default 256)
-  --lambda   the deep-training slope λ, if the weights file does not record it (metadata 'lambda');
-             fusion requires λ = 1
-  --dynamic-batch  a symbolic batch dimension instead of a fixed 1 (for offline batched inference;
-             ONNX Runtime plans a fixed-size graph faster, and the runtime feeds one frame at a time)`;
-
-export const MODEL_INSPECT_USAGE = `usage: lvunet-edge model inspect FILE.onnx [--json]
-
-Prints params (weights and biases; BN running statistics excluded), MACs of every Conv at the
-model's input size, opset, inputs, outputs, an op histogram and the file's sha256.`;
+import { MODEL_BUILD_USAGE, MODEL_INSPECT_USAGE } from './usage.js';
 
 function parseSize(text: string): { height: number; width: number } {
   const m = /^(\d+)(?:x(\d+))?$/.exec(text.trim());

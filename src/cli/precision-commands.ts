@@ -1,4 +1,3 @@
-import type { Command } from './command.js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,43 +15,10 @@ import { inputDims } from '../model/precision/ort.js';
 import { quantizeInt8, type ActivationType } from '../model/precision/quantize.js';
 import { writeFileAtomic } from '../util/files.js';
 import { UsageError } from './errors.js';
+import { MODEL_QUANTIZE_USAGE, MODEL_FP16_USAGE, MODEL_CHECK_USAGE } from './usage.js';
 
 export const INT8_FILE = 'lvunet.int8.onnx';
 export const FP16_FILE = 'lvunet.fp16.onnx';
-
-export const MODEL_QUANTIZE_USAGE = `usage: lvunet-edge model quantize --int8 --model DIR|FILE --calib DIR [--calib-count 64]
-                                 [--method minmax|percentile|entropy] [--percentile 99.999]
-                                 [--per-tensor] [--full-range] [--activations uint8|int8]
-                                 [--keep-float NODE,...] --out DIR
-
-Static INT8 quantisation in QDQ form (ONNX Runtime fuses it into QLinearConv and friends), calibrated
-on real images preprocessed as the runtime does. Writes DIR/lvunet.int8.onnx and adds or replaces
-its entry in DIR/manifest.json (precision, sha256, calibration images and method).
-  --model        a model directory (its lvunet.fp32.onnx is used) or a float32 deployment ONNX file
-  --calib        calibration images: a dataset folder (its images/) or a folder of images
-  --calib-count  how many images, spread evenly over the sorted folder (default 64)
-  --method       activation ranges: minmax (default), percentile, entropy (KL, TensorRT-style)
-  --per-tensor   one weight scale per tensor instead of the default one per output channel
-  --full-range   8-bit weights instead of the default 7-bit ones. 7-bit weights are exact on x64 CPUs
-                 without AVX-512 VNNI / AVX-VNNI, whose u8×s8 kernel (VPMADDUBSW) saturates int16 pair
-                 sums with full 8-bit weights (mask agreement 0.94 instead of 0.98 on a trained model),
-                 and cost nothing elsewhere (docs/notes/int8-on-avx2.md)
-  (--per-channel and --reduce-range are accepted and are the defaults)
-  --activations  uint8 (default; fastest on x64, u8×s8 kernels) or int8
-  --keep-float   node names, or name prefixes such as encoder2.1.block.2, that stay float`;
-
-export const MODEL_FP16_USAGE = `usage: lvunet-edge model fp16 --model DIR|FILE [--mode weights|full] --out DIR
-
-Writes DIR/lvunet.fp16.onnx with float16 weights and float32 input and output, and adds or replaces
-its entry in DIR/manifest.json.
-  --mode  weights (default): weights stored fp16 and cast to fp32 at load, computing in fp32, which
-          is what ONNX Runtime's CPU EP runs fastest; full: fp16 activations too, for GPU/NPU EPs`;
-
-export const MODEL_CHECK_USAGE = `usage: lvunet-edge model check --model X.onnx --reference lvunet.fp32.onnx --data DIR [--limit N]
-                              [--threads 2] [--json]
-
-Runs both models on DIR's images and reports logit max/mean |error|, the Dice agreement of their
-masks (logit > 0) and, when DIR has masks/, each model's Dice against the ground truth.`;
 
 function parseCount(flag: string, text: string, usage: string): number {
   const v = Number(text);
@@ -257,14 +223,4 @@ export async function modelCheck(argv: string[], print: (text: string) => void, 
   });
   const report = await checkAgainstReference(model, reference, pairs, { threads, log });
   print(values.json ? JSON.stringify({ model: values.model, reference: values.reference, data: resolve(values.data!), ...report }, null, 2) : formatCheck(report));
-}
-
-
-/** The precision commands, keyed as main.ts dispatches them. */
-export function precisionCommands(log: (line: string) => void, print: (text: string) => void): Record<string, Command> {
-  return {
-    'model quantize': { usage: MODEL_QUANTIZE_USAGE, run: (a) => modelQuantize(a, log) },
-    'model fp16': { usage: MODEL_FP16_USAGE, run: (a) => modelFp16(a, log) },
-    'model check': { usage: MODEL_CHECK_USAGE, run: (a) => modelCheck(a, print, log) },
-  };
 }

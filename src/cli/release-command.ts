@@ -1,23 +1,7 @@
 import { parseArgs } from 'node:util';
-import { releaseModel, GATES, type ConvertedPrecision } from '../model/release.js';
+import { releaseModel, type ConvertedPrecision } from '../model/release.js';
 import { UsageError } from './errors.js';
-
-export const MODEL_RELEASE_USAGE = `usage: lvunet-edge model release --run DIR --data DIR --out DIR [--weights FILE]
-                                [--precisions fp16,int8] [--calib-count 64] [--limit N] [--threads 2]
-                                [--name NAME]
-
-Turns a finished training run into a model directory: fused lvunet.fp32.onnx (+ the training-mode
-graph), evaluated on the run's held-out test split (Dice, IoU, precision, recall, specificity, HD95,
-per image and pooled, at model and native size), FP16 and INT8 (calibrated on train-split images
-only) each checked against fp32 on the test split and written only if they pass their gate
-(FP16 mask Dice ≥ ${GATES.fp16.minMeanMaskDice}; INT8 mask Dice ≥ ${GATES.int8.minMeanMaskDice} and Dice vs truth down by ≤ ${GATES.int8.maxTruthDiceDrop}),
-and manifest.json with the data's provenance and terms (DIR/SOURCE.md), split, epochs, schedule,
-metric table and agreement figures. Exits non-zero if a requested precision was rejected.
-  --run        a folder written by 'lvunet-edge train' (state.json, split.json, log.csv, lvunet.safetensors)
-  --data       the dataset folder the run trained on
-  --weights    release these weights instead of the run's lvunet.safetensors
-  --precisions which converted precisions to make besides fp32 (default fp16,int8; 'none' for neither)
-  --limit      evaluate and check on at most N test images (smoke runs; a release should use all)`;
+import { MODEL_RELEASE_USAGE } from './usage.js';
 
 function count(flag: string, text: string): number {
   const v = Number(text);

@@ -18,46 +18,7 @@ import { parsePixelFormat } from '../runtime/sources/raw-file-source.js';
 import { parseSourceSpec, type SourceSpec } from '../runtime/sources/index.js';
 import type { SourceFactoryOptions } from '../runtime/sources/index.js';
 import { UsageError } from './errors.js';
-
-export const RUN_USAGE = `usage: lvunet-edge run [--config FILE] --model DIR|FILE --source SPEC [--sink jsonl:PATH|stdout|none] [options]
-       lvunet-edge run --demo [--max-frames N] [--mqtt URL --device-id ID]
-
-Runs capture -> preprocess -> inference -> postprocess -> sink, one JSON result
-(lvunet-edge/result@1) per frame. A supervisor process keeps a worker process (ONNX Runtime,
-capture, pipeline) running, restarting it after a crash, and publishes over MQTT when a broker is
-configured. SIGTERM/SIGINT stop capture, finish frames in flight and flush MQTT, then exit 0.
-  --config FILE       configuration file (YAML/JSON; see deploy/config); --model, --source and the
-                      options below override it
-  --mqtt URL          publish to this broker (mqtt.url), e.g. mqtt://127.0.0.1:1883
-  --device-id ID      this device's id in topics (device.id)
-  --demo              a demo model (seeded random weights unless models/lvunet-kvasir exists),
-                      synthetic frames, results on stdout
-  --in-process        no supervisor or worker process (debugging; no MQTT)
-  --model DIR|FILE    a model directory (manifest.json) or a bare .onnx built by 'model build'
-  --precision P       fp32 (default), fp16 or int8: which file of a model directory
-  --source SPEC       v4l2:/dev/videoN | folder:PATH | file:PATH (raw, .y4m, .mjpeg) | synthetic
-  --sink SPEC         jsonl:PATH (appended), stdout (default) or none
-  --ep LIST           execution providers in order, e.g. tensorrt,cuda,cpu (CPU is always the last resort)
-  --strict            fail instead of falling back when a provider cannot be used
-  --threads N         ONNX Runtime intra-op threads; 0: ONNX Runtime decides (one per core). Default: one
-                      fewer than the cores, at least 1, leaving a core for the JS thread's pre/postprocessing
-  --bundle-key PEM    a public key that signed model bundles may be signed with (repeatable); default:
-                      every *.pem in bundle-keys/ beside the config file. Enables reload-model over MQTT
-  --require-golden    reload-model refuses bundles without golden frames
-  --max-frames N      stop after N frames from the source
-  --save-masks DIR    write each frame-size mask as DIR/<file stem or frame id>.png
-  --fps N             pace replay at N frames/s (live sources and paced replay keep the newest frame)
-  --width W --height H --format F
-                      frame size and pixel format of raw files (yuyv, nv12, grey, rgb24, rgba) and of
-                      synthetic frames (rgb24, yuyv)
-  --fit stretch|letterbox
-                      how a frame reaches the model size (default stretch)
-  --queue latest|backpressure
-                      full queues drop the oldest frame (latest: default for live sources and --fps) or
-                      make capture wait (backpressure: default for replay as fast as possible)
-  --loops N           replay a folder or file N times (default 1)
-  --threshold T       foreground is sigmoid(logit) > T (default: the manifest's, else 0.5)
-  --rle, --contours   add the run-length mask / component outlines to each result`;
+import { RUN_USAGE } from './usage.js';
 
 export const PIPELINE_ARG_OPTIONS = {
   model: { type: 'string' },

@@ -3,31 +3,7 @@ import { resolve } from 'node:path';
 import { DEFAULT_SEED } from '../data/dataset.js';
 import { train, type TrainOptions } from '../train/trainer.js';
 import { UsageError } from './errors.js';
-
-export const TRAIN_USAGE = `usage: lvunet-edge train --data DIR --out DIR [--epochs 300] [--batch 8] [--size 256] [--seed 42]
-                        [--split FILE] [--resume] [--limit N] [--stop-after N] [--lr 0.001] [--wasm]
-                        [--workers 1]
-
-Trains LV-UNet from scratch with the paper's recipe (Adam, weight decay 1e-4, cosine LR to 1e-5,
-0.5·BCE + (1 − soft Dice), rot90/flip/brightness/contrast augmentation) and a deep-training λ that
-reaches exactly 1 for the last 10 % of epochs. DIR/ receives split.json (64/16/20 by --seed unless
---split is given), log.csv, state.json, last.safetensors (+ last.optim.safetensors, Adam's state)
-each epoch, and lvunet.safetensors: the λ = 1 epoch with the best validation Dice, which
-'lvunet-edge model build --weights' takes as it is.
-  --data    a dataset folder with images/ and masks/
-  --resume  continue DIR's run from its last completed epoch (same epochs, batch, size, seed)
-  --limit   use at most N train and N val images (smoke runs)
-  --stop-after  train at most N epochs in this invocation, then exit (continue with --resume)
-  --wasm    use the wasm backend even when @tensorflow/tfjs-node is installed
-  --workers data-parallel worker threads (default 1). With N ≥ 2 each worker holds a replica and
-            computes gradients on its share of every batch (batch/N images), the main thread
-            averages them and takes one Adam step; wasm backend, about N times the images/s on N
-            free cores. BatchNorm uses each shard's statistics (as PyTorch DDP without
-            SyncBatchNorm) and the replicas' running statistics are averaged after each step, so
-            results differ slightly from 1 worker. The default stays 1 because it is the exact
-            computation of earlier versions: a run resumed with defaults continues bit for bit.
-            Checkpoints are the same with any N, so --resume may change N (the numbers from then
-            on are those of the new N). Data order and augmentation depend only on --seed.`;
+import { TRAIN_USAGE } from './usage.js';
 
 function positiveInt(flag: string, text: string): number {
   if (!/^\d+$/.test(text.trim()) || Number(text) < 1) throw new UsageError(`${flag} ${JSON.stringify(text)} is not a positive integer`, TRAIN_USAGE);

@@ -29,15 +29,13 @@ import { preprocessRgb } from '../image/preprocess.js';
 import { readImageFile } from '../image/decode.js';
 import { spreadSample } from './precision/images.js';
 import { quantizeInt8 } from './precision/quantize.js';
+import { GATES } from './release-gates.js';
 
 export const FP16_FILE = 'lvunet.fp16.onnx';
 export const INT8_FILE = 'lvunet.int8.onnx';
 
 /** Issue-level gates: what a converted precision must show against fp32 before it ships. */
-export const GATES = Object.freeze({
-  fp16: { minMeanMaskDice: 0.995 },
-  int8: { minMeanMaskDice: 0.98, maxTruthDiceDrop: 0.01 },
-});
+export { GATES };
 
 export type ConvertedPrecision = Exclude<Precision, 'fp32'>;
 

@@ -8,9 +8,9 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Runs the compiled CLI as a real child process (`npm test` builds it before tap runs). */
-export function runCli(args: readonly string[], timeoutMs = 120_000): CliResult {
+/** Runs the compiled CLI as a real child process (`npm test` builds it before tap runs); `env` adds to this process's. */
+export function runCli(args: readonly string[], timeoutMs = 120_000, env: NodeJS.ProcessEnv = {}): CliResult {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run 'npm run build' first`);
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout: timeoutMs });
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, ...env } });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

@@ -10,15 +10,16 @@ import { findMosquitto, startBroker } from '../helpers/mosquitto.js';
 import { ensureStopped, startRun, stateDir } from './run-helpers.js';
 
 const DEVICE = 'cart-7';
-// The issue's figure; LVUNET_TEST_MALFORMED changes it for a longer or shorter drill.
-const MALFORMED = Number(process.env.LVUNET_TEST_MALFORMED ?? 5_000);
+// npm test sends 500; the issue's 5,000 run in `npm run test:soak` (test/soak/command-fuzz.test.ts
+// sets LVUNET_TEST_MALFORMED, which also changes it for a one-off longer or shorter drill).
+const MALFORMED = Number(process.env.LVUNET_TEST_MALFORMED ?? 500);
 // Commands sent and not yet answered: the broker's per-client queue (max_queued_messages, 1000 by
 // default) silently drops QoS 1 messages beyond it, which would look like unanswered commands.
 const WINDOW = 200;
 
 if (!findMosquitto()) {
-  t.comment('skipped: mosquitto is not installed');
-  t.pass('nothing to test without a broker');
+  // A plan of 0 with a reason is tap's file-level skip: reported as skipped, never as a pass.
+  t.plan(0, 'mosquitto is not installed (apt-get install mosquitto)');
 } else {
   const resultsOf = (ms: Received[]): ResultMessage[] =>
     ms.filter((m) => m.topic === `lvunet/${DEVICE}/result`).map((m) => {

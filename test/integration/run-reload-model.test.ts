@@ -19,8 +19,8 @@ import { ensureStopped, startRun, stateDir } from './run-helpers.js';
 const DEVICE = 'cart-9';
 
 if (!findMosquitto()) {
-  t.comment('skipped: mosquitto is not installed');
-  t.pass('nothing to test without a broker');
+  // A plan of 0 with a reason is tap's file-level skip: reported as skipped, never as a pass.
+  t.plan(0, 'mosquitto is not installed (apt-get install mosquitto)');
 } else {
   t.test('reload-model: refusals keep the old model, good bundles switch, survive restarts, roll back', async (t) => {
     const work = stateDir(t, 'reload-work');
@@ -146,7 +146,8 @@ if (!findMosquitto()) {
     t.equal(rA.changed, true);
     t.equal(rA.model.sha256, shaA);
     t.equal(rA.selfTest.meanDice, 1, 'the golden frames agree on this device');
-    t.ok(Number.isInteger(rA.framesLost) && rA.framesLost >= 0, `frames lost during the switch: ${rA.framesLost}`);
+    // The worker runs the fused native path: raw frames wait for inference, none is preprocessed for the old model.
+    t.equal(rA.framesLost, 0, 'no frame lost during the switch');
     t.comment(`frames lost switching to bundle A: ${rA.framesLost}`);
     const changed = events().find((e) => e.type === 'model-changed' && (e.details as { id?: string }).id === 'good-a');
     t.ok(changed && validateEvent(changed).ok, 'a model-changed event');
@@ -186,7 +187,7 @@ if (!findMosquitto()) {
     t.equal(okC.ok, true, String(okC.error));
     const rC = okC.result as { version: string; framesLost: number };
     t.equal(rC.version, vC);
-    t.ok(Number.isInteger(rC.framesLost) && rC.framesLost >= 0, `frames lost switching from 256x256 to 128x128: ${rC.framesLost}`);
+    t.equal(rC.framesLost, 0, 'no frame lost switching from 256x256 to 128x128');
     t.comment(`frames lost switching to bundle C (another input size): ${rC.framesLost}`);
     await servingAfter(sentC, shaC, 'results of bundle C');
 

@@ -3,6 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { listPairs, writeSplitFile } from '../../src/data/dataset.js';
+import { evaluate } from '../../src/eval/evaluate.js';
 import { parameterSpecs } from '../../src/model/architecture.js';
 import { seededWeights } from '../../src/model/init.js';
 import type { Manifest } from '../../src/model/manifest.js';
@@ -11,15 +12,17 @@ import { writeSafetensors } from '../../src/model/safetensors.js';
 import { sha256 } from '../../src/util/files.js';
 import { KVASIR } from '../helpers/paths.js';
 
+const stems = (): string[] => listPairs(KVASIR).map((p) => p.stem);
+
 /** A training run folder as `lvunet-edge train` leaves it, with seeded weights standing in for trained ones. */
 function fakeRun(dir: string, withWeights = true): void {
-  const stems = listPairs(KVASIR).map((p) => p.stem);
+  const all = stems();
   writeSplitFile(join(dir, 'split.json'), {
     seed: 42,
     fractions: { train: 0.64, val: 0.16, test: 0.2 },
-    train: stems.slice(0, 6).sort(),
-    val: stems.slice(6, 8).sort(),
-    test: stems.slice(8, 12).sort(),
+    train: all.slice(0, 6).sort(),
+    val: all.slice(6, 8).sort(),
+    test: all.slice(8, 12).sort(),
   });
   writeFileSync(join(dir, 'state.json'), JSON.stringify({ epochs: 10, batch: 2, size: 256, seed: 42, epochsDone: 10, bestDice: 0.5, bestEpoch: 10 }));
   writeFileSync(
@@ -57,7 +60,10 @@ t.test('a run becomes a model directory with evaluation, provenance and gated pr
   const evaluation = manifest.evaluation as { images: number; native: { perImage: { dice: { mean: number; n: number } } } };
   t.equal(evaluation.images, 4);
   t.equal(evaluation.native.perImage.dice.n, 4);
-  t.ok(evaluation.native.perImage.dice.mean >= 0 && evaluation.native.perImage.dice.mean <= 1);
+  // The manifest carries the fp32 model's figures on exactly the run's test split: evaluated again here.
+  const testStems = new Set(stems().slice(8, 12));
+  const again = await evaluate(join(out, 'lvunet.fp32.onnx'), listPairs(KVASIR).filter((p) => testStems.has(p.stem)), { threads: 1 });
+  t.equal(evaluation.native.perImage.dice.mean, again.summary.native.perImage.dice.mean, "the manifest's test Dice is the fp32 model's on the test split");
   t.ok(existsSync(join(out, 'split.json')), 'the split ships beside the model');
 });
 

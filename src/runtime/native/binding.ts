@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import type { V4l2Device } from '../sources/v4l2/types.js';
 import type { PixelFormat } from './pixel-formats.js';
 import { prebuiltCandidate } from './prebuilds.js';
 
@@ -143,7 +144,17 @@ export interface NativeRuntime {
   createSession(modelPath: string, options: NativeSessionOptions): Promise<NativeSession>;
 }
 
+/**
+ * The version of this interface the loader accepts: equal to kAddonAbiVersion in
+ * native/binding/addon.cc, bumped with it whenever an export, a signature or a returned shape changes.
+ */
+export const NATIVE_ABI_VERSION = 1;
+
 export interface NativeBinding {
+  /** The addon's interface version (kAddonAbiVersion); the loader refuses any other than NATIVE_ABI_VERSION. */
+  readonly abiVersion: number;
+  /** A V4L2 capture device (native/binding/v4l2_binding.cc), opened from its path; see src/runtime/sources/v4l2/native-device.ts. */
+  readonly V4l2Device: new (path: string) => V4l2Device;
   /** dlopen()s ONNX Runtime from `libraryPath` (cached per path for the life of the process). */
   loadRuntime(libraryPath: string): NativeRuntime;
   frameByteLength(format: PixelFormat, width: number, height: number): number;
@@ -227,6 +238,9 @@ function likelyCause(errors: readonly { path: string; error: Error }[], root = p
       '(needs cmake >= 3.15 and a C++17 compiler: `apt-get install cmake g++` on Debian/Ubuntu).'
     );
   }
+  if (errors.some((e) => e.error instanceof NativeAbiError)) {
+    return "The addon was built from another version of lvunet-edge's native sources. Rebuild it: `npm run build:native` (or point LVUNET_EDGE_NATIVE at a matching build).";
+  }
   if (/NODE_MODULE_VERSION|was compiled against a different Node\.js version/.test(text)) {
     return 'The addon was built for another Node.js version. Rebuild it: `npm run build:native`.';
   }
@@ -239,6 +253,25 @@ function likelyCause(errors: readonly { path: string; error: Error }[], root = p
   return 'Rebuild the addon with `npm run build:native`; set LVUNET_EDGE_NATIVE to load one from elsewhere.';
 }
 
+/** Thrown (and listed among the attempts) for an addon built from other native sources than this package's. */
+export class NativeAbiError extends Error {
+  readonly code = 'ERR_NATIVE_ABI';
+  constructor(
+    readonly path: string,
+    readonly found: number | undefined,
+  ) {
+    super(
+      `${path} implements native interface version ${found ?? '(none: built before versioning)'}, this lvunet-edge needs version ${NATIVE_ABI_VERSION}`,
+    );
+    this.name = 'NativeAbiError';
+  }
+}
+
+function checkAbiVersion(binding: unknown, path: string): void {
+  const found = (binding as { abiVersion?: unknown } | null)?.abiVersion;
+  if (found !== NATIVE_ABI_VERSION) throw new NativeAbiError(path, typeof found === 'number' ? found : undefined);
+}
+
 let cached: NativeBinding | undefined;
 
 /** Loads the addon once; on failure throws an Error listing every location tried and the likely fix. */
@@ -249,6 +282,7 @@ export function loadNativeBinding(candidates?: readonly string[]): NativeBinding
   for (const path of candidates ?? nativeCandidates()) {
     try {
       const binding = require(path) as NativeBinding;
+      checkAbiVersion(binding, path);
       if (!candidates) cached = binding;
       return binding;
     } catch (err) {

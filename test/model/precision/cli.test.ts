@@ -3,7 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { FP16_FILE, INT8_FILE, precisionCommands } from '../../../src/cli/precision-commands.js';
+import { FP16_FILE, INT8_FILE, modelCheck, modelFp16, modelQuantize } from '../../../src/cli/precision-commands.js';
+import type { Command } from '../../../src/cli/command.js';
 import { UsageError } from '../../../src/cli/errors.js';
 import { buildModelDir, FP32_FILE, seededModelWeights } from '../../../src/model/build.js';
 import type { Manifest } from '../../../src/model/manifest.js';
@@ -16,10 +17,14 @@ buildModelDir(seededModelWeights(1), { height: 128, width: 128 }, dir);
 
 const logs: string[] = [];
 const printed: string[] = [];
-const commands = precisionCommands(
-  (l) => logs.push(l),
-  (p) => printed.push(p),
-);
+const log = (l: string): void => void logs.push(l);
+const print = (p: string): void => void printed.push(p);
+// Keyed and called as main.ts dispatches them.
+const commands: Record<string, Pick<Command, 'run'>> = {
+  'model quantize': { run: (a) => modelQuantize(a, log) },
+  'model fp16': { run: (a) => modelFp16(a, log) },
+  'model check': { run: (a) => modelCheck(a, print, log) },
+};
 const manifest = (): Manifest => JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest;
 
 t.test('model quantize --int8 writes the file and its manifest entry', async (t) => {

@@ -103,7 +103,7 @@ t.test('JSON is compact and deterministic', async (t) => {
   t.notOk(/\d\.\d{7,}/.test(a), 'no long float tails');
 });
 
-t.test('speed (printed, not asserted)', async (t) => {
+t.test('camera-sized frames: three blobs stay three components with every option (times printed, not asserted)', async (t) => {
   const model = { width: 256, height: 256 };
   // A few blobs with soft edges, like a real output.
   const logits = new Float32Array(256 * 256);
@@ -129,13 +129,14 @@ t.test('speed (printed, not asserted)', async (t) => {
       ['+contours+rle', { contours: true, rle: true }],
       ['letterbox+contours+rle', { contours: true, rle: true, letterbox: letterboxGeometry(frame.width, frame.height, 256, 256) }],
     ] as const) {
-      for (let i = 0; i < 3; i++) summarize(logits, model, frame, opts);
-      // Best and median of 15, wall and CPU time: on a shared machine the best, and CPU time (which
-      // does not count time spent descheduled), are the least disturbed by other load.
+      summarize(logits, model, frame, opts);
+      // Best and median of 5, wall and CPU time: on a shared machine the best, and CPU time (which
+      // does not count time spent descheduled), are the least disturbed by other load. Indicative
+      // only (npm run bench measures the pipeline's stages); kept short for npm test.
       const wall: number[] = [];
       const cpu: number[] = [];
       let s = summarize(logits, model, frame, opts);
-      for (let i = 0; i < 15; i++) {
+      for (let i = 0; i < 5; i++) {
         const c0 = process.cpuUsage();
         const t0 = process.hrtime.bigint();
         s = summarize(logits, model, frame, opts);
@@ -147,10 +148,11 @@ t.test('speed (printed, not asserted)', async (t) => {
       cpu.sort((a, b) => a - b);
       t.comment(
         `summarize 256x256 -> ${frame.width}x${frame.height} ${label}: wall best ${wall[0].toFixed(2)} / ` +
-          `median ${wall[7].toFixed(2)} ms, CPU best ${cpu[0].toFixed(2)} / median ${cpu[7].toFixed(2)} ms ` +
+          `median ${wall[2].toFixed(2)} ms, CPU best ${cpu[0].toFixed(2)} / median ${cpu[2].toFixed(2)} ms ` +
           `(${s.components.length} components, coverage ${s.coverage})`,
       );
+      t.equal(s.components.length, 3, `${frame.width}x${frame.height} ${label}: the three blobs`);
+      t.ok(s.coverage > 0.05 && s.coverage < 0.5, `${frame.width}x${frame.height} ${label}: coverage ${s.coverage}`);
     }
   }
-  t.pass('timed');
 });

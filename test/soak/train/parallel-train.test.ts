@@ -7,10 +7,10 @@ import t from 'tap';
 import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initTrainBackend } from '../../src/train/backend.js';
-import { readWeightsCheckpoint } from '../../src/train/checkpoint.js';
-import { FINAL_WEIGHTS, LAST_WEIGHTS, LOG_FILE, readLog, train, type TrainOptions } from '../../src/train/trainer.js';
-import { KVASIR } from '../helpers/paths.js';
+import { initTrainBackend } from '../../../src/train/backend.js';
+import { readWeightsCheckpoint } from '../../../src/train/checkpoint.js';
+import { FINAL_WEIGHTS, LAST_WEIGHTS, LOG_FILE, readLog, train, type TrainOptions } from '../../../src/train/trainer.js';
+import { KVASIR } from '../../helpers/paths.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lvunet-parallel-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -7,9 +7,9 @@ import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initTrainBackend } from '../../src/train/backend.js';
-import { train, type TrainOptions } from '../../src/train/trainer.js';
-import { KVASIR } from '../helpers/paths.js';
+import { initTrainBackend } from '../../../src/train/backend.js';
+import { train, type TrainOptions } from '../../../src/train/trainer.js';
+import { KVASIR } from '../../helpers/paths.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lvunet-parallel-fault-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

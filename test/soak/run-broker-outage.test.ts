@@ -2,19 +2,26 @@
 // killed with SIGKILL once during the outage and restarted by the supervisor, and every QoS 1
 // result the run produced still reaches the operator (through the disk queue), counted by seq.
 import t from 'tap';
+import { performance } from 'node:perf_hooks';
 
 import { validateResult } from '../../src/fleet/schemas.js';
 import { json, recorder, sleep } from '../fleet/mqtt-helpers.js';
 import { findMosquitto, startBroker } from '../helpers/mosquitto.js';
-import { ensureStopped, startRun, stateDir } from './run-helpers.js';
+import { ensureStopped, startRun, stateDir } from '../integration/run-helpers.js';
 
 const DEVICE = 'cart-7';
 /** The acceptance figure; LVUNET_TEST_OUTAGE_MS shortens it for a quick local run. */
 const OUTAGE_MS = Number(process.env.LVUNET_TEST_OUTAGE_MS ?? 30_000);
+/**
+ * How much earlier than asked a timer may end as read on another clock: libuv fires timers against
+ * its loop time, taken in whole milliseconds at the start of a loop turn. Date.now() (wall time,
+ * which NTP slews) once measured a 30 s sleep a few ms short and failed this drill on a clean clone.
+ */
+const TIMER_SLACK_MS = 50;
 
 if (!findMosquitto()) {
-  t.comment('skipped: mosquitto is not installed');
-  t.pass('nothing to test without a broker');
+  // A plan of 0 with a reason is tap's file-level skip: reported as skipped, never as a pass.
+  t.plan(0, 'mosquitto is not installed (apt-get install mosquitto)');
 } else {
   t.test(`broker down ${OUTAGE_MS / 1000} s + worker killed in the outage: every result delivered`, async (t) => {
     const broker = await startBroker({ t });
@@ -32,19 +39,19 @@ if (!findMosquitto()) {
     await ops.until(() => seqs().length >= 20, '20 results before the outage', 60_000);
 
     await broker.stop();
-    const down = Date.now();
+    const down = performance.now();
     const before = produced();
     await sleep(Math.min(5_000, OUTAGE_MS / 4));
     process.kill(Number(ready[1]), 'SIGKILL');
     const from = p.stderr().indexOf(ready[0]) + ready[0].length;
     await p.waitStderr(/worker pid (\d+) ready/, Math.max(OUTAGE_MS, 30_000), from);
-    const restartedAfterMs = Date.now() - down;
-    await sleep(Math.max(0, OUTAGE_MS - (Date.now() - down)));
-    const outageMs = Date.now() - down;
+    const restartedAfterMs = performance.now() - down;
+    await sleep(Math.max(0, OUTAGE_MS - (performance.now() - down)));
+    const outageMs = performance.now() - down;
     const during = produced() - before;
     await broker.start();
     t.ok(restartedAfterMs < outageMs, `the worker was back ${(restartedAfterMs / 1000).toFixed(1)} s into the outage`);
-    t.ok(outageMs >= OUTAGE_MS, `the broker was down ${(outageMs / 1000).toFixed(1)} s`);
+    t.ok(outageMs >= OUTAGE_MS - TIMER_SLACK_MS, `the broker was down ${(outageMs / 1000).toFixed(3)} s (asked: ${OUTAGE_MS / 1000} s)`);
     t.ok(during > 0, `${during} results produced while the broker was down`);
 
     // The link reconnects with back-off (up to 30 s +-25% after a long outage): wait for the queue to flow again.

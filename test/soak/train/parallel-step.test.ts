@@ -8,16 +8,16 @@
  */
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs-core';
-import { listPairs } from '../../src/data/dataset.js';
-import { seededWeights } from '../../src/model/init.js';
-import { initTrainBackend } from '../../src/train/backend.js';
-import { loadSample, stackBatch, type Sample } from '../../src/train/data.js';
-import { BN_MOMENTUM, TfLvunet } from '../../src/train/model.js';
-import { Adam } from '../../src/train/optimizer.js';
-import { DataParallelTrainer, makeShards } from '../../src/train/parallel.js';
-import { computeShard, flatLayout, shardSizes } from '../../src/train/parallel-shard.js';
-import { trainStep } from '../../src/train/trainer.js';
-import { KVASIR } from '../helpers/paths.js';
+import { listPairs } from '../../../src/data/dataset.js';
+import { seededWeights } from '../../../src/model/init.js';
+import { initTrainBackend } from '../../../src/train/backend.js';
+import { loadSample, stackBatch, type Sample } from '../../../src/train/data.js';
+import { BN_MOMENTUM, TfLvunet } from '../../../src/train/model.js';
+import { Adam } from '../../../src/train/optimizer.js';
+import { DataParallelTrainer, makeShards } from '../../../src/train/parallel.js';
+import { computeShard, flatLayout, shardSizes } from '../../../src/train/parallel-shard.js';
+import { trainStep } from '../../../src/train/trainer.js';
+import { KVASIR } from '../../helpers/paths.js';
 
 const SIZE = 256;
 const LR = 1e-3;
