@@ -5,6 +5,7 @@
  * cover is refused rather than ignored, so nothing unsigned ever reaches a device's disk as "model".
  */
 import { MANIFEST_FILE, MANIFEST_SCHEMA, type Manifest } from '../../model/manifest.js';
+import { isAbsolute } from 'node:path';
 import { BundleError } from './errors.js';
 
 export { MANIFEST_FILE };
@@ -57,6 +58,20 @@ const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const GOLDEN_NAME = /^golden\/[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 
+/**
+ * Why `name` cannot be a model file name of a bundle (absolute, a `..` or any other path segment,
+ * odd characters), or undefined when it is a plain name. One rule for signing and for verifying,
+ * so a manifest the signer accepts is one every device accepts, and no name ever leaves its folder.
+ */
+export function unsafeModelFileName(name: unknown): string | undefined {
+  if (typeof name !== 'string') return `${JSON.stringify(name)} is not a string`;
+  if (isAbsolute(name) || name.startsWith('/') || name.startsWith('\\')) return `${JSON.stringify(name)} is an absolute path`;
+  if (name.split(/[\\/]/).includes('..')) return `${JSON.stringify(name)} contains ".."`;
+  if (!MODEL_NAME.test(name) || name.includes('..')) return `${JSON.stringify(name)} is not a plain file name ([A-Za-z0-9._-], no folders)`;
+  if (name === MANIFEST_FILE || name === SIGNATURE_FILE) return `${JSON.stringify(name)} is reserved for the bundle itself`;
+  return undefined;
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -64,6 +79,10 @@ function isObject(v: unknown): v is Record<string, unknown> {
 function fileRef(v: unknown, where: string, name: RegExp, fail: (msg: string) => never): FileRef {
   if (!isObject(v)) fail(`${where} is not an object`);
   const { file, sha256, bytes } = v;
+  if (name === MODEL_NAME) {
+    const unsafe = unsafeModelFileName(file);
+    if (unsafe !== undefined) fail(`${where}.file ${unsafe}`);
+  }
   if (typeof file !== 'string' || !name.test(file) || file.includes('..')) {
     fail(`${where}.file ${JSON.stringify(file)} is not a plain file name${name === GOLDEN_NAME ? ' under golden/' : ''}`);
   }
