@@ -139,6 +139,10 @@ export const configSchema = new ObjectSchema('lvunet-edge configuration', {
       validate: (v) => (DEVICE_ID.test(v) ? undefined : 'is not a device id (letters, digits, "_", ".", "-"; 1-64 characters)'),
       format: 'device id',
     }),
+    group: new NullableSchema(
+      'Device group: a model bundle signed for a group (bundle sign --group) installs only on devices of that group; null: only bundles bound to no group',
+      str('', '', { validate: (v) => (/^[A-Za-z0-9._-]{1,64}$/.test(v) ? undefined : 'is not a device group (letters, digits, "_", ".", "-"; 1-64 characters)'), format: 'device group' }),
+    ),
   }),
   model: new ObjectSchema('The ONNX model', {
     path: new StringSchema('ONNX model file (relative paths: from the config file folder)', {

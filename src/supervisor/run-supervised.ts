@@ -99,7 +99,7 @@ const PREPARE_TIMEOUT_MS = 20 * 60_000;
 const SELF_TEST_TIMEOUT_MS = 5 * 60_000;
 const COMMIT_TIMEOUT_MS = 60_000;
 const RELOAD_TIMEOUT_MS = 45 * 60_000;
-const INSTALL_STEPS: readonly InstallStep[] = ['fetch', 'signature', 'hash', 'load', 'self-test', 'switch'];
+const INSTALL_STEPS: readonly InstallStep[] = ['fetch', 'signature', 'policy', 'hash', 'load', 'self-test', 'switch'];
 
 /** What the worker serves: the configured model, or an installed bundle version. */
 interface Serving {
@@ -215,6 +215,8 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
         stateDir: config.state_dir,
         trustedKeys: bundleKeys,
         requireGolden: options.bundles?.requireGolden,
+        // Version, group and expiry of every bundle are checked against this (policy.ts); the fleet link never downgrades.
+        deviceGroup: config.device.group ?? undefined,
         // Never used: every load and self-test goes through the worker (prepare hook below).
         runModel: () => Promise.reject(new Error('models are only run in the worker process')),
       });
@@ -415,7 +417,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
   const reloadModel = async (c: ReloadModelCommand): Promise<Record<string, unknown>> => {
     const operation = c.rollback ? 'rollback' : 'install';
     const source = c.path ?? c.url;
-    const fail = (step: InstallStep | 'unavailable', reason: string, file?: string, cause?: unknown): never => {
+    const fail = (step: InstallStep | 'unavailable', reason: string, file?: string, cause?: unknown, code?: string): never => {
       const message = `model ${operation} ${c.id} failed at ${step}${file ? ` (${file})` : ''}: ${reason}; still serving ${describeServing()}`;
       log(`reload-model: ${message}`);
       link?.publishEvent('fault', 'error', message, {
@@ -424,6 +426,8 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
         operation,
         source: source ?? null,
         step,
+        // policy refusals: 'downgrade', 'wrong-group' or 'expired'.
+        code: code ?? null,
         file: file ?? null,
         serving: { model: serving.model, version: serving.version ?? null },
       });
@@ -462,7 +466,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
         ({ changed, current, previous, selfTest, framesLost } = r);
       }
     } catch (err) {
-      if (err instanceof BundleError) return fail(err.step, err.reason, err.file, err);
+      if (err instanceof BundleError) return fail(err.step, err.reason, err.file, err, err.code);
       return fail('switch', reasonOf(err), undefined, err);
     }
     if (!changed && serving.version !== current.version) {

@@ -24,6 +24,7 @@ import {
 } from './format.js';
 import { modelInfo, type RunModel } from './golden.js';
 import { encodeSignatureFile, signManifest } from './keys.js';
+import { makeReleaseSection } from './policy.js';
 
 export interface SignOptions {
   /** A directory with manifest.json and the files it lists (what `model build` writes). */
@@ -36,6 +37,14 @@ export interface SignOptions {
   readonly threshold?: number;
   /** The file the self-test runs; default the first fp32 deployment file. */
   readonly modelFile?: string;
+  /**
+   * The signed release section (policy.ts): version (required with any of them), device group,
+   * expiry (ISO 8601 date or time with a zone). Without all three the bundle is an unversioned,
+   * fleet-wide, non-expiring one, as bundles were before these fields existed.
+   */
+  readonly release?: { readonly version?: string; readonly group?: string; readonly notAfter?: string };
+  /** The clock an expiry must lie after (tests inject one). */
+  readonly now?: Date;
   /** Needed when goldenDir is given. */
   readonly runModel?: RunModel;
   readonly log?: (line: string) => void;
@@ -81,6 +90,8 @@ export async function signBundle(options: SignOptions): Promise<SignResult> {
     throw new Error(`${manifestPath}: cannot read the model manifest: ${reasonOf(err)}`);
   }
   if (!Array.isArray(source.files) || source.files.length === 0) throw new Error(`${manifestPath} lists no files`);
+  // Checked before anything is written: a typo in --version must not leave a half-made bundle.
+  const release = makeReleaseSection(options.release ?? {}, options.now ?? new Date());
   // Every name is checked before anything is read or written: a `../` name would otherwise be read
   // from outside the model folder and written outside --out.
   const realModelDir = await realpath(options.modelDir);
@@ -119,6 +130,9 @@ export async function signBundle(options: SignOptions): Promise<SignResult> {
 
   let manifest: BundleManifest = { ...source };
   delete (manifest as { golden?: unknown }).golden;
+  // A model folder's own manifest never decides a release: only this signing does.
+  delete (manifest as { release?: unknown }).release;
+  if (release) manifest = { ...manifest, release };
   if (options.goldenDir !== undefined) {
     if (!options.runModel) throw new Error('golden frames need a model runner');
     const count = options.goldenCount ?? 4;
