@@ -92,6 +92,8 @@ export interface PipelineArgs {
   queue?: QueueMode;
   loops?: number;
   threshold?: number;
+  /** Largest model file read (config model.max_bytes); default the loader's. */
+  maxModelBytes?: number;
 }
 
 /**
@@ -189,7 +191,7 @@ export function sourceOptions(args: PipelineArgs, extra: SourceFactoryOptions = 
 
 /** Model, ONNX Runtime and session, with the start-up report; the first failure names its file. */
 export async function setUp(args: PipelineArgs, log: (line: string) => void): Promise<{ model: LoadedModel } & SessionSetup> {
-  const loaded = loadModel(args.model, { precision: args.precision });
+  const loaded = loadModel(args.model, { precision: args.precision, maxBytes: args.maxModelBytes });
   const model = args.threshold === undefined ? loaded : { ...loaded, threshold: args.threshold };
   const { runtime, session } = await openSession(model, { providers: args.providers, strict: args.strict, threads: args.threads });
   const { info } = runtime;
@@ -289,6 +291,7 @@ export async function runCommand(argv: string[], log: (line: string) => void): P
   }
   if (values.fit === 'stretch' && fromConfig('inference.fit')) args.fit = config.inference.fit;
 
+  args.maxModelBytes = config.model.max_bytes;
   if (values['in-process']) return runInProcess(args, sinks, { maxFrames, saveMasks: values['save-masks'], rle: values.rle, contours: values.contours }, log);
 
   const publishing = config.mqtt.url !== null;
@@ -315,6 +318,7 @@ export async function runCommand(argv: string[], log: (line: string) => void): P
     start: {
       model: args.model,
       precision: args.precision,
+      maxModelBytes: config.model.max_bytes,
       session: { runtime: { ...config.runtime, providers: [...planned], strict: args.strict, threads: args.threads }, stateDir: config.state_dir },
       ortLibrary: config.runtime.ort_library ?? undefined,
       source: args.sourceText,

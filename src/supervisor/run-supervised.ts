@@ -39,6 +39,8 @@ export interface WorkerStart {
   readonly attempt: number;
   readonly model: string;
   readonly precision?: Precision;
+  /** Largest model file the worker reads (config model.max_bytes). */
+  readonly maxModelBytes?: number;
   /** The provider plan (names, options with placeholders), threads and strictness for sessions. */
   readonly session: SessionConfig;
   readonly ortLibrary?: string;
@@ -241,6 +243,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
   const supervisor = new Supervisor({
     workerPath: workerPath(),
     heartbeatTimeoutMs: config.supervisor.heartbeat_timeout_s * 1000,
+    drainTimeoutMs: config.supervisor.drain_timeout_s * 1000,
     restart: {
       initialMs: config.supervisor.restart.initial_ms,
       maxMs: config.supervisor.restart.max_ms,
@@ -523,12 +526,20 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     }
   }
 
+  // The first signal drains; a second one does not wait for the worker (its drain is bounded
+  // anyway, and a worker stuck in a blocking call is killed as soon as it goes silent).
+  let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
-    log(`${signal}: stopping capture, draining frames in flight`);
-    finish();
+    if (signals++ === 0) {
+      log(`${signal}: stopping capture, draining frames in flight (send it again to stop at once)`);
+      finish();
+    } else {
+      log(`${signal} again: stopping without waiting for the worker`);
+      supervisor.kill(`${signal} received twice`);
+    }
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   supervisor.start();
   let failure: Error | undefined;
   try {
