@@ -18,6 +18,7 @@ import { parsePixelFormat } from '../runtime/sources/raw-file-source.js';
 import { parseSourceSpec, type SourceSpec } from '../runtime/sources/index.js';
 import type { SourceFactoryOptions } from '../runtime/sources/index.js';
 import { UsageError } from './errors.js';
+import { registerSecret } from '../util/redact.js';
 
 export const RUN_USAGE = `usage: lvunet-edge run [--config FILE] --model DIR|FILE --source SPEC [--sink jsonl:PATH|stdout|none] [options]
        lvunet-edge run --demo [--max-frames N] [--mqtt URL --device-id ID]
@@ -271,9 +272,13 @@ export async function runCommand(argv: string[], log: (line: string) => void): P
   const cliOverrides: Record<string, unknown> = {};
   if (values.mqtt !== undefined) cliOverrides['mqtt.url'] = values.mqtt;
   if (values['device-id'] !== undefined) cliOverrides['device.id'] = values['device-id'];
+  // Before the config is read, so that even an error about it cannot print the password.
+  registerSecret(process.env.LVUNET_MQTT_PASSWORD);
   const loaded = loadConfig({ path: values.config, cli: cliOverrides, lastKnownGood: values.config !== undefined });
-  for (const e of loaded.events) log(`config: ${e.message}`);
   const { config, origins } = loaded;
+  // From here on the password is redacted wherever it shows up (logs, events, replies), not only in URLs.
+  registerSecret(config.mqtt.password);
+  for (const e of loaded.events) log(`config: ${e.message}`);
   const fromConfig = (key: string): boolean => origins[key] !== undefined && origins[key] !== 'default';
 
   const model = values.demo ? (values.model ?? demoModel(config.state_dir, log)) : (values.model ?? (fromConfig('model.path') ? config.model.path : undefined));

@@ -24,6 +24,7 @@ import type { StartupReport, WorkerEvent } from './ipc.js';
 import type { PlannedProvider, SessionConfig } from './session.js';
 import { Supervisor } from './supervisor.js';
 import { systemdNotifier } from './systemd.js';
+import { redactText, redactValue } from '../util/redact.js';
 
 /** What postprocessing uses; threshold undefined: the model manifest's. */
 export interface WorkerSettings {
@@ -234,10 +235,13 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     }
   }
 
+  // Every event leaves through here, redacted: a broker URL or password in a message (an error
+  // from a config file, a source path) must not be published to the fleet.
+  const emitEvent = (type: EventType, severity: Severity, message: string, details?: Record<string, unknown>): void => {
+    link?.publishEvent(type, severity, redactText(message), details === undefined ? undefined : redactValue(details));
+  };
   const publishEvent = (e: WorkerEvent): void => {
-    if (!link) return;
-    const severity: Severity = e.severity;
-    link.publishEvent(EVENT_TYPES[e.type] ?? 'other', severity, e.message, e.details);
+    emitEvent(EVENT_TYPES[e.type] ?? 'other', e.severity, e.message, e.details);
   };
 
   const supervisor = new Supervisor({
@@ -365,7 +369,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
       const r = await askWorker('set-threshold', { value: c.value });
       // A restarted worker keeps the operator's threshold.
       settings = { ...settings, threshold: c.value };
-      l.publishEvent('config', 'info', `threshold set to ${c.value} by command ${c.id}`);
+      emitEvent('config', 'info', `threshold set to ${c.value} by command ${c.id}`);
       return r;
     });
     l.onCommand('reload-model', (c) => reloadModel(c), { timeoutMs: RELOAD_TIMEOUT_MS });
@@ -423,7 +427,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     const fail = (step: InstallStep | 'unavailable', reason: string, file?: string, cause?: unknown, code?: string): never => {
       const message = `model ${operation} ${c.id} failed at ${step}${file ? ` (${file})` : ''}: ${reason}; still serving ${describeServing()}`;
       log(`reload-model: ${message}`);
-      link?.publishEvent('fault', 'error', message, {
+      emitEvent('fault', 'error', message, {
         kind: 'model-update-failed',
         id: c.id,
         operation,
@@ -493,7 +497,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
       const message = `model ${operation === 'rollback' ? 'rolled back' : 'installed'} by ${c.id}: now serving bundle ${current.version}` +
         `${model ? ` (sha256 ${model.sha256}, ${model.precision})` : ''}; ${framesLost ?? 0} frame(s) lost during the switch`;
       log(`reload-model: ${message}`);
-      link?.publishEvent('model-changed', 'info', message, details);
+      emitEvent('model-changed', 'info', message, details);
     } else {
       log(`reload-model ${c.id}: bundle ${current.version} is already serving; nothing switched`);
     }

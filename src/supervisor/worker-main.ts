@@ -21,11 +21,12 @@ import { parseSourceSpec } from '../runtime/sources/index.js';
 import type { OnnxRuntime, OrtSession } from '../runtime/native/runtime.js';
 import { isSupervisorMessage, type StartupReport, type SupervisorMessage, type WorkerEvent, type WorkerMessage } from './ipc.js';
 import type { WorkerStart } from './run-supervised.js';
+import { redactText } from '../util/redact.js';
 import { loadRuntime, openConfiguredSession, type PlannedProvider, type SessionConfig } from './session.js';
 import { EXIT_CONFIG } from './supervisor.js';
 
 const log = (line: string): void => {
-  process.stderr.write(`${line}\n`);
+  process.stderr.write(`${redactText(line)}\n`);
 };
 
 function send(message: WorkerMessage): Promise<void> {
