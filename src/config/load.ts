@@ -10,10 +10,11 @@
  * on a config other than the one on disk.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir as osHomedir, hostname as osHostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 
+import { writeFileAtomic } from '../util/files.js';
 import { parseDocumentText } from './parse.js';
 import { checkProviderOrder, placeholderProblems, resolveProfile, type LoadedProfile } from './profiles.js';
 import {
@@ -363,8 +364,10 @@ export function lastKnownGoodPath(stateDir: string): string {
 
 /**
  * Records `loaded` (its file layer: environment and CLI are re-applied at each start) as the
- * last-known-good. Call it once the worker has started with this config. Mode 0600: the file may
- * hold the broker password. Returns the path written.
+ * last-known-good. `run` calls it when the first result of a run started from a config file
+ * arrives (model loaded, source delivering, a frame through the whole pipeline). Written
+ * atomically (a crash leaves the old copy or the new one), mode 0600: it may hold the broker
+ * password. Returns the path written.
  */
 export function saveLastKnownGood(stateDir: string, loaded: LoadedConfig): string {
   const path = lastKnownGoodPath(stateDir);
@@ -375,10 +378,7 @@ export function saveLastKnownGood(stateDir: string, loaded: LoadedConfig): strin
     file_sha256: loaded.fileSha256,
     layer: loaded.fileLayer,
   };
-  mkdirSync(stateDir, { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
-  renameSync(tmp, path);
+  writeFileAtomic(path, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
   return path;
 }
 

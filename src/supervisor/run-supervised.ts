@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import type { Config, LoadedConfig } from '../config/index.js';
-import { watchConfig, type ConfigWatcher } from '../config/index.js';
+import { saveLastKnownGood, watchConfig, type ConfigWatcher } from '../config/index.js';
 import { BundleError, reasonOf, type InstallStep } from '../fleet/bundles/errors.js';
 import type { SelfTestResult } from '../fleet/bundles/golden.js';
 import { ModelStore, type InstalledVersion, type PreparedModel } from '../fleet/bundles/store.js';
@@ -240,9 +240,28 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
   const emitEvent = (type: EventType, severity: Severity, message: string, details?: Record<string, unknown>): void => {
     link?.publishEvent(type, severity, redactText(message), details === undefined ? undefined : redactValue(details));
   };
+  // The config file this run started from has now produced a result end to end (model, source,
+  // pipeline): it becomes the last-known-good that a broken file falls back to at the next start.
+  // A run on the last-known-good itself or on defaults has nothing new to record.
+  const saveKnownGood = (): void => {
+    if (loaded.origin !== 'file') return;
+    try {
+      const path = saveLastKnownGood(config.state_dir, loaded);
+      log(`config: ${loaded.file ?? 'the config'} saved as last-known-good (${path})`);
+    } catch (err) {
+      log(`config: cannot save the last-known-good config in ${config.state_dir}: ${reasonOf(err)}`);
+      emitEvent('config', 'warning', `cannot save the last-known-good config: ${reasonOf(err)}`);
+    }
+  };
   const publishEvent = (e: WorkerEvent): void => {
     emitEvent(EVENT_TYPES[e.type] ?? 'other', e.severity, e.message, e.details);
   };
+  // Running on the last-known-good because the file is broken must be loud on the fleet too
+  // (run-command has logged it); queued, so it goes out whenever the broker is reached.
+  for (const e of loaded.events) {
+    if (e.type !== 'config.fallback') continue;
+    emitEvent('config', 'error', e.message, { kind: 'config.fallback', file: e.file, issues: e.issues.map((i) => ({ ...i })), lastKnownGood: { ...e.lastKnownGood } });
+  }
 
   const supervisor = new Supervisor({
     workerPath: workerPath(),
@@ -295,6 +314,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     }
     const result: ResultV1 = raw;
     results++;
+    if (results === 1) saveKnownGood();
     latencies.push(result.latencyMs.total);
     if (latencies.length > 500) latencies.shift();
     // publish.every_n thins the MQTT stream only; local sinks keep every result.
