@@ -4,7 +4,7 @@
  * is described by the metadata the toolchain writes into it. Every failure names the file at fault,
  * before ONNX Runtime is ever asked to load anything.
  */
-import { closeSync, constants as fsConstants, existsSync, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
 import { FP32_FILE } from '../model/build.js';
@@ -13,6 +13,7 @@ import type { Model } from '../model/ir.js';
 import { readOnnx } from '../model/onnx/read.js';
 import type { Preprocessing } from '../model/preprocessing.js';
 import { sha256 } from '../util/files.js';
+import { FileReadError, readRegularFileSync } from '../util/read-file.js';
 
 export const PRECISIONS: readonly Precision[] = ['fp32', 'fp16', 'int8'];
 const DEFAULT_THRESHOLD = 0.5;
@@ -60,45 +61,14 @@ export const DEFAULT_MAX_MODEL_BYTES = 512 * 1024 * 1024;
 /** manifest.json is a few KiB; a larger one is not a manifest. */
 const MAX_MANIFEST_BYTES = 1024 * 1024;
 
-function kindOf(st: Stats): string {
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isSocket()) return 'a socket';
-  if (st.isDirectory()) return 'a directory';
-  return 'not a regular file';
-}
-
-/**
- * Reads a regular file of at most `maxBytes`. Opened non-blocking and checked on the open
- * descriptor (no race with a rename): a FIFO would block the process (and with it SIGTERM) until
- * a writer came, and /dev/zero would be read until memory ran out.
- */
+/** Only a regular file of at most `maxBytes` (src/util/read-file.ts), failures naming the file. */
 function readBytes(path: string, what: string, maxBytes: number): Buffer {
-  let fd: number;
   try {
-    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    return readRegularFileSync(path, maxBytes);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new ModelLoadError(path, code === 'ENOENT' ? `${what} not found` : `cannot read ${what}: ${(err as Error).message}`);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new ModelLoadError(path, `${what} is ${kindOf(st)}, not a regular file; refusing to read it`);
-    if (st.size > maxBytes) throw new ModelLoadError(path, `${what} is ${st.size} bytes, over the limit of ${maxBytes} bytes (model.max_bytes)`);
-    const bytes = Buffer.allocUnsafe(st.size);
-    let at = 0;
-    while (at < st.size) {
-      const n = readSync(fd, bytes, at, st.size - at, at);
-      if (n === 0) throw new ModelLoadError(path, `${what} shrank while being read (${at} of ${st.size} bytes)`);
-      at += n;
-    }
-    return bytes;
-  } catch (err) {
-    if (err instanceof ModelLoadError) throw err;
-    throw new ModelLoadError(path, `cannot read ${what}: ${(err as Error).message}`);
-  } finally {
-    closeSync(fd);
+    if (!(err instanceof FileReadError)) throw err;
+    if (err.code === 'ENOENT') throw new ModelLoadError(path, `${what} not found`);
+    throw new ModelLoadError(path, `${what} ${err.reason}${err.code === 'EFBIG' && what === 'model file' ? ' (model.max_bytes)' : ''}`);
   }
 }
 
