@@ -210,6 +210,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
   // The model store: installed bundles under <state_dir>/models. Opened when this device can be
   // told to update (a broker) or already has bundles; a store it cannot open only disables updates.
   let serving: Serving = { model: options.start.model, precision: options.start.precision };
+  let expiredAtStart: string | undefined;
   let store: ModelStore | undefined;
   const bundleKeys = options.bundles?.trustedKeys ?? [];
   if (mqtt.url !== null || existsSync(join(config.state_dir, 'models'))) {
@@ -229,6 +230,12 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
       } else if (installed) {
         serving = { model: installed.modelPath, version: installed.version };
         log(`models: serving installed bundle ${installed.version} (${installed.modelPath}) instead of ${options.start.model}`);
+        const notAfter = installed.manifest.release?.notAfter;
+        if (notAfter !== undefined && Date.now() > Date.parse(notAfter)) {
+          // Serving never stops on a date (or a wrong clock); the fleet should replace it.
+          expiredAtStart = `installed bundle ${installed.version} expired at ${notAfter}; it keeps serving, but a rollback to it would be refused: install a current bundle`;
+          log(`models: ${expiredAtStart}`);
+        }
       }
     } catch (err) {
       log(`models: cannot open the model store under ${join(config.state_dir, 'models')}: ${(err as Error).message}; reload-model is unavailable`);
@@ -258,6 +265,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
   };
   // Running on the last-known-good because the file is broken must be loud on the fleet too
   // (run-command has logged it); queued, so it goes out whenever the broker is reached.
+  if (expiredAtStart !== undefined) emitEvent('fault', 'warning', expiredAtStart, { kind: 'model-expired', version: serving.version ?? null });
   for (const e of loaded.events) {
     if (e.type !== 'config.fallback') continue;
     emitEvent('config', 'error', e.message, { kind: 'config.fallback', file: e.file, issues: e.issues.map((i) => ({ ...i })), lastKnownGood: { ...e.lastKnownGood } });
@@ -380,6 +388,8 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     const l = link;
     l.onCommand('status', async () => ({
       device: config.device.id,
+      group: config.device.group,
+      bundle: serving.version ? { version: serving.version, release: store?.current()?.manifest.release ?? null } : null,
       supervisor: { pid: process.pid, state: supervisor.status, restarts: supervisor.restarts, results },
       worker: await askWorker('status', {}),
       link: l.stats(),
@@ -506,6 +516,8 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
       cause: operation,
       changed,
       version: current.version,
+      // What the signer said the bundle is for (version, group, expiry); null for a legacy bundle.
+      release: current.manifest.release ?? null,
       previous: changed ? (from.version ?? null) : (previous?.version ?? null),
       previousModel: changed ? from.model : null,
       source: source ?? null,

@@ -10,8 +10,10 @@ import { join } from 'node:path';
 
 import { generateKeys, loadPrivateKey } from '../../src/fleet/bundles/keys.js';
 import { signBundle } from '../../src/fleet/bundles/sign.js';
+import { ModelStore } from '../../src/fleet/bundles/store.js';
 import { validateEvent, validateReply, validateResult, type ResultMessage } from '../../src/fleet/schemas.js';
 import { buildModelDir, seededModelWeights } from '../../src/model/build.js';
+import { ortRunner } from '../fleet/bundles/fixtures.js';
 import { json, recorder, sleep, type Received } from '../fleet/mqtt-helpers.js';
 import { findMosquitto, startBroker } from '../helpers/mosquitto.js';
 import { ensureStopped, startRun, stateDir } from './run-helpers.js';
@@ -77,7 +79,9 @@ t.test('reload-model over MQTT: no downgrade, no other group, no expired bundle;
   };
 
   t.equal((await reload({ id: 'up-1', path: v1 })).ok, true, 'version 1.0.0 for this group installs');
-  t.equal((await reload({ id: 'up-2', path: v2 })).ok, true, 'version 2.0.0 installs over it');
+  const up2 = await reload({ id: 'up-2', path: v2 });
+  t.equal(up2.ok, true, 'version 2.0.0 installs over it');
+  t.match(up2.result, { release: { version: '2.0.0', group: 'carts' } }, 'the reply names the release');
   await servingAfter(Date.now(), shaB, 'results of 2.0.0');
 
   while (Date.now() <= Date.parse(expiresAt)) await sleep(100);
@@ -113,7 +117,36 @@ t.test('reload-model over MQTT: no downgrade, no other group, no expired bundle;
   t.equal(again.ok, false);
   t.match(String(again.error), /failed at policy/);
 
+  ops.client.publish(`lvunet/${DEVICE}/cmd/status`, JSON.stringify({ id: 'st' }), { qos: 1 });
+  await ops.until((ms) => ms.some((m) => m.topic.endsWith('/cmd/status/reply')), 'status reply', 30_000);
+  const st = json(ops.messages.find((m) => m.topic.endsWith('/cmd/status/reply'))!);
+  t.match(st.result, { device: DEVICE, group: 'carts', bundle: { release: { version: '1.0.0', group: 'carts' } } }, 'status says the group and the serving release');
+
   p.child.kill('SIGTERM');
   t.equal(await p.exited, 0, p.stderr());
   t.match(p.stderr(), /reload-model: model install old-1 failed at policy/, 'the refusal is in the log too');
+});
+
+t.test('an installed bundle past its expiry keeps serving at the next start, with a warning', async (t) => {
+  const work = stateDir(t, 'expiry-work');
+  const keys = generateKeys(join(work, 'keys'));
+  const modelDir = join(work, 'm');
+  buildModelDir(seededModelWeights(5), { height: 128, width: 128 }, modelDir);
+  // Long enough to install here, short enough to wait for.
+  const notAfter = new Date(Date.now() + 8_000).toISOString();
+  const bundle = await signBundle({ modelDir, privateKey: loadPrivateKey(keys.privatePath), outDir: join(work, 'b'), release: { version: '1.0.0', notAfter } });
+  const state = stateDir(t, 'expiry-state');
+  const store = await ModelStore.open({ stateDir: state, trustedKeys: [keys.publicPath], runModel: ortRunner().run });
+  const installed = await store.install(bundle.dir);
+  while (Date.now() <= Date.parse(notAfter)) await sleep(100);
+  const p = startRun(['--demo', '--max-frames', '2', '--bundle-key', keys.publicPath], { LVUNET_STATE_DIR: state });
+  t.teardown(() => ensureStopped(p));
+  t.equal(await p.exited, 0, p.stderr());
+  t.match(p.stderr(), `models: installed bundle ${installed.current.version} expired at ${notAfter}; it keeps serving`);
+  const sha = (JSON.parse(readFileSync(join(modelDir, 'manifest.json'), 'utf8')) as { files: { file: string; sha256: string }[] }).files.find((f) => f.file === 'lvunet.fp32.onnx')!.sha256;
+  t.same(
+    p.stdout().trim().split('\n').map((l) => (JSON.parse(l) as { model: { sha256: string } }).model.sha256),
+    [sha, sha],
+    'results still come from the expired bundle',
+  );
 });
