@@ -4,8 +4,8 @@
  * masks the signed model produced on them. Nothing else may be in it: a file the signature does not
  * cover is refused rather than ignored, so nothing unsigned ever reaches a device's disk as "model".
  */
-import { MANIFEST_FILE, MANIFEST_SCHEMA, type Manifest } from '../../model/manifest.js';
 import { isAbsolute } from 'node:path';
+import { MANIFEST_FILE, MANIFEST_SCHEMA, type Manifest } from '../../model/manifest.js';
 import { BundleError } from './errors.js';
 
 export { MANIFEST_FILE };
