@@ -9,6 +9,8 @@ import { createOrtRunner } from '../fleet/bundles/ort-runner.js';
 import { signBundle } from '../fleet/bundles/sign.js';
 import { ModelStore, type InstalledVersion } from '../fleet/bundles/store.js';
 import { checkBundle } from '../fleet/bundles/verify.js';
+import type { BundleManifest } from '../fleet/bundles/format.js';
+import { makeReleaseSection } from '../fleet/bundles/policy.js';
 import { UsageError } from './errors.js';
 import { BUNDLE_KEYGEN_USAGE, BUNDLE_SIGN_USAGE, BUNDLE_VERIFY_USAGE, BUNDLE_INSTALL_USAGE, BUNDLE_ROLLBACK_USAGE, BUNDLE_STATUS_USAGE } from './usage.js';
 
@@ -25,14 +27,20 @@ function one(positionals: string[], usage: string): string {
   return positionals[0];
 }
 
-function summary(v: InstalledVersion | undefined): Record<string, string> | null {
-  return v ? { version: v.version, dir: v.dir, model: v.modelPath } : null;
+function summary(v: InstalledVersion | undefined): Record<string, unknown> | null {
+  return v ? { version: v.version, dir: v.dir, model: v.modelPath, release: v.manifest.release ?? null } : null;
+}
+
+function describeRelease(m: BundleManifest): string {
+  const r = m.release;
+  if (!r) return 'unversioned (version 0, any device, no expiry)';
+  return `${r.version}${r.group !== undefined ? `, group ${r.group}` : ', any group'}${r.notAfter !== undefined ? `, expires ${r.notAfter}` : ', no expiry'}`;
 }
 
 /** Failures as JSON (for scripts and the fleet agent) keep the step and file machine-readable. */
 function failure(err: unknown, json: boolean, print: Out): never {
   if (json && err instanceof BundleError) {
-    print(JSON.stringify({ ok: false, step: err.step, file: err.file ?? null, error: err.message }, null, 2));
+    print(JSON.stringify({ ok: false, step: err.step, code: err.code ?? null, file: err.file ?? null, error: err.message }, null, 2));
   }
   throw err;
 }
@@ -56,10 +64,19 @@ export async function bundleSign(argv: string[], log: Out): Promise<void> {
       'golden-count': { type: 'string', default: '4' },
       threshold: { type: 'string', default: '0.98' },
       'model-file': { type: 'string' },
+      version: { type: 'string' },
+      group: { type: 'string' },
+      expires: { type: 'string' },
     },
     allowPositionals: true,
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`, BUNDLE_SIGN_USAGE);
+  const release = { version: values.version, group: values.group, notAfter: values.expires };
+  try {
+    makeReleaseSection(release, new Date());
+  } catch (err) {
+    throw new UsageError((err as Error).message, BUNDLE_SIGN_USAGE);
+  }
   if (!values.model || !values.key || !values.out) throw new UsageError('--model, --key and --out are required', BUNDLE_SIGN_USAGE);
   const count = Number(values['golden-count']);
   if (!Number.isInteger(count) || count < 1) throw new UsageError(`--golden-count ${values['golden-count']} is not a positive integer`, BUNDLE_SIGN_USAGE);
@@ -73,10 +90,11 @@ export async function bundleSign(argv: string[], log: Out): Promise<void> {
     goldenCount: count,
     threshold,
     modelFile: values['model-file'],
+    release,
     runModel: createOrtRunner(),
     log,
   });
-  log(`bundle ${result.dir}: version ${result.version}, key ${result.keyId}`);
+  log(`bundle ${result.dir}: version ${result.version}, key ${result.keyId}, release ${describeRelease(result.manifest)}`);
 }
 
 export async function bundleVerify(argv: string[], print: Out): Promise<void> {
@@ -98,9 +116,9 @@ export async function bundleVerify(argv: string[], print: Out): Promise<void> {
       const dir = staging ?? (isUrl ? undefined : source);
       const selfTest = values['self-test'] && dir !== undefined ? await runSelfTest(dir, v.manifest, createOrtRunner()) : undefined;
       if (json) {
-        print(JSON.stringify({ ok: true, version: v.version, keyId: v.keyId, source: v.source, files: v.files, selfTest: selfTest ?? null }, null, 2));
+        print(JSON.stringify({ ok: true, version: v.version, keyId: v.keyId, release: v.manifest.release ?? null, source: v.source, files: v.files, selfTest: selfTest ?? null }, null, 2));
       } else {
-        print(`OK ${v.source}: version ${v.version}, signed by ${v.keyId}, ${v.files.length} files verified`);
+        print(`OK ${v.source}: version ${v.version}, signed by ${v.keyId}, release ${describeRelease(v.manifest)}, ${v.files.length} files verified`);
         if (selfTest) print(`self-test: mean Dice ${selfTest.meanDice.toFixed(4)} >= ${selfTest.threshold} over ${selfTest.perFrame.length} frames`);
       }
     } finally {
@@ -111,7 +129,7 @@ export async function bundleVerify(argv: string[], print: Out): Promise<void> {
   }
 }
 
-function storeArgs(argv: string[], usage: string, extra: Record<string, { type: 'boolean'; default: boolean }> = {}) {
+function storeArgs(argv: string[], usage: string, extra: Record<string, { type: 'boolean'; default: boolean } | { type: 'string' }> = {}) {
   const { values, positionals } = parseArgs({
     args: argv,
     options: { 'state-dir': { type: 'string' }, pubkey: { type: 'string', multiple: true }, json: { type: 'boolean', default: false }, ...extra },
@@ -122,7 +140,11 @@ function storeArgs(argv: string[], usage: string, extra: Record<string, { type: 
 }
 
 export async function bundleInstall(argv: string[], print: Out): Promise<void> {
-  const { values, positionals, stateDir } = storeArgs(argv, BUNDLE_INSTALL_USAGE, { 'require-golden': { type: 'boolean', default: false } });
+  const { values, positionals, stateDir } = storeArgs(argv, BUNDLE_INSTALL_USAGE, {
+    'require-golden': { type: 'boolean', default: false },
+    'allow-downgrade': { type: 'boolean', default: false },
+    'device-group': { type: 'string' },
+  });
   const source = one(positionals, BUNDLE_INSTALL_USAGE);
   const json = values.json === true;
   const store = await ModelStore.open({
@@ -130,9 +152,10 @@ export async function bundleInstall(argv: string[], print: Out): Promise<void> {
     trustedKeys: pubkeys(values as { pubkey?: string[] }, BUNDLE_INSTALL_USAGE),
     runModel: createOrtRunner(),
     requireGolden: values['require-golden'] === true,
+    deviceGroup: typeof values['device-group'] === 'string' ? values['device-group'] : undefined,
   });
   try {
-    const r = await store.install(source);
+    const r = await store.install(source, { allowDowngrade: values['allow-downgrade'] === true, reason: 'cli' });
     if (json) {
       print(JSON.stringify({ ok: true, changed: r.changed, current: summary(r.current), previous: summary(r.previous), selfTest: r.selfTest ?? null }, null, 2));
     } else {
@@ -145,10 +168,15 @@ export async function bundleInstall(argv: string[], print: Out): Promise<void> {
 }
 
 export async function bundleRollback(argv: string[], print: Out): Promise<void> {
-  const { values, positionals, stateDir } = storeArgs(argv, BUNDLE_ROLLBACK_USAGE);
+  const { values, positionals, stateDir } = storeArgs(argv, BUNDLE_ROLLBACK_USAGE, { 'device-group': { type: 'string' } });
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`, BUNDLE_ROLLBACK_USAGE);
   const json = values.json === true;
-  const store = await ModelStore.open({ stateDir, trustedKeys: pubkeys(values as { pubkey?: string[] }, BUNDLE_ROLLBACK_USAGE), runModel: createOrtRunner() });
+  const store = await ModelStore.open({
+    stateDir,
+    trustedKeys: pubkeys(values as { pubkey?: string[] }, BUNDLE_ROLLBACK_USAGE),
+    runModel: createOrtRunner(),
+    deviceGroup: typeof values['device-group'] === 'string' ? values['device-group'] : undefined,
+  });
   try {
     const before = store.current();
     const now = await store.rollback({ reason: 'cli' });
@@ -176,5 +204,8 @@ export async function bundleStatus(argv: string[], print: Out): Promise<void> {
   const current = store.current();
   const previous = store.previous();
   if (values.json === true) print(JSON.stringify({ current: summary(current), previous: summary(previous) }, null, 2));
-  else print(`current  ${current?.version ?? 'none'}${current ? ` (${current.modelPath})` : ''}\nprevious ${previous?.version ?? 'none'}`);
+  else {
+    print(`current  ${current?.version ?? 'none'}${current ? ` (${current.modelPath}; release ${describeRelease(current.manifest)})` : ''}`);
+    print(`previous ${previous?.version ?? 'none'}${previous ? ` (release ${describeRelease(previous.manifest)})` : ''}`);
+  }
 }

@@ -22,6 +22,7 @@ import {
   RUN_USAGE,
   TRAIN_USAGE,
 } from './usage.js';
+import { redactText } from '../util/redact.js';
 
 const USAGE = `lvunet-edge: LV-UNet segmentation toolchain and edge runtime
 
@@ -49,11 +50,16 @@ commands:
 Run 'lvunet-edge <command> --help' for a command's options.`;
 
 
+// Everything this process prints goes through redactText: a broker URL with a password (from
+// --mqtt, a config error, an mqtt.js message) never reaches a terminal, journal or log file.
 const log = (line: string): void => {
-  process.stderr.write(`${line}\n`);
+  process.stderr.write(`${redactText(line)}\n`);
 };
 const print = (text: string): void => {
-  process.stdout.write(`${text}\n`);
+  process.stdout.write(`${redactText(text)}\n`);
+};
+const fail = (text: string): void => {
+  process.stderr.write(redactText(text));
 };
 
 // Each command's module is imported only when that command runs: the `run` supervisor (the systemd
@@ -109,17 +115,17 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`lvunet-edge: ${err.message}\n${err.usage ? `\n${err.usage}\n` : ''}`);
+      fail(`lvunet-edge: ${err.message}\n${err.usage ? `\n${err.usage}\n` : ''}`);
       return 2;
     }
     // Node's own argument parser errors are usage errors too.
     const code = (err as { code?: string }).code;
     if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`lvunet-edge: ${(err as Error).message}\n\n${command.usage}\n`);
+      fail(`lvunet-edge: ${(err as Error).message}\n\n${command.usage}\n`);
       return 2;
     }
-    process.stderr.write(`lvunet-edge: ${(err as Error).message}\n`);
-    if (process.env.LVUNET_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+    fail(`lvunet-edge: ${(err as Error).message}\n`);
+    if (process.env.LVUNET_DEBUG) fail(`${(err as Error).stack}\n`);
     return 1;
   }
 }
@@ -129,7 +135,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`lvunet-edge: ${String(err)}\n`);
+    fail(`lvunet-edge: ${String(err)}\n`);
     process.exitCode = 1;
   },
 );

@@ -19,6 +19,7 @@ import { parseSourceSpec, type SourceSpec } from '../runtime/sources/index.js';
 import type { SourceFactoryOptions } from '../runtime/sources/index.js';
 import { UsageError } from './errors.js';
 import { RUN_USAGE } from './usage.js';
+import { registerSecret } from '../util/redact.js';
 
 export const PIPELINE_ARG_OPTIONS = {
   model: { type: 'string' },
@@ -53,6 +54,8 @@ export interface PipelineArgs {
   queue?: QueueMode;
   loops?: number;
   threshold?: number;
+  /** Largest model file read (config model.max_bytes); default the loader's. */
+  maxModelBytes?: number;
 }
 
 /**
@@ -150,7 +153,7 @@ export function sourceOptions(args: PipelineArgs, extra: SourceFactoryOptions = 
 
 /** Model, ONNX Runtime and session, with the start-up report; the first failure names its file. */
 export async function setUp(args: PipelineArgs, log: (line: string) => void): Promise<{ model: LoadedModel } & SessionSetup> {
-  const loaded = loadModel(args.model, { precision: args.precision });
+  const loaded = loadModel(args.model, { precision: args.precision, maxBytes: args.maxModelBytes });
   const model = args.threshold === undefined ? loaded : { ...loaded, threshold: args.threshold };
   const { runtime, session } = await openSession(model, { providers: args.providers, strict: args.strict, threads: args.threads });
   const { info } = runtime;
@@ -230,9 +233,13 @@ export async function runCommand(argv: string[], log: (line: string) => void): P
   const cliOverrides: Record<string, unknown> = {};
   if (values.mqtt !== undefined) cliOverrides['mqtt.url'] = values.mqtt;
   if (values['device-id'] !== undefined) cliOverrides['device.id'] = values['device-id'];
+  // Before the config is read, so that even an error about it cannot print the password.
+  registerSecret(process.env.LVUNET_MQTT_PASSWORD);
   const loaded = loadConfig({ path: values.config, cli: cliOverrides, lastKnownGood: values.config !== undefined });
-  for (const e of loaded.events) log(`config: ${e.message}`);
   const { config, origins } = loaded;
+  // From here on the password is redacted wherever it shows up (logs, events, replies), not only in URLs.
+  registerSecret(config.mqtt.password);
+  for (const e of loaded.events) log(`config: ${e.message}`);
   const fromConfig = (key: string): boolean => origins[key] !== undefined && origins[key] !== 'default';
 
   const model = values.demo ? (values.model ?? demoModel(config.state_dir, log)) : (values.model ?? (fromConfig('model.path') ? config.model.path : undefined));
@@ -250,6 +257,7 @@ export async function runCommand(argv: string[], log: (line: string) => void): P
   }
   if (values.fit === 'stretch' && fromConfig('inference.fit')) args.fit = config.inference.fit;
 
+  args.maxModelBytes = config.model.max_bytes;
   if (values['in-process']) return runInProcess(args, sinks, { maxFrames, saveMasks: values['save-masks'], rle: values.rle, contours: values.contours }, log);
 
   const publishing = config.mqtt.url !== null;
@@ -276,6 +284,7 @@ export async function runCommand(argv: string[], log: (line: string) => void): P
     start: {
       model: args.model,
       precision: args.precision,
+      maxModelBytes: config.model.max_bytes,
       session: { runtime: { ...config.runtime, providers: [...planned], strict: args.strict, threads: args.threads }, stateDir: config.state_dir },
       ortLibrary: config.runtime.ort_library ?? undefined,
       source: args.sourceText,

@@ -203,24 +203,35 @@ Writes DIR/private.pem (ed25519, PKCS#8, mode 0600) and DIR/public.pem, and prin
 Refuses to overwrite an existing key.`;
 
 export const BUNDLE_SIGN_USAGE = `usage: lvunet-edge bundle sign --model DIR --key private.pem --out BUNDLE_DIR
+                          [--version V [--group G] [--expires DATE]]
                           [--golden DIR_OF_IMAGES [--golden-count 4] [--threshold 0.98] [--model-file F]]
 
 Copies the model files DIR/manifest.json lists (checking their sha256) into BUNDLE_DIR (new or
 empty), optionally stores golden frames with the masks this model gives on them (onnxruntime-node,
-reference preprocessing), and writes manifest.json with manifest.sig (ed25519 over its bytes).`;
+reference preprocessing), and writes manifest.json with manifest.sig (ed25519 over its bytes).
+  --version V      release version, 1 to 4 dot-separated integers (2.1.0): devices refuse to switch
+                   to a lower version over the fleet link (rollback goes to their previous bundle)
+  --group G        only devices whose config device.group is G may install it
+  --expires DATE   refused for install or rollback after DATE (2027-06-30 = through that day, UTC;
+                   or 2027-06-30T12:00:00Z); serving an installed bundle never stops on expiry
+Without --version the bundle is unversioned (version 0), for any device, never expiring.`;
 
 export const BUNDLE_VERIFY_USAGE = `usage: lvunet-edge bundle verify BUNDLE --pubkey public.pem [--pubkey ...] [--self-test] [--json]
 
 BUNDLE is a directory or an http(s) URL. Checks the signature, every file's size and sha256, that
 a directory holds no other files, and with --self-test runs the golden frames. Exit 1 on failure.`;
 
-export const BUNDLE_INSTALL_USAGE = `usage: lvunet-edge bundle install BUNDLE --state-dir DIR --pubkey public.pem [--pubkey ...] [--require-golden] [--json]
+export const BUNDLE_INSTALL_USAGE = `usage: lvunet-edge bundle install BUNDLE --state-dir DIR --pubkey public.pem [--pubkey ...] [--require-golden]
+                             [--device-group G] [--allow-downgrade] [--json]
 
-Fetches, verifies, self-tests and atomically makes BUNDLE the current model under DIR/models/.`;
+Fetches, verifies, self-tests and atomically makes BUNDLE the current model under DIR/models/.
+A bundle bound to a device group needs --device-group with that group; one whose version is lower
+than the installed one needs --allow-downgrade (an operator's local decision: the fleet link
+never downgrades except by rollback to the recorded previous bundle); an expired one is refused.`;
 
-export const BUNDLE_ROLLBACK_USAGE = `usage: lvunet-edge bundle rollback --state-dir DIR --pubkey public.pem [--pubkey ...] [--json]
+export const BUNDLE_ROLLBACK_USAGE = `usage: lvunet-edge bundle rollback --state-dir DIR --pubkey public.pem [--pubkey ...] [--device-group G] [--json]
 
-Makes the previous model current again (after re-checking its signature and hashes).`;
+Makes the previous model current again (after re-checking its signature, hashes, group and expiry).`;
 
 export const BUNDLE_STATUS_USAGE = `usage: lvunet-edge bundle status --state-dir DIR [--json]
 

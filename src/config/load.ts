@@ -10,12 +10,12 @@
  * on a config other than the one on disk.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { homedir as osHomedir, hostname as osHostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { writeFileAtomic } from '../util/files.js';
 
-import { parseDocumentText } from './parse.js';
+import { writeFileAtomic } from '../util/files.js';
+import { parseDocumentText, readConfigText } from './parse.js';
 import { checkProviderOrder, placeholderProblems, resolveProfile, type LoadedProfile } from './profiles.js';
 import {
   didYouMean,
@@ -321,7 +321,7 @@ interface FileRead {
 function readConfigFile(file: string, source: string, ctx: Context): FileRead {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readConfigText(file);
   } catch (err) {
     return { issues: [{ source, path: '', kind: 'parse', message: `cannot read the config file: ${(err as Error).message}` }], sha256: null };
   }
@@ -364,8 +364,10 @@ export function lastKnownGoodPath(stateDir: string): string {
 
 /**
  * Records `loaded` (its file layer: environment and CLI are re-applied at each start) as the
- * last-known-good. Call it once the worker has started with this config. Mode 0600: the file may
- * hold the broker password. Returns the path written.
+ * last-known-good. `run` calls it when the first result of a run started from a config file
+ * arrives (model loaded, source delivering, a frame through the whole pipeline). Written
+ * atomically (a crash leaves the old copy or the new one), mode 0600: it may hold the broker
+ * password. Returns the path written.
  */
 export function saveLastKnownGood(stateDir: string, loaded: LoadedConfig): string {
   const path = lastKnownGoodPath(stateDir);
@@ -394,7 +396,7 @@ function tryLastKnownGood(
   const issues: ConfigIssue[] = [];
   let record: unknown;
   try {
-    record = JSON.parse(readFileSync(path, 'utf8'));
+    record = JSON.parse(readConfigText(path));
   } catch (err) {
     issues.push({ source: path, path: '', kind: 'parse', message: `unreadable: ${(err as Error).message}` });
   }

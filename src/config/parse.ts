@@ -4,7 +4,20 @@
  */
 import { LineCounter, isNode, parseDocument } from 'yaml';
 
+import { readRegularFileSync } from '../util/read-file.js';
 import type { ConfigIssue, PathSegment } from './schema-kit.js';
+
+/** Config and profile files are a few KiB; anything past this is not one (and is not read). */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/**
+ * The text of a config, profile or last-known-good file: a regular file of at most
+ * MAX_CONFIG_BYTES only. The running supervisor re-reads its config on every change; a FIFO or
+ * device put in its place must not block it (and SIGTERM with it). Throws naming the file.
+ */
+export function readConfigText(file: string): string {
+  return readRegularFileSync(file, MAX_CONFIG_BYTES).toString('utf8');
+}
 
 export type DocumentFormat = 'yaml' | 'json';
 

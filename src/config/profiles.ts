@@ -21,7 +21,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { parseDocumentText } from './parse.js';
+import { parseDocumentText, readConfigText } from './parse.js';
 import { didYouMean, INVALID, type ConfigIssue } from './schema-kit.js';
 import { profileSchema, type Profile, type ProviderSpec } from './schema.js';
 import { PLACEHOLDER, PLACEHOLDERS } from './session-options.js';
@@ -84,7 +84,7 @@ export function placeholderProblems(providers: readonly ProviderSpec[]): [number
 export function readProfileFile(file: string): { profile?: LoadedProfile; issues: ConfigIssue[] } {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readConfigText(file);
   } catch (err) {
     return { issues: [{ source: file, path: '', kind: 'parse', message: `cannot read profile: ${(err as Error).message}` }] };
   }

@@ -139,6 +139,10 @@ export const configSchema = new ObjectSchema('lvunet-edge configuration', {
       validate: (v) => (DEVICE_ID.test(v) ? undefined : 'is not a device id (letters, digits, "_", ".", "-"; 1-64 characters)'),
       format: 'device id',
     }),
+    group: new NullableSchema(
+      'Device group: a model bundle signed for a group (bundle sign --group) installs only on devices of that group; null: only bundles bound to no group',
+      str('', '', { validate: (v) => (/^[A-Za-z0-9._-]{1,64}$/.test(v) ? undefined : 'is not a device group (letters, digits, "_", ".", "-"; 1-64 characters)'), format: 'device group' }),
+    ),
   }),
   model: new ObjectSchema('The ONNX model', {
     path: new StringSchema('ONNX model file (relative paths: from the config file folder)', {
@@ -147,6 +151,11 @@ export const configSchema = new ObjectSchema('lvunet-edge configuration', {
       path: true,
     }),
     precision: new EnumSchema("The model file's precision", PRECISIONS, 'fp32'),
+    max_bytes: new NumberSchema('Largest model file read, bytes (checked before reading; only regular files are read)', {
+      default: 512 * 1024 * 1024,
+      min: 1,
+      integer: true,
+    }),
   }),
   runtime: new ObjectSchema('Native ONNX Runtime', {
     profile: new StringSchema('Provider profile: a name from deploy/profiles or a path to a profile .yaml', {
@@ -224,6 +233,10 @@ export const configSchema = new ObjectSchema('lvunet-edge configuration', {
         min: 0,
         minExclusive: true,
       }),
+      drain_timeout_s: new NumberSchema(
+        'On SIGTERM, how long the worker may take to finish frames in flight before it is killed, seconds (a worker that sends nothing for 3 s after the stop request is killed sooner)',
+        { default: 10, min: 0, minExclusive: true },
+      ),
       restart: new ObjectSchema(
         'Worker restarts (exponential back-off)',
         {

@@ -7,10 +7,11 @@
  * over the old one, which would leave a watch on the file's old inode deaf to every later edit.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, watch, type FSWatcher } from 'node:fs';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 
 import { ConfigError, loadConfig, type LoadedConfig, type LoadOptions } from './load.js';
+import { readConfigText } from './parse.js';
 import { isPlainObject, type ConfigIssue } from './schema-kit.js';
 import { isHotKey, leafKeys, type Config } from './schema.js';
 
@@ -74,7 +75,14 @@ export function watchConfig(path: string, onChange: (change: ConfigChange) => vo
   const file = resolve(options.cwd ?? process.cwd(), path);
   const { debounceMs = 200, initial, ...loadOptions } = options;
   let current = initial ?? loadConfig({ ...loadOptions, path });
-  let lastText = existsSync(file) ? readFileSync(file, 'utf8') : null;
+  const readText = (): string | null => {
+    try {
+      return readConfigText(file);
+    } catch {
+      return null;
+    }
+  };
+  let lastText = existsSync(file) ? readText() : null;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
 
@@ -83,12 +91,8 @@ export function watchConfig(path: string, onChange: (change: ConfigChange) => vo
   const reload = () => {
     timer = undefined;
     if (closed) return;
-    let text: string | null;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      text = null;
-    }
+    // A file that cannot be read (gone, or replaced by a FIFO) goes to loadConfig, which says why.
+    const text = readText();
     // Touches and saves without edits are not events.
     if (text !== null && hash(text) === hash(lastText)) return;
     lastText = text;

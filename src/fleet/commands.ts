@@ -13,6 +13,7 @@ import {
   type CommandName,
   type CommandReply,
 } from './schemas.js';
+import { redactValue } from '../util/redact.js';
 
 export type CommandHandler<K extends CommandName> = (command: CommandMap[K]) => unknown;
 
@@ -48,7 +49,12 @@ export class CommandDispatcher {
     return this.handlers.has(name);
   }
 
+  /** The reply to a raw command, redacted (src/util/redact.ts): a status payload or an error never carries a password. */
   async dispatch(name: string, payload: Uint8Array): Promise<CommandReply> {
+    return redactValue(await this.answer(name, payload));
+  }
+
+  private async answer(name: string, payload: Uint8Array): Promise<CommandReply> {
     if (payload.length > this.maxPayloadBytes) {
       return fail(null, `payload of ${payload.length} bytes exceeds the ${this.maxPayloadBytes}-byte limit for commands`);
     }

@@ -4,7 +4,7 @@
  * is described by the metadata the toolchain writes into it. Every failure names the file at fault,
  * before ONNX Runtime is ever asked to load anything.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
 import { FP32_FILE } from '../model/build.js';
@@ -13,6 +13,7 @@ import type { Model } from '../model/ir.js';
 import { readOnnx } from '../model/onnx/read.js';
 import type { Preprocessing } from '../model/preprocessing.js';
 import { sha256 } from '../util/files.js';
+import { FileReadError, readRegularFileSync } from '../util/read-file.js';
 
 export const PRECISIONS: readonly Precision[] = ['fp32', 'fp16', 'int8'];
 const DEFAULT_THRESHOLD = 0.5;
@@ -47,14 +48,27 @@ export interface LoadedModel {
 export interface ModelLoadOptions {
   /** Which deployment file of a model directory to use (default fp32); a bare file must match it when given. */
   readonly precision?: Precision;
+  /** Largest model file read (checked before reading); default DEFAULT_MAX_MODEL_BYTES. */
+  readonly maxBytes?: number;
 }
 
-function readBytes(path: string, what: string): Buffer {
+/**
+ * Model files are read whole into memory (hashed, then given to ONNX Runtime), so their size is
+ * checked before a byte is read. LV-UNet models are a few MB; 512 MiB leaves room for far larger
+ * ones and matches the largest file a signed bundle may carry. Config: model.max_bytes.
+ */
+export const DEFAULT_MAX_MODEL_BYTES = 512 * 1024 * 1024;
+/** manifest.json is a few KiB; a larger one is not a manifest. */
+const MAX_MANIFEST_BYTES = 1024 * 1024;
+
+/** Only a regular file of at most `maxBytes` (src/util/read-file.ts), failures naming the file. */
+function readBytes(path: string, what: string, maxBytes: number): Buffer {
   try {
-    return readFileSync(path);
+    return readRegularFileSync(path, maxBytes);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new ModelLoadError(path, code === 'ENOENT' ? `${what} not found` : `cannot read ${what}: ${(err as Error).message}`);
+    if (!(err instanceof FileReadError)) throw err;
+    if (err.code === 'ENOENT') throw new ModelLoadError(path, `${what} not found`);
+    throw new ModelLoadError(path, `${what} ${err.reason}${err.code === 'EFBIG' && what === 'model file' ? ' (model.max_bytes)' : ''}`);
   }
 }
 
@@ -93,7 +107,7 @@ function parseJson(text: string, file: string, what: string): unknown {
 
 function fromDirectory(dir: string, options: ModelLoadOptions): LoadedModel {
   const manifestPath = join(dir, MANIFEST_FILE);
-  const manifest = parseJson(readBytes(manifestPath, 'manifest').toString('utf8'), manifestPath, 'manifest') as Manifest;
+  const manifest = parseJson(readBytes(manifestPath, 'manifest', MAX_MANIFEST_BYTES).toString('utf8'), manifestPath, 'manifest') as Manifest;
   if (manifest?.schema !== MANIFEST_SCHEMA) {
     throw new ModelLoadError(manifestPath, `schema is ${JSON.stringify(manifest?.schema)}, expected ${MANIFEST_SCHEMA}`);
   }
@@ -107,7 +121,7 @@ function fromDirectory(dir: string, options: ModelLoadOptions): LoadedModel {
     throw new ModelLoadError(manifestPath, `no deployment file of precision ${precision}; deployment files: ${have}`);
   }
   const path = join(dir, entry.file);
-  const bytes = readBytes(path, 'model file');
+  const bytes = readBytes(path, 'model file', options.maxBytes ?? DEFAULT_MAX_MODEL_BYTES);
   const actual = sha256(bytes);
   if (actual !== entry.sha256) {
     throw new ModelLoadError(path, `sha256 mismatch: manifest says ${entry.sha256}, file is ${actual}; refusing to load a model that is not the one described`);
@@ -136,7 +150,7 @@ function inferPrecision(types: Iterable<string>): Precision {
 function checkSiblingManifest(path: string, actual: string): void {
   const manifestPath = join(dirname(path), MANIFEST_FILE);
   if (!existsSync(manifestPath)) return;
-  const manifest = parseJson(readBytes(manifestPath, 'manifest').toString('utf8'), manifestPath, 'manifest') as Partial<Manifest>;
+  const manifest = parseJson(readBytes(manifestPath, 'manifest', MAX_MANIFEST_BYTES).toString('utf8'), manifestPath, 'manifest') as Partial<Manifest>;
   const entry = manifest.files?.find((f) => f.file === basename(path));
   if (entry && entry.sha256 !== actual) {
     throw new ModelLoadError(path, `sha256 mismatch: ${manifestPath} says ${entry.sha256}, file is ${actual}; refusing to load a model that is not the one described`);
@@ -144,7 +158,7 @@ function checkSiblingManifest(path: string, actual: string): void {
 }
 
 function fromOnnxFile(path: string, options: ModelLoadOptions): LoadedModel {
-  const bytes = readBytes(path, 'model file');
+  const bytes = readBytes(path, 'model file', options.maxBytes ?? DEFAULT_MAX_MODEL_BYTES);
   const digest = sha256(bytes);
   checkSiblingManifest(path, digest);
   let model: Model;

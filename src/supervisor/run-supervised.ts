@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import type { Config, LoadedConfig } from '../config/index.js';
-import { watchConfig, type ConfigWatcher } from '../config/index.js';
+import { saveLastKnownGood, watchConfig, type ConfigWatcher } from '../config/index.js';
 import { BundleError, reasonOf, type InstallStep } from '../fleet/bundles/errors.js';
 import type { SelfTestResult } from '../fleet/bundles/golden.js';
 import { ModelStore, type InstalledVersion, type PreparedModel } from '../fleet/bundles/store.js';
@@ -25,6 +25,7 @@ import type { StartupReport, WorkerEvent } from './ipc.js';
 import type { PlannedProvider, SessionConfig } from './session.js';
 import { Supervisor } from './supervisor.js';
 import { systemdNotifier } from './systemd.js';
+import { redactText, redactValue } from '../util/redact.js';
 
 /** What postprocessing uses; threshold undefined: the model manifest's. */
 export interface WorkerSettings {
@@ -40,6 +41,8 @@ export interface WorkerStart {
   readonly attempt: number;
   readonly model: string;
   readonly precision?: Precision;
+  /** Largest model file the worker reads (config model.max_bytes). */
+  readonly maxModelBytes?: number;
   /** The provider plan (names, options with placeholders), threads and strictness for sessions. */
   readonly session: SessionConfig;
   readonly ortLibrary?: string;
@@ -100,7 +103,7 @@ const PREPARE_TIMEOUT_MS = 20 * 60_000;
 const SELF_TEST_TIMEOUT_MS = 5 * 60_000;
 const COMMIT_TIMEOUT_MS = 60_000;
 const RELOAD_TIMEOUT_MS = 45 * 60_000;
-const INSTALL_STEPS: readonly InstallStep[] = ['fetch', 'signature', 'hash', 'load', 'self-test', 'switch'];
+const INSTALL_STEPS: readonly InstallStep[] = ['fetch', 'signature', 'policy', 'hash', 'load', 'self-test', 'switch'];
 
 /** What the worker serves: the configured model, or an installed bundle version. */
 interface Serving {
@@ -263,6 +266,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
   // The model store: installed bundles under <state_dir>/models. Opened when this device can be
   // told to update (a broker) or already has bundles; a store it cannot open only disables updates.
   let serving: Serving = { model: options.start.model, precision: options.start.precision };
+  let expiredAtStart: string | undefined;
   let store: ModelStore | undefined;
   const bundleKeys = options.bundles?.trustedKeys ?? [];
   if (mqtt.url !== null || existsSync(join(config.state_dir, 'models'))) {
@@ -271,6 +275,8 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
         stateDir: config.state_dir,
         trustedKeys: bundleKeys,
         requireGolden: options.bundles?.requireGolden,
+        // Version, group and expiry of every bundle are checked against this (policy.ts); the fleet link never downgrades.
+        deviceGroup: config.device.group ?? undefined,
         // Never used: every load and self-test goes through the worker (prepare hook below).
         runModel: () => Promise.reject(new Error('models are only run in the worker process')),
       });
@@ -280,21 +286,51 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
       } else if (installed) {
         serving = { model: installed.modelPath, version: installed.version };
         log(`models: serving installed bundle ${installed.version} (${installed.modelPath}) instead of ${options.start.model}`);
+        const notAfter = installed.manifest.release?.notAfter;
+        if (notAfter !== undefined && Date.now() > Date.parse(notAfter)) {
+          // Serving never stops on a date (or a wrong clock); the fleet should replace it.
+          expiredAtStart = `installed bundle ${installed.version} expired at ${notAfter}; it keeps serving, but a rollback to it would be refused: install a current bundle`;
+          log(`models: ${expiredAtStart}`);
+        }
       }
     } catch (err) {
       log(`models: cannot open the model store under ${join(config.state_dir, 'models')}: ${(err as Error).message}; reload-model is unavailable`);
     }
   }
 
-  const publishEvent = (e: WorkerEvent): void => {
-    if (!link) return;
-    const severity: Severity = e.severity;
-    link.publishEvent(EVENT_TYPES[e.type] ?? 'other', severity, e.message, e.details);
+  // Every event leaves through here, redacted: a broker URL or password in a message (an error
+  // from a config file, a source path) must not be published to the fleet.
+  const emitEvent = (type: EventType, severity: Severity, message: string, details?: Record<string, unknown>): void => {
+    link?.publishEvent(type, severity, redactText(message), details === undefined ? undefined : redactValue(details));
   };
+  // The config file this run started from has now produced a result end to end (model, source,
+  // pipeline): it becomes the last-known-good that a broken file falls back to at the next start.
+  // A run on the last-known-good itself or on defaults has nothing new to record.
+  const saveKnownGood = (): void => {
+    if (loaded.origin !== 'file') return;
+    try {
+      const path = saveLastKnownGood(config.state_dir, loaded);
+      log(`config: ${loaded.file ?? 'the config'} saved as last-known-good (${path})`);
+    } catch (err) {
+      log(`config: cannot save the last-known-good config in ${config.state_dir}: ${reasonOf(err)}`);
+      emitEvent('config', 'warning', `cannot save the last-known-good config: ${reasonOf(err)}`);
+    }
+  };
+  const publishEvent = (e: WorkerEvent): void => {
+    emitEvent(EVENT_TYPES[e.type] ?? 'other', e.severity, e.message, e.details);
+  };
+  // Running on the last-known-good because the file is broken must be loud on the fleet too
+  // (run-command has logged it); queued, so it goes out whenever the broker is reached.
+  if (expiredAtStart !== undefined) emitEvent('fault', 'warning', expiredAtStart, { kind: 'model-expired', version: serving.version ?? null });
+  for (const e of loaded.events) {
+    if (e.type !== 'config.fallback') continue;
+    emitEvent('config', 'error', e.message, { kind: 'config.fallback', file: e.file, issues: e.issues.map((i) => ({ ...i })), lastKnownGood: { ...e.lastKnownGood } });
+  }
 
   const supervisor = new Supervisor({
     workerPath: workerPath(),
     heartbeatTimeoutMs: config.supervisor.heartbeat_timeout_s * 1000,
+    drainTimeoutMs: config.supervisor.drain_timeout_s * 1000,
     restart: {
       initialMs: config.supervisor.restart.initial_ms,
       maxMs: config.supervisor.restart.max_ms,
@@ -342,6 +378,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     }
     const result: ResultV1 = raw;
     results++;
+    if (results === 1) saveKnownGood();
     latencies.push(result.latencyMs.total);
     if (latencies.length > 500) latencies.shift();
     // publish.every_n thins the MQTT stream only; local sinks keep every result.
@@ -408,6 +445,8 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     const l = link;
     l.onCommand('status', async () => ({
       device: deviceId,
+      group: config.device.group,
+      bundle: serving.version ? { version: serving.version, release: store?.current()?.manifest.release ?? null } : null,
       supervisor: { pid: process.pid, state: supervisor.status, restarts: supervisor.restarts, results },
       worker: await askWorker('status', {}),
       link: l.stats(),
@@ -418,7 +457,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
       const r = await askWorker('set-threshold', { value: c.value });
       // A restarted worker keeps the operator's threshold.
       settings = { ...settings, threshold: c.value };
-      l.publishEvent('config', 'info', `threshold set to ${c.value} by command ${c.id}`);
+      emitEvent('config', 'info', `threshold set to ${c.value} by command ${c.id}`);
       return r;
     });
     l.onCommand('reload-model', (c) => reloadModel(c), { timeoutMs: RELOAD_TIMEOUT_MS });
@@ -473,15 +512,17 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
   const reloadModel = async (c: ReloadModelCommand): Promise<Record<string, unknown>> => {
     const operation = c.rollback ? 'rollback' : 'install';
     const source = c.path ?? c.url;
-    const fail = (step: InstallStep | 'unavailable', reason: string, file?: string, cause?: unknown): never => {
+    const fail = (step: InstallStep | 'unavailable', reason: string, file?: string, cause?: unknown, code?: string): never => {
       const message = `model ${operation} ${c.id} failed at ${step}${file ? ` (${file})` : ''}: ${reason}; still serving ${describeServing()}`;
       log(`reload-model: ${message}`);
-      link?.publishEvent('fault', 'error', message, {
+      emitEvent('fault', 'error', message, {
         kind: 'model-update-failed',
         id: c.id,
         operation,
         source: source ?? null,
         step,
+        // policy refusals: 'downgrade', 'wrong-group' or 'expired'.
+        code: code ?? null,
         file: file ?? null,
         serving: { model: serving.model, version: serving.version ?? null },
       });
@@ -520,7 +561,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
         ({ changed, current, previous, selfTest, framesLost } = r);
       }
     } catch (err) {
-      if (err instanceof BundleError) return fail(err.step, err.reason, err.file, err);
+      if (err instanceof BundleError) return fail(err.step, err.reason, err.file, err, err.code);
       return fail('switch', reasonOf(err), undefined, err);
     }
     if (!changed && serving.version !== current.version) {
@@ -533,6 +574,8 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
       cause: operation,
       changed,
       version: current.version,
+      // What the signer said the bundle is for (version, group, expiry); null for a legacy bundle.
+      release: current.manifest.release ?? null,
       previous: changed ? (from.version ?? null) : (previous?.version ?? null),
       previousModel: changed ? from.model : null,
       source: source ?? null,
@@ -544,7 +587,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
       const message = `model ${operation === 'rollback' ? 'rolled back' : 'installed'} by ${c.id}: now serving bundle ${current.version}` +
         `${model ? ` (sha256 ${model.sha256}, ${model.precision})` : ''}; ${framesLost ?? 0} frame(s) lost during the switch`;
       log(`reload-model: ${message}`);
-      link?.publishEvent('model-changed', 'info', message, details);
+      emitEvent('model-changed', 'info', message, details);
     } else {
       log(`reload-model ${c.id}: bundle ${current.version} is already serving; nothing switched`);
     }
@@ -577,12 +620,20 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     }
   }
 
+  // The first signal drains; a second one does not wait for the worker (its drain is bounded
+  // anyway, and a worker stuck in a blocking call is killed as soon as it goes silent).
+  let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
-    log(`${signal}: stopping capture, draining frames in flight`);
-    finish();
+    if (signals++ === 0) {
+      log(`${signal}: stopping capture, draining frames in flight (send it again to stop at once)`);
+      finish();
+    } else {
+      log(`${signal} again: stopping without waiting for the worker`);
+      supervisor.kill(`${signal} received twice`);
+    }
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   supervisor.start();
   let failure: Error | undefined;
   try {

@@ -24,6 +24,12 @@ export interface SupervisorOptions {
   readonly restart?: Partial<RestartPolicy>;
   /** How long a stopping worker may take to drain before it is killed. */
   readonly drainTimeoutMs?: number;
+  /**
+   * A stopping worker that sends nothing at all for this long (a running one sends stats every
+   * second) is stuck in a call that never returns, e.g. a blocking read of a FIFO: it is killed
+   * then instead of at the drain timeout, so SIGTERM is honoured promptly. Default 3000.
+   */
+  readonly stopSilenceMs?: number;
   readonly systemd?: SystemdNotifier;
 }
 
@@ -61,6 +67,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   private readonly tracker: RestartTracker;
   private notifiedReady = false;
   private exitWaiters: Array<() => void> = [];
+  /** When the current worker last sent anything (any IPC message). */
+  private lastMessageAt = 0;
   /** Worker restarts so far (for telemetry and tests). */
   restarts = 0;
   /** Frames the current and past workers reported. */
@@ -136,6 +144,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   private onMessage(child: ChildProcess, m: unknown): void {
     if (child !== this.child) return;
+    this.lastMessageAt = Date.now();
     if (!isWorkerMessage(m)) {
       this.emitEvent('fault', 'warning', 'worker sent a malformed IPC message', { message: String(JSON.stringify(m)).slice(0, 200) });
       return;
@@ -253,11 +262,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (this.state === 'stopped' || this.state === 'failed') return;
     if (this.state === 'stopping' && this.child) {
       // Already on its way out (it reported `stopped`, or a stop is in progress): just wait for it.
-      const child = this.child;
-      const exited = new Promise<void>((resolve) => this.exitWaiters.push(resolve));
-      const timer = setTimeout(() => child.kill('SIGKILL'), this.options.drainTimeoutMs ?? 10_000);
-      await exited;
-      clearTimeout(timer);
+      await this.awaitExit(this.child, Date.now());
       this.state = 'stopped';
       return;
     }
@@ -269,11 +274,42 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.state = 'stopped';
       return;
     }
-    const exited = new Promise<void>((resolve) => this.exitWaiters.push(resolve));
+    const stopAt = Date.now();
     if (!this.send({ type: 'stop' })) child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), this.options.drainTimeoutMs ?? 10_000);
-    await exited;
-    clearTimeout(timer);
+    await this.awaitExit(child, stopAt);
     this.state = 'stopped';
+  }
+
+  /** Kills the worker now (a second SIGTERM: the operator will not wait for the drain). */
+  kill(reason: string): void {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    this.emitEvent('fault', 'warning', `worker pid ${child.pid ?? '?'} killed (SIGKILL): ${reason}`);
+    child.kill('SIGKILL');
+  }
+
+  /** Resolves when `child` has exited; kills it at the drain timeout, or sooner when it has gone silent. */
+  private async awaitExit(child: ChildProcess, stopAt: number): Promise<void> {
+    const exited = new Promise<void>((resolve) => this.exitWaiters.push(resolve));
+    const drainMs = this.options.drainTimeoutMs ?? 10_000;
+    const silenceMs = this.options.stopSilenceMs ?? 3000;
+    let killed = false;
+    const check = setInterval(() => {
+      if (killed || child !== this.child) return;
+      const now = Date.now();
+      let why: string | undefined;
+      if (now - stopAt >= drainMs) why = `did not finish draining within ${drainMs} ms of the stop request`;
+      else if (now - Math.max(stopAt, this.lastMessageAt) >= silenceMs) {
+        why = `sent nothing for ${silenceMs} ms after the stop request (stuck in a call that does not return, e.g. a blocking read)`;
+      }
+      if (why === undefined) return;
+      killed = true;
+      this.kill(why);
+    }, Math.max(10, Math.min(250, silenceMs / 4)));
+    try {
+      await exited;
+    } finally {
+      clearInterval(check);
+    }
   }
 }

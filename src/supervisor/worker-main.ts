@@ -21,11 +21,12 @@ import { parseSourceSpec } from '../runtime/sources/index.js';
 import type { OnnxRuntime, OrtSession } from '../runtime/native/runtime.js';
 import { isSupervisorMessage, type StartupReport, type SupervisorMessage, type WorkerEvent, type WorkerMessage } from './ipc.js';
 import type { WorkerStart } from './run-supervised.js';
+import { redactText } from '../util/redact.js';
 import { loadRuntime, openConfiguredSession, type PlannedProvider, type SessionConfig } from './session.js';
 import { EXIT_CONFIG } from './supervisor.js';
 
 const log = (line: string): void => {
-  process.stderr.write(`${line}\n`);
+  process.stderr.write(`${redactText(line)}\n`);
 };
 
 function send(message: WorkerMessage): Promise<void> {
@@ -127,6 +128,8 @@ let operatorThreshold: number | undefined;
 /** A model loaded beside the serving one by `prepare-model`, waiting for its self-test and switch. */
 let candidate: { token: string; model: LoadedModel; session: OrtSession; plan: readonly PlannedProvider[] } | undefined;
 let stopping = false;
+/** The start message, for what later model loads share with the first (the size limit). */
+let startConfig: WorkerStart | undefined;
 let ortInfo = { version: '', path: '' };
 let lastSnapshot: { result: SinkItem['result']; mask: GrayImage; frame: Frame | undefined } | undefined;
 const fpsWindow: number[] = [];
@@ -303,7 +306,7 @@ async function prepareModel(args: unknown): Promise<unknown> {
   if (!pipeline || !runtime || !sessionConfig) throw new Error('the pipeline is not running yet: try again once the worker is ready');
   releaseCandidate();
   const started = Date.now();
-  const loaded = loadModel(path);
+  const loaded = loadModel(path, { maxBytes: startConfig?.maxModelBytes });
   if (sha256 !== undefined && loaded.sha256 !== sha256) throw stepError('hash', `model sha256 is ${loaded.sha256}, the command expects ${sha256}`, path);
   if (precision !== undefined && loaded.precision !== precision) throw stepError('load', `model is ${loaded.precision}, the command expects ${precision}`, path);
   const next = operatorThreshold === undefined ? loaded : { ...loaded, threshold: operatorThreshold };
@@ -433,7 +436,8 @@ async function command(name: string, args: unknown): Promise<unknown> {
 
 async function start(config: WorkerStart): Promise<void> {
   try {
-    const loaded = loadModel(config.model, { precision: config.precision });
+    startConfig = config;
+    const loaded = loadModel(config.model, { precision: config.precision, maxBytes: config.maxModelBytes });
     operatorThreshold = config.settings.threshold;
     model = operatorThreshold === undefined ? loaded : { ...loaded, threshold: operatorThreshold };
     sessionConfig = config.session;

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
 import {
@@ -60,6 +61,17 @@ t.test('JSON by extension and by content; empty and absent files', async (t) => 
   const missing = join(dir, 'missing.yaml');
   t.equal(loadConfig({ ...BASE, path: missing, optional: true }).origin, 'defaults', 'optional missing file: defaults');
   t.match(issuesOf({ path: missing })[0].message, /cannot read the config file/, 'a required file must exist');
+});
+
+// issue 18 finding 8: a FIFO nobody writes blocked the (supervisor) process, /dev/zero was read
+// without limit. Config files are read only as regular files of at most 1 MiB.
+t.test('a FIFO, a device or an oversized file as the config is refused at once, by name', { skip: spawnSync('mkfifo', ['--version']).status === 0 ? false : 'mkfifo is not available' }, async (t) => {
+  const dir = t.testdir({ 'big.yaml': `# ${'x'.repeat(1024 * 1024)}\n` });
+  const fifo = join(dir, 'fifo.yaml');
+  spawnSync('mkfifo', [fifo]);
+  t.match(issuesOf({ path: fifo })[0], { kind: 'parse', message: `cannot read the config file: ${fifo}: is a FIFO, not a regular file; refusing to read it` });
+  t.match(issuesOf({ path: '/dev/zero' })[0].message, /\/dev\/zero: is a character device, not a regular file/);
+  t.match(issuesOf({ path: join(dir, 'big.yaml') })[0].message, /big\.yaml: is 1048579 bytes, over the limit of 1048576 bytes/);
 });
 
 t.test('file errors name the file, the key path and the line; all at once', async (t) => {

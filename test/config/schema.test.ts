@@ -145,8 +145,10 @@ t.test('every leaf key has a documented row and a unique environment variable', 
   const keys = rows.map((r) => r.key);
   t.same(keys, [
     'device.id',
+    'device.group',
     'model.path',
     'model.precision',
+    'model.max_bytes',
     'runtime.profile',
     'runtime.ort_library',
     'runtime.providers',
@@ -178,6 +180,7 @@ t.test('every leaf key has a documented row and a unique environment variable', 
     'mqtt.queue.drop_policy',
     'telemetry.interval_s',
     'supervisor.heartbeat_timeout_s',
+    'supervisor.drain_timeout_s',
     'supervisor.restart.initial_ms',
     'supervisor.restart.max_ms',
     'supervisor.restart.crash_loop_max',
@@ -203,7 +206,7 @@ t.test('the Config type and the schema stay in lockstep', async (t) => {
   const url: string | null = sample.mqtt.url;
   const drop: 'drop-oldest' | 'drop-newest' = sample.mqtt.queue.drop_policy;
   t.same([threshold, precision, url, drop], [0.5, 'fp32', null, 'drop-oldest']);
-  t.equal(leafKeys().length, 39);
+  t.equal(leafKeys().length, 42);
 });
 
 t.test('did-you-mean', async (t) => {

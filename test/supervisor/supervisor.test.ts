@@ -90,6 +90,33 @@ t.test('stop drains the worker and ends cleanly', async (t) => {
   t.equal(results.length, n, 'nothing after stop');
 });
 
+// issue 18 finding 8: a worker stuck in a blocking read made SIGTERM wait for the whole drain
+// timeout (or for ever, for a stop during start-up). A worker that goes silent after the stop
+// request is killed then, with an event saying so; the drain timeout here is far longer than any
+// test runs, so only the silence rule can end these stops.
+for (const mode of ['block-start', 'block-running'] as const) {
+  t.test(`stop: a worker blocked in a read (${mode}) is killed once silent, not after the drain timeout`, async (t) => {
+    const { sup, events, results } = supervisor(t, { FAKE_MODE: mode }, { drainTimeoutMs: 600_000, stopSilenceMs: 300, heartbeatTimeoutMs: 600_000 });
+    const exits: { signal: string | null }[] = [];
+    sup.on('exit', (e) => exits.push(e));
+    sup.start();
+    if (mode === 'block-running') await until('5 results', () => results.length >= 5);
+    else await until('the worker to start', () => sup.workerPid !== undefined);
+    await sup.stop();
+    t.equal(sup.status, 'stopped');
+    t.same(exits.map((e) => e.signal), ['SIGKILL']);
+    t.match(events.at(-1), { type: 'fault', message: /^worker pid \d+ killed \(SIGKILL\): sent nothing for 300 ms after the stop request \(stuck in a call that does not return/ });
+  });
+}
+
+t.test('stop: a live worker is not killed for silence while it drains', async (t) => {
+  const { sup, events, results } = supervisor(t, { FAKE_MODE: 'normal' }, { stopSilenceMs: 300 });
+  sup.start();
+  await until('results', () => results.length >= 3);
+  await sup.stop();
+  t.notOk(events.some((e) => /killed/.test(e.message)), 'it exited by itself');
+});
+
 t.test('systemd: READY, WATCHDOG while frames flow, STOPPING', async (t) => {
   try {
     loadNativeBinding();

@@ -4,6 +4,7 @@
  * masks the signed model produced on them. Nothing else may be in it: a file the signature does not
  * cover is refused rather than ignored, so nothing unsigned ever reaches a device's disk as "model".
  */
+import { isAbsolute } from 'node:path';
 import { MANIFEST_FILE, MANIFEST_SCHEMA, type Manifest } from '../../model/manifest.js';
 import { BundleError } from './errors.js';
 
@@ -39,8 +40,42 @@ export interface GoldenSection {
   readonly frames: readonly GoldenFrame[];
 }
 
+/**
+ * What the signer says the bundle is for (see policy.ts). Signed with the rest of manifest.json.
+ * Unknown keys in it are refused: a restriction an older device does not understand must not be
+ * silently ignored.
+ */
+export interface ReleaseSection {
+  /** 1 to 4 dot-separated integers; a device never switches to a lower one except by rollback. */
+  readonly version: string;
+  /** Only devices whose config device.group equals this may install it. */
+  readonly group?: string;
+  /** ISO 8601 UTC; refused for install or rollback after this instant. */
+  readonly notAfter?: string;
+}
+
 export interface BundleManifest extends Manifest {
   readonly golden?: GoldenSection;
+  readonly release?: ReleaseSection;
+}
+
+/** What a version string looks like: 1 to 4 dot-separated non-negative integers, e.g. 2.1.0. */
+export const VERSION_PATTERN = /^(0|[1-9][0-9]{0,8})(\.(0|[1-9][0-9]{0,8})){0,3}$/;
+/** Device groups use the device-id alphabet (topics, ACLs, certificate names). */
+export const GROUP_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * A date (the end of that day, UTC: "valid through 2027-06-30") or a date-time with Z or an offset;
+ * local times without a zone are refused, since the signer's and the device's zones differ.
+ */
+export function parseIsoTime(text: string): number | undefined {
+  if (/^\d{4}-\d{2}-\d{2}$/.test(text)) {
+    const ms = Date.parse(`${text}T23:59:59.999Z`);
+    return Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== text ? undefined : ms;
+  }
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/.test(text)) return undefined;
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) ? undefined : ms;
 }
 
 export interface SignatureFile {
@@ -57,6 +92,20 @@ const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const GOLDEN_NAME = /^golden\/[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 
+/**
+ * Why `name` cannot be a model file name of a bundle (absolute, a `..` or any other path segment,
+ * odd characters), or undefined when it is a plain name. One rule for signing and for verifying,
+ * so a manifest the signer accepts is one every device accepts, and no name ever leaves its folder.
+ */
+export function unsafeModelFileName(name: unknown): string | undefined {
+  if (typeof name !== 'string') return `${JSON.stringify(name)} is not a string`;
+  if (isAbsolute(name) || name.startsWith('/') || name.startsWith('\\')) return `${JSON.stringify(name)} is an absolute path`;
+  if (name.split(/[\\/]/).includes('..')) return `${JSON.stringify(name)} contains ".."`;
+  if (!MODEL_NAME.test(name) || name.includes('..')) return `${JSON.stringify(name)} is not a plain file name ([A-Za-z0-9._-], no folders)`;
+  if (name === MANIFEST_FILE || name === SIGNATURE_FILE) return `${JSON.stringify(name)} is reserved for the bundle itself`;
+  return undefined;
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -64,6 +113,10 @@ function isObject(v: unknown): v is Record<string, unknown> {
 function fileRef(v: unknown, where: string, name: RegExp, fail: (msg: string) => never): FileRef {
   if (!isObject(v)) fail(`${where} is not an object`);
   const { file, sha256, bytes } = v;
+  if (name === MODEL_NAME) {
+    const unsafe = unsafeModelFileName(file);
+    if (unsafe !== undefined) fail(`${where}.file ${unsafe}`);
+  }
   if (typeof file !== 'string' || !name.test(file) || file.includes('..')) {
     fail(`${where}.file ${JSON.stringify(file)} is not a plain file name${name === GOLDEN_NAME ? ' under golden/' : ''}`);
   }
@@ -120,6 +173,17 @@ export function parseBundleManifest(bytes: Uint8Array, what = MANIFEST_FILE): Bu
         seen.add(ref.file);
       }
     });
+  }
+  if (value.release !== undefined) {
+    const r = value.release;
+    if (!isObject(r)) return fail('release is not an object');
+    const extra = Object.keys(r).filter((k) => k !== 'version' && k !== 'group' && k !== 'notAfter');
+    if (extra.length > 0) fail(`release has unknown field(s) ${extra.join(', ')} (a newer signer? this device cannot honour them)`);
+    if (typeof r.version !== 'string' || !VERSION_PATTERN.test(r.version)) fail(`release.version ${JSON.stringify(r.version)} is not 1 to 4 dot-separated integers`);
+    if (r.group !== undefined && (typeof r.group !== 'string' || !GROUP_PATTERN.test(r.group))) fail(`release.group ${JSON.stringify(r.group)} is not 1 to 64 of [A-Za-z0-9._-]`);
+    if (r.notAfter !== undefined && (typeof r.notAfter !== 'string' || parseIsoTime(r.notAfter) === undefined)) {
+      fail(`release.notAfter ${JSON.stringify(r.notAfter)} is not an ISO 8601 time with a zone`);
+    }
   }
   return value as unknown as BundleManifest;
 }

@@ -6,3 +6,4 @@ export * from './golden.js';
 export * from './verify.js';
 export * from './sign.js';
 export * from './store.js';
+export * from './policy.js';

@@ -3,13 +3,16 @@
  * key's SPKI DER, so a device can say which key a bundle claims without trusting anything else in it.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readRegularFileSync } from '../../util/read-file.js';
 import { BundleError, reasonOf } from './errors.js';
 import { SIGNATURE_SCHEMA, parseSignatureFile, type SignatureFile } from './format.js';
 
 export const PRIVATE_KEY_FILE = 'private.pem';
 export const PUBLIC_KEY_FILE = 'public.pem';
+/** A PEM ed25519 key is ~120 bytes; the supervisor re-reads bundle-keys/*.pem for every update. */
+const MAX_KEY_BYTES = 64 * 1024;
 
 export function keyIdOf(publicKey: KeyObject): string {
   return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 16);
@@ -40,7 +43,7 @@ export function generateKeys(dir: string): GeneratedKeys {
 export function loadPrivateKey(path: string): KeyObject {
   let key: KeyObject;
   try {
-    key = createPrivateKey(readFileSync(path));
+    key = createPrivateKey(readRegularFileSync(path, MAX_KEY_BYTES));
   } catch (err) {
     throw new Error(`${path}: not a usable private key: ${reasonOf(err)}`);
   }
@@ -60,7 +63,7 @@ export function loadTrustedKeys(paths: readonly string[]): TrustedKey[] {
   return paths.map((path) => {
     let key: KeyObject;
     try {
-      key = createPublicKey(readFileSync(path));
+      key = createPublicKey(readRegularFileSync(path, MAX_KEY_BYTES));
     } catch (err) {
       throw new Error(`${path}: not a usable public key: ${reasonOf(err)}`);
     }

@@ -3,8 +3,8 @@
  * (never sign a file that is already corrupt), copy them, record golden frames with the masks this
  * model produces on them, then sign the exact bytes of the manifest that is written.
  */
-import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { extname, join } from 'node:path';
+import { copyFile, mkdir, readdir, readFile, realpath, stat, writeFile } from 'node:fs/promises';
+import { extname, isAbsolute, join, relative } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { decodeImage } from '../../image/decode.js';
 import { encodeMaskPng, encodePngRgb } from '../../image/encode.js';
@@ -17,12 +17,14 @@ import {
   MANIFEST_FILE,
   SIGNATURE_FILE,
   parseBundleManifest,
+  unsafeModelFileName,
   type BundleManifest,
   type FileRef,
   type GoldenFrame,
 } from './format.js';
 import { modelInfo, type RunModel } from './golden.js';
 import { encodeSignatureFile, signManifest } from './keys.js';
+import { makeReleaseSection } from './policy.js';
 
 export interface SignOptions {
   /** A directory with manifest.json and the files it lists (what `model build` writes). */
@@ -35,6 +37,14 @@ export interface SignOptions {
   readonly threshold?: number;
   /** The file the self-test runs; default the first fp32 deployment file. */
   readonly modelFile?: string;
+  /**
+   * The signed release section (policy.ts): version (required with any of them), device group,
+   * expiry (ISO 8601 date or time with a zone). Without all three the bundle is an unversioned,
+   * fleet-wide, non-expiring one, as bundles were before these fields existed.
+   */
+  readonly release?: { readonly version?: string; readonly group?: string; readonly notAfter?: string };
+  /** The clock an expiry must lie after (tests inject one). */
+  readonly now?: Date;
   /** Needed when goldenDir is given. */
   readonly runModel?: RunModel;
   readonly log?: (line: string) => void;
@@ -80,10 +90,35 @@ export async function signBundle(options: SignOptions): Promise<SignResult> {
     throw new Error(`${manifestPath}: cannot read the model manifest: ${reasonOf(err)}`);
   }
   if (!Array.isArray(source.files) || source.files.length === 0) throw new Error(`${manifestPath} lists no files`);
+  // Checked before anything is written: a typo in --version must not leave a half-made bundle.
+  const release = makeReleaseSection(options.release ?? {}, options.now ?? new Date());
+  // Every name is checked before anything is read or written: a `../` name would otherwise be read
+  // from outside the model folder and written outside --out.
+  const realModelDir = await realpath(options.modelDir);
+  const sources: string[] = [];
+  for (const [i, f] of source.files.entries()) {
+    const unsafe = unsafeModelFileName((f as { file?: unknown } | null)?.file);
+    if (unsafe !== undefined) throw new Error(`${manifestPath}: files[${i}].file ${unsafe}; refusing to sign`);
+    const from = join(options.modelDir, f.file);
+    let real: string;
+    let st;
+    try {
+      real = await realpath(from);
+      st = await stat(real);
+    } catch (err) {
+      throw new Error(`${from}: cannot read the model file: ${reasonOf(err)}`);
+    }
+    // A symlink to a file elsewhere would put that file (a key, another model) into a signed bundle.
+    if (relative(realModelDir, real).startsWith('..') || isAbsolute(relative(realModelDir, real))) {
+      throw new Error(`${from} resolves to ${real}, outside the model folder ${realModelDir}; refusing to sign`);
+    }
+    if (!st.isFile()) throw new Error(`${from} is not a regular file; refusing to sign`);
+    sources.push(real);
+  }
   await ensureEmptyDir(options.outDir);
 
-  for (const f of source.files) {
-    const from = join(options.modelDir, f.file);
+  for (const [i, f] of source.files.entries()) {
+    const from = sources[i];
     const bytes = await readFile(from);
     const digest = sha256(bytes);
     if (digest !== f.sha256 || bytes.length !== f.bytes) {
@@ -95,6 +130,9 @@ export async function signBundle(options: SignOptions): Promise<SignResult> {
 
   let manifest: BundleManifest = { ...source };
   delete (manifest as { golden?: unknown }).golden;
+  // A model folder's own manifest never decides a release: only this signing does.
+  delete (manifest as { release?: unknown }).release;
+  if (release) manifest = { ...manifest, release };
   if (options.goldenDir !== undefined) {
     if (!options.runModel) throw new Error('golden frames need a model runner');
     const count = options.goldenCount ?? 4;

@@ -21,6 +21,7 @@ import { DEFAULT_FETCH_LIMITS, type FetchLimits } from './fetch.js';
 import { MANIFEST_FILE, parseBundleManifest, type BundleManifest } from './format.js';
 import { modelInfo, runSelfTest, type RunModel, type SelfTestResult } from './golden.js';
 import { loadTrustedKeys, type TrustedKey } from './keys.js';
+import { checkReleasePolicy, type PolicyContext } from './policy.js';
 import { checkBundle } from './verify.js';
 
 export interface InstalledVersion {
@@ -100,6 +101,10 @@ export interface ModelStoreOptions {
   readonly limits?: FetchLimits;
   /** Refuse bundles without golden frames (default false: the self-test is skipped for them). */
   readonly requireGolden?: boolean;
+  /** This device's group (config device.group): bundles bound to another group are refused. */
+  readonly deviceGroup?: string;
+  /** The clock bundle expiry is checked against (tests inject one). */
+  readonly now?: () => Date;
   /** Test hook: throwing here simulates a crash at that point of an install. */
   readonly onSwitchPoint?: (point: SwitchPoint) => void;
 }
@@ -108,6 +113,12 @@ export interface OperationOptions {
   readonly prepare?: PrepareHook;
   /** Carried into the events (e.g. the MQTT request id or "operator rollback"). */
   readonly reason?: string;
+  /**
+   * install only: accept a bundle whose version is lower than the installed one. For a local
+   * operator (`bundle install --allow-downgrade`), who can already write the state dir; the fleet
+   * link never sets it, so `cmd/` can only go back to the recorded previous bundle (rollback).
+   */
+  readonly allowDowngrade?: boolean;
 }
 
 export interface InstallResult {
@@ -140,6 +151,11 @@ function processAlive(pid: number): boolean {
     // EPERM: it exists but belongs to someone else, which still means the lock is held.
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** The manifest objects of one version parse from the same bytes; compare what identifies them. */
+function sameManifest(v: InstalledVersion, m: BundleManifest): boolean {
+  return JSON.stringify(v.manifest) === JSON.stringify(m);
 }
 
 function primaryModel(manifest: BundleManifest): string {
@@ -274,7 +290,15 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
     let switched = false;
     try {
       const trusted = this.trustedKeys();
-      const verified = await checkBundle(source, trusted, { stagingDir: staging, limits: this.options.limits ?? DEFAULT_FETCH_LIMITS });
+      const verified = await checkBundle(source, trusted, {
+        stagingDir: staging,
+        limits: this.options.limits ?? DEFAULT_FETCH_LIMITS,
+        // Same manifest bytes as the current one: nothing switches, so nothing to refuse.
+        accept: (manifest) => {
+          if (before && sameManifest(before, manifest)) return;
+          checkReleasePolicy(manifest, this.policyContext('install', before, options.allowDowngrade));
+        },
+      });
       if (before && before.version === verified.version) {
         await rm(staging, { recursive: true, force: true });
         return { changed: false, current: before, previous: previousBefore, selfTest: undefined, framesLost: undefined };
@@ -374,7 +398,8 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
       // The previous version was verified when installed; check again that nothing on disk changed and
       // that its key is still trusted (a revoked key must not come back through a rollback).
       step = 'hash';
-      await checkBundle(to.dir, this.trustedKeys());
+      // Group and expiry still apply: a bundle that expired since it was installed is not one to go back to.
+      await checkBundle(to.dir, this.trustedKeys(), { accept: (manifest) => checkReleasePolicy(manifest, this.policyContext('rollback', from)) });
       step = 'load';
       if (options.prepare) prepared = await options.prepare(to);
       step = 'self-test';
@@ -447,6 +472,10 @@ export class ModelStore extends EventEmitter<ModelStoreEvents> {
     }
     const removedVersions = await this.prune();
     return { removedStaging: junk.length, removedVersions, repaired };
+  }
+
+  private policyContext(operation: 'install' | 'rollback', installed: InstalledVersion | undefined, allowDowngrade = false): PolicyContext {
+    return { operation, installed: installed?.manifest, deviceGroup: this.options.deviceGroup, now: (this.options.now ?? (() => new Date()))(), allowDowngrade };
   }
 
   private trustedKeys(): readonly TrustedKey[] {

@@ -35,6 +35,11 @@ export interface CheckOptions {
   /** Copy the verified files here (created; must not hold any of them). Without it files are only hashed. */
   readonly stagingDir?: string;
   readonly limits?: FetchLimits;
+  /**
+   * Called with the verified manifest before any model file is fetched: throwing refuses the
+   * bundle there (policy: version, group, expiry) without downloading what will not be used.
+   */
+  readonly accept?: (manifest: BundleManifest) => void;
   /** Test hook: called after each file is fetched, with its relative path. */
   readonly onFile?: (rel: string) => void;
 }
@@ -61,6 +66,7 @@ export async function checkBundle(source: string | BundleSource, trusted: readon
   }
   const key = verifyManifestSignature(manifestBytes, sigBytes, trusted, src.locate(SIGNATURE_FILE));
   const manifest = parseBundleManifest(manifestBytes, src.locate(MANIFEST_FILE));
+  options.accept?.(manifest);
   const files = bundleFiles(manifest);
 
   let total = 0;

@@ -1,6 +1,7 @@
 /** src/runtime/model-loader.ts (kept beside the pipeline tests that use it). */
 import t from 'tap';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
 import { writeOnnx } from '../../../src/model/onnx/write.js';
@@ -58,4 +59,33 @@ t.test('every failure names the file', async (t) => {
   const truncated = join(tmp.dir, 'truncated.onnx');
   writeFileSync(truncated, readFileSync(fp32).subarray(0, 5000));
   t.throws(() => loadModel(truncated), { file: truncated, message: /not a readable ONNX model/ });
+});
+
+// issue 18 finding 8: a FIFO or /dev/zero as the model was read without limit (9 GB in 15 s) or
+// blocked the process unnamed. Only regular files are read, and their size is checked first.
+const fifoSkip = spawnSync('mkfifo', ['--version']).status === 0 ? false : 'mkfifo is not available';
+t.test('a FIFO or a device as the model file or manifest is refused at once, by name', { skip: fifoSkip }, async (t) => {
+  const fifo = join(tmp.dir, 'model-fifo.onnx');
+  spawnSync('mkfifo', [fifo]);
+  // Nobody ever writes to the FIFO: a blocking read would hang this test until tap's timeout.
+  t.throws(() => loadModel(fifo), { name: 'ModelLoadError', file: fifo, message: /model-fifo\.onnx: model file is a FIFO, not a regular file; refusing to read it/ });
+  t.throws(() => loadModel('/dev/zero'), { file: '/dev/zero', message: /model file is a character device, not a regular file/ });
+
+  // Inside a model directory: the manifest names the file, the file is a FIFO.
+  const d = join(tmp.dir, 'fifo-dir');
+  mkdirSync(d);
+  copyFileSync(join(dir, 'manifest.json'), join(d, 'manifest.json'));
+  spawnSync('mkfifo', [join(d, 'lvunet.fp32.onnx')]);
+  t.throws(() => loadModel(d), { file: join(d, 'lvunet.fp32.onnx'), message: /is a FIFO, not a regular file/ });
+  const m = join(tmp.dir, 'fifo-manifest');
+  mkdirSync(m);
+  spawnSync('mkfifo', [join(m, 'manifest.json')]);
+  t.throws(() => loadModel(m), { file: join(m, 'manifest.json'), message: /manifest is a FIFO/ });
+});
+
+t.test('the size limit is checked before reading', async (t) => {
+  const size = readFileSync(fp32).length;
+  t.throws(() => loadModel(fp32, { maxBytes: size - 1 }), { file: fp32, message: new RegExp(`model file is ${size} bytes, over the limit of ${size - 1} bytes \\(model\\.max_bytes\\)`) });
+  t.throws(() => loadModel(dir, { maxBytes: 1000 }), { file: fp32, message: /over the limit of 1000 bytes/ });
+  t.equal(loadModel(fp32, { maxBytes: size }).sha256, sha256(readFileSync(fp32)), 'exactly at the limit is fine');
 });
