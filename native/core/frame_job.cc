@@ -122,12 +122,17 @@ void processFrame(const Session& session, const FrameSpec& spec, const FrameInpu
 
   t.postprocessStart = ms();
   try {
-    const ContentRect r = contentRect(frame.width, frame.height, spec.modelW, spec.modelH, spec.fit);
+    // Where the image sits in the model input: for MJPEG that of the DCT-scaled decode, which
+    // preprocessing resized (its letterbox rectangle can differ by a pixel from the full frame's).
+    const ContentRect r = contentRect(scratch.pre.srcUsedW, scratch.pre.srcUsedH, spec.modelW, spec.modelH, spec.fit);
     result.maskModel.reset(new std::uint8_t[modelPixels]);
     result.maskFrame.reset(new std::uint8_t[static_cast<std::size_t>(frame.width) * frame.height]);
     postprocess(out.data.data(), spec.modelW, spec.modelH, ModelWindow{r.newW, r.newH, r.ox, r.oy}, frame.width,
                 frame.height, frame.threshold, result.maskModel.get(), result.maskFrame.get(), result.post,
                 scratch.post);
+    result.decodedW = scratch.pre.srcUsedW;
+    result.decodedH = scratch.pre.srcUsedH;
+    if (frame.rle) cocoRleCounts(result.maskFrame.get(), frame.width, frame.height, result.rleCounts, scratch.rleBlock);
   } catch (const CoreError& e) {
     throw withStage(e, "postprocess", frame, session);
   } catch (const std::exception& e) {

@@ -1,7 +1,8 @@
 /**
- * `lvunet-edge frames make`: a camera-like raw recording from dataset images, for replaying through
- * the pipeline without a camera. Images are resized (bilinear, half-pixel centres, aspect ratio not
- * kept, as a sensor's fixed mode would be) and packed as the camera would deliver them.
+ * `lvunet-edge frames make`: a camera-like recording from dataset images, for replaying through the
+ * pipeline without a camera. Images are resized (bilinear, half-pixel centres, aspect ratio not
+ * kept, as a sensor's fixed mode would be) and packed as the camera would deliver them: YUYV, NV12,
+ * RGB24, or MJPEG (baseline JPEGs, 4:2:0, back to back, as a UVC grabber's stream).
  */
 import { createWriteStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -11,16 +12,22 @@ import { parseArgs } from 'node:util';
 
 import { readImageFile } from '../image/decode.js';
 import { assertRgbImage, type RgbImage } from '../image/types.js';
-import { rgbToYuyv } from '../runtime/sources/synthetic-source.js';
+import jpeg from 'jpeg-js';
+
+import { rgbToNv12, rgbToYuyv } from '../runtime/sources/synthetic-source.js';
 import { UsageError } from './errors.js';
 import { intArg } from './run-command.js';
 
-export const FRAMES_MAKE_USAGE = `usage: lvunet-edge frames make --from DIR --count N [--size 640x480] [--format yuyv|rgb24] --out FILE
+export const FRAMES_MAKE_USAGE = `usage: lvunet-edge frames make --from DIR --count N [--size 640x480] [--format yuyv|nv12|rgb24|mjpeg] [--quality 85] --out FILE
 
-Writes N raw frames to FILE, looping over the .jpg/.png images of DIR (or DIR/images) in name order,
-each resized bilinearly to the given size and packed as YUYV (BT.601 limited range, chroma of each
-pixel pair averaged, as cameras do) or RGB24. Replay it with --source file:FILE (name the file like
-frames_640x480.yuyv, or pass --width/--height).`;
+Writes N frames to FILE, looping over the .jpg/.png images of DIR (or DIR/images) in name order,
+each resized bilinearly to the given size and packed as YUYV or NV12 (BT.601 limited range, chroma
+averaged over each pixel pair (YUYV) or 2x2 block (NV12), as cameras do), RGB24, or MJPEG (one
+baseline JPEG per frame at --quality, default 85, concatenated). Replay it with --source file:FILE
+(name raw files like frames_1920x1080.nv12, or pass --width/--height; .mjpeg needs neither).`;
+
+const FORMATS = ['yuyv', 'nv12', 'rgb24', 'mjpeg'] as const;
+type MakeFormat = (typeof FORMATS)[number];
 
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png']);
 
@@ -84,6 +91,7 @@ export async function framesMake(argv: string[], log: (line: string) => void): P
       count: { type: 'string' },
       size: { type: 'string', default: '640x480' },
       format: { type: 'string', default: 'yuyv' },
+      quality: { type: 'string', default: '85' },
       out: { type: 'string' },
     },
     allowPositionals: true,
@@ -96,27 +104,52 @@ export async function framesMake(argv: string[], log: (line: string) => void): P
   if (!size || Number(size[1]) < 1 || Number(size[2]) < 1) throw new UsageError(`--size ${JSON.stringify(values.size)} is not WxH`, FRAMES_MAKE_USAGE);
   const width = Number(size[1]);
   const height = Number(size[2]);
-  const format = values.format.toLowerCase();
-  if (format !== 'yuyv' && format !== 'rgb24') throw new UsageError(`--format ${JSON.stringify(values.format)}: use yuyv or rgb24`, FRAMES_MAKE_USAGE);
+  const format = values.format.toLowerCase() as MakeFormat;
+  if (!FORMATS.includes(format)) throw new UsageError(`--format ${JSON.stringify(values.format)}: use ${FORMATS.join(', ')}`, FRAMES_MAKE_USAGE);
   if (format === 'yuyv' && width % 2 !== 0) throw new UsageError(`YUYV needs an even width, got ${width}`, FRAMES_MAKE_USAGE);
+  if (format === 'nv12' && (width % 2 !== 0 || height % 2 !== 0)) throw new UsageError(`NV12 needs an even width and height, got ${width}x${height}`, FRAMES_MAKE_USAGE);
+  const quality = intArg('--quality', values.quality, FRAMES_MAKE_USAGE, 1) as number;
+  if (quality > 100) throw new UsageError(`--quality must be 1..100, got ${quality}`, FRAMES_MAKE_USAGE);
+  const pack = (rgb: RgbImage): Uint8Array => {
+    switch (format) {
+      case 'yuyv':
+        return rgbToYuyv(rgb.data, width, height);
+      case 'nv12':
+        return rgbToNv12(rgb.data, width, height);
+      case 'rgb24':
+        return rgb.data;
+      case 'mjpeg': {
+        // jpeg-js wants RGBA.
+        const rgba = new Uint8Array(width * height * 4);
+        for (let i = 0, j = 0; i < width * height; i++, j += 3) {
+          rgba[i * 4] = rgb.data[j];
+          rgba[i * 4 + 1] = rgb.data[j + 1];
+          rgba[i * 4 + 2] = rgb.data[j + 2];
+          rgba[i * 4 + 3] = 255;
+        }
+        return jpeg.encode({ width, height, data: rgba }, quality).data;
+      }
+    }
+  };
 
   const images = await listImages(values.from);
   const out = createWriteStream(values.out);
   const failed = new Promise<never>((_, reject) => out.once('error', (err) => reject(new Error(`${values.out}: ${err.message}`))));
   // Decoding and resizing are the cost; each distinct image is done once and reused on later loops.
   const cache = new Map<number, Uint8Array>();
+  let bytes = 0;
   for (let i = 0; i < count; i++) {
     const k = i % images.length;
     let frame = cache.get(k);
     if (!frame) {
       const rgb = resizeRgbBilinear(await readImageFile(images[k]), width, height);
-      frame = format === 'yuyv' ? rgbToYuyv(rgb.data, width, height) : rgb.data;
+      frame = pack(rgb);
       if (count > images.length && images.length <= 128) cache.set(k, frame);
     }
+    bytes += frame.length;
     if (!out.write(frame)) await Promise.race([once(out, 'drain'), failed]);
   }
   out.end();
   await Promise.race([once(out, 'finish'), failed]);
-  const bytes = count * (format === 'yuyv' ? 2 : 3) * width * height;
-  log(`wrote ${count} ${width}x${height} ${format.toUpperCase()} frames (${bytes} bytes) from ${images.length} images to ${values.out}`);
+  log(`wrote ${count} ${width}x${height} ${format === 'mjpeg' ? `MJPEG (quality ${quality})` : format.toUpperCase()} frames (${bytes} bytes) from ${images.length} images to ${values.out}`);
 }

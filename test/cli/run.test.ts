@@ -80,7 +80,7 @@ t.test('jsonl sink appends one versioned result per frame', async (t) => {
   t.equal(r0.frame.stem, parse(names[0]).name);
   t.ok(Date.parse(r0.completionTime) >= Date.parse(r0.captureTime));
   t.ok(r0.latencyMs.inference > 0 && r0.latencyMs.total >= r0.latencyMs.inference);
-  t.ok(r0.rle && r0.rle.width === r0.frame.width && r0.rle.height === r0.frame.height);
+  t.ok(r0.rle && r0.rle.size[0] === r0.frame.height && r0.rle.size[1] === r0.frame.width, 'COCO size is [height, width]');
 });
 
 t.test('synthetic YUYV frames run end to end', async (t) => {

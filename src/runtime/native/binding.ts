@@ -21,6 +21,8 @@ export type NativeErrorCode =
   | 'ERR_ORT_PROVIDER'
   | 'ERR_INVALID_ARGUMENT'
   | 'ERR_FRAME_SIZE'
+  | 'ERR_JPEG_CORRUPT'
+  | 'ERR_JPEG_TRUNCATED'
   | 'ERR_NATIVE';
 
 export type GraphOptimization = 'disabled' | 'basic' | 'extended' | 'all';
@@ -96,6 +98,10 @@ export interface NativeFrameResult extends NativePostprocessResult {
    * postprocess start, end.
    */
   times: Float64Array;
+  /** [width, height] of the image preprocessing resized: the frame's, or an MJPEG frame's DCT-scaled decode. */
+  decodedSize: Uint32Array;
+  /** COCO counts of maskFrame (column-major, background first), when process() was asked for them. */
+  rleCounts?: Uint32Array;
 }
 
 /** preprocess -> run -> postprocess of one frame on a libuv worker thread (see OrtSession.createFrameProcessor). */
@@ -106,7 +112,7 @@ export interface NativeFrameProcessor {
    * (preprocess, inference, postprocess) on a failure off the JS thread. ONNX Runtime runs the
    * frames of one processor one at a time, in the order process() was called.
    */
-  process(frame: Uint8Array, width: number, height: number, format: PixelFormat, threshold: number, frameId: string): Promise<NativeFrameResult>;
+  process(frame: Uint8Array, width: number, height: number, format: PixelFormat, threshold: number, frameId: string, rle: boolean): Promise<NativeFrameResult>;
   /** Drops this processor's hold on the session; jobs in flight finish first. */
   release(): void;
 }
@@ -160,6 +166,14 @@ export interface NativeBinding {
     std: readonly [number, number, number],
     scale: number,
   ): Float32Array;
+  /**
+   * The decode step of the preprocessing definition (JPEG_DECODE): a JPEG whose header says
+   * width x height, decoded by libjpeg-turbo at the smallest DCT scale still at least
+   * minWidth x minHeight, as RGB24. Throws ERR_JPEG_CORRUPT / ERR_JPEG_TRUNCATED / ERR_FRAME_SIZE.
+   */
+  decodeJpeg(frame: Uint8Array, width: number, height: number, minWidth: number, minHeight: number): { width: number; height: number; data: Uint8Array };
+  /** COCO counts of a 0/1 mask (column-major, background run first). */
+  cocoRle(mask: Uint8Array, width: number, height: number): Uint32Array;
   /**
    * Synchronous native postprocessing of one logit map (the pipeline runs the same code off the JS
    * thread through NativeFrameProcessor). `window`: the letterbox content rect [newW, newH, ox, oy],

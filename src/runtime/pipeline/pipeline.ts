@@ -19,6 +19,7 @@ import type { Fit, NativeFrameResult, ProviderReport, RunOutput } from '../nativ
 import { OrtSession, preprocessFrame, type FrameProcessor } from '../native/runtime.js';
 import type { LoadedModel } from '../model-loader.js';
 import { letterboxGeometry } from '../../image/preprocess.js';
+import { jpegDecodedSize } from '../../model/preprocessing.js';
 import { summarize, summarizeNative, type Summary } from '../postprocess/index.js';
 import type { DroppedFrame, Frame, FrameSource } from '../sources/types.js';
 import { RESULT_SCHEMA, type ResultSink, type ResultV1 } from '../sinks/index.js';
@@ -451,7 +452,7 @@ export class Pipeline {
     try {
       serving.processor ??= (session as OrtSession).createFrameProcessor(model, this.fit);
       submitted = now();
-      pending = serving.processor.process(frame, this.threshold);
+      pending = serving.processor.process(frame, this.threshold, { rle: this.postprocessOptions.rle === true });
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if ((err as { stage?: unknown }).stage !== 'preprocess') {
@@ -520,7 +521,7 @@ export class Pipeline {
         contours: pp.contours,
         minArea: pp.minArea,
         maxComponents: pp.maxComponents,
-        letterbox: this.fit === 'letterbox' ? letterboxGeometry(frame.width, frame.height, model.width, model.height) : undefined,
+        letterbox: this.fit === 'letterbox' ? letterboxOf(frame, model) : undefined,
       };
       try {
         summary = job.native
@@ -590,6 +591,15 @@ export class Pipeline {
       latencyMs: Object.fromEntries(STAGES.map((s) => [s, this.rings[s].percentiles()])) as Record<StageName, Percentiles>,
     };
   }
+}
+
+/**
+ * Where the frame sits in the model input when letterboxed: the geometry of the image preprocessing
+ * resized, which for an MJPEG frame is its DCT-scaled decode (JPEG_DECODE), not the frame itself.
+ */
+function letterboxOf(frame: Omit<Frame, 'data'>, model: LoadedModel): ReturnType<typeof letterboxGeometry> {
+  const src = frame.format === 'MJPEG' ? jpegDecodedSize(frame.width, frame.height, model.width, model.height) : frame;
+  return letterboxGeometry(src.width, src.height, model.width, model.height);
 }
 
 function providerOf(session: InferenceSession): string {
