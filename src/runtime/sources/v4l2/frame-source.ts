@@ -7,7 +7,8 @@
  * standard tables are implied); libjpeg-turbo supplies them itself. withHuffmanTables() inserts them
  * for decoders that do not (jpeg-js: tools and tests).
  */
-import { ImageDecodeError, decodeImage } from '../../../image/decode.js';
+import { ImageDecodeError } from '../../../image/decode.js';
+import { jpegSize } from '../../../image/jpeg-header.js';
 import type { PixelFormat } from '../../native/pixel-formats.js';
 import type { DroppedFrame, Frame, FrameSource } from '../types.js';
 import { V4l2Error } from './errors.js';
@@ -87,7 +88,7 @@ export function withHuffmanTables(jpeg: Uint8Array): Uint8Array {
   return jpeg; // malformed headers: let the decoder say what is wrong
 }
 
-/** A V4L2 frame as the pipeline takes it (MJPG frames undecoded). */
+/** A V4L2 frame as the pipeline takes it (MJPG frames undecoded). Throws ImageDecodeError for an MJPG frame without a readable JPEG header. */
 export function toPipelineFrame(frame: V4l2Frame): Frame {
   const base = { seq: frame.seq, id: frame.id, captureTimeMs: frame.captureTimeMs };
   const { width: w, height: h, bytesPerLine: stride, data } = frame;
@@ -105,9 +106,18 @@ export function toPipelineFrame(frame: V4l2Frame): Frame {
       out.set(packRows(data, stride, w, h / 2, stride * h), w * h);
       return { ...base, format: 'NV12', width: w, height: h, data: out };
     }
-    case 'MJPG':
-      // Undecoded: the native job checks the JPEG header against the negotiated size.
-      return { ...base, format: 'MJPEG', width: w, height: h, data };
+    case 'MJPG': {
+      // Undecoded: the size is the JPEG header's (read up to SOF only, not the scan data), so a frame
+      // without a readable header is dropped here and one that differs from the negotiated mode is
+      // still decoded and reported at its own size.
+      let size: { width: number; height: number };
+      try {
+        size = jpegSize(data, `${frame.id} (MJPG)`);
+      } catch (err) {
+        throw new ImageDecodeError(`${frame.id} (MJPG)`, (err as Error).message, { cause: err });
+      }
+      return { ...base, format: 'MJPEG', width: size.width, height: size.height, data };
+    }
     default:
       throw new V4l2Error('ERR_INVALID_ARGUMENT', `${frame.id}: ${frame.format} frames cannot be fed to the pipeline (accepted: ${PIPELINE_FOURCCS.join(', ')})`);
   }
