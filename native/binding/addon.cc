@@ -215,10 +215,10 @@ class ProcessWorker : public Napi::AsyncWorker {
     Napi::Object out = Napi::Object::New(env);
     setPostprocess(env, out, std::move(result_.maskModel), static_cast<size_t>(spec.modelW) * spec.modelH,
                    std::move(result_.maskFrame), static_cast<size_t>(input_.width) * input_.height, result_.post);
-    Napi::Float64Array times = Napi::Float64Array::New(env, 6);
+    Napi::Float64Array times = Napi::Float64Array::New(env, 7);
     const lvunet::FrameTimes& t = result_.times;
-    const double values[6] = {t.preprocessStart, t.preprocessEnd, t.inferenceStart,
-                              t.inferenceEnd,    t.postprocessStart, t.postprocessEnd};
+    const double values[7] = {t.preprocessStart,  t.preprocessEnd,   t.inferenceStart, t.inferenceEnd,
+                              t.postprocessStart, t.postprocessEnd, t.decodeEnd};
     std::memcpy(times.Data(), values, sizeof values);
     out.Set("times", times);
     Napi::Uint32Array decoded = Napi::Uint32Array::New(env, 2);

@@ -87,8 +87,18 @@ void processFrame(const Session& session, const FrameSpec& spec, const FrameInpu
   std::exception_ptr failure;
   try {
     scratch.input.resize(inputSize);
-    preprocessInto(frame.format, frame.data, frame.byteLength, frame.width, frame.height, spec.modelW, spec.modelH,
-                   spec.fit, spec.norm, scratch.input.data(), scratch.pre);
+    if (frame.format == PixelFormat::MJPEG) {
+      // Decoded here rather than inside preprocessInto, so that the decode is timed on its own.
+      decodeJpegForModel(frame.data, frame.byteLength, frame.width, frame.height, spec.modelW, spec.modelH, scratch.pre);
+      t.decodeEnd = ms();
+      const std::vector<std::uint8_t>& rgb = scratch.pre.jpegRgb;
+      preprocessInto(PixelFormat::RGB24, rgb.data(), rgb.size(), scratch.pre.srcUsedW, scratch.pre.srcUsedH, spec.modelW,
+                     spec.modelH, spec.fit, spec.norm, scratch.input.data(), scratch.pre);
+    } else {
+      t.decodeEnd = t.preprocessStart;
+      preprocessInto(frame.format, frame.data, frame.byteLength, frame.width, frame.height, spec.modelW, spec.modelH,
+                     spec.fit, spec.norm, scratch.input.data(), scratch.pre);
+    }
     preprocessed = true;
   } catch (const CoreError& e) {
     failure = std::make_exception_ptr(withStage(e, "preprocess", frame, session));

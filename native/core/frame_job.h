@@ -78,6 +78,8 @@ struct FrameInput {
 // Milliseconds since the job was submitted (steady clock), for each step's start and end.
 struct FrameTimes {
   double preprocessStart = 0, preprocessEnd = 0;
+  // End of the MJPEG decode, the first part of preprocessing (= preprocessStart for raw formats).
+  double decodeEnd = 0;
   double inferenceStart = 0, inferenceEnd = 0;
   double postprocessStart = 0, postprocessEnd = 0;
 };

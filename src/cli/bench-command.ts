@@ -18,7 +18,9 @@ export const BENCH_PIPELINE_USAGE = `usage: lvunet-edge bench pipeline --model D
 Measures, in one process with one session:
   inference_fps   session.run in a tight loop on one preprocessed frame (the model alone)
   pipeline_fps    the full pipeline over N frames (finite sources are looped), results discarded
-and per-stage latency percentiles, event-loop lag (perf_hooks.monitorEventLoopDelay), drops and rss.
+and per-stage latency percentiles, MJPEG decode time per frame (decode_ms, zeros for raw frames),
+capture->result latency (with --fps 30 or 60: at camera rate), event-loop lag
+(perf_hooks.monitorEventLoopDelay), drops and rss. Every source kind reports the same JSON keys.
   --frames N          pipeline frames (default 300); the model-alone loop runs as many, at least 50
   --warmup N          runs before each measurement (default 10)
   --sink SPEC         where pipeline results go (default none)
@@ -42,6 +44,17 @@ export interface BenchPipelineReport {
   pipeline_fps: number;
   pipeline_vs_inference: number;
   latency_ms: Record<StageName, Percentiles>;
+  /**
+   * Native MJPEG decode per frame, inside 'preprocess' (libjpeg-turbo, DCT-scaled): all zeros for
+   * sources that deliver pixels, so every source kind reports the same keys.
+   */
+  decode_ms: Percentiles;
+  /** The --fps the source was paced at (camera rate), or null when frames were taken as fast as possible. */
+  paced_fps: number | null;
+  /** Capture to the result written by the sinks, per frame. */
+  capture_to_result_ms: Percentiles;
+  /** capture_to_result_ms.p99 / inference_ms.p50: the latency a paced camera sees, in model runs. */
+  capture_to_result_p99_vs_inference_p50: number;
   event_loop_lag_p50_ms: number;
   event_loop_lag_p99_ms: number;
   event_loop_lag_max_ms: number;
@@ -142,6 +155,7 @@ export async function benchPipeline(argv: string[], log: (line: string) => void,
     const report = await pipeline.run();
     lag.disable();
     log(`pipeline: ${report.fps.toFixed(1)} fps over ${report.processed} results`);
+    const inferenceMs = percentiles(times);
 
     const memory = process.memoryUsage();
     const result: BenchPipelineReport = {
@@ -154,10 +168,14 @@ export async function benchPipeline(argv: string[], log: (line: string) => void,
       frames,
       inference_runs: runs,
       inference_fps: round(inferenceFps, 2),
-      inference_ms: percentiles(times),
+      inference_ms: inferenceMs,
       pipeline_fps: round(report.fps, 2),
       pipeline_vs_inference: round(report.fps / inferenceFps, 3),
       latency_ms: Object.fromEntries(STAGES.map((s) => [s, report.latencyMs[s]])) as Record<StageName, Percentiles>,
+      decode_ms: report.decodeMs,
+      paced_fps: args.fps !== undefined && args.fps > 0 ? args.fps : null,
+      capture_to_result_ms: report.captureToResultMs,
+      capture_to_result_p99_vs_inference_p50: inferenceMs.p50 > 0 ? round(report.captureToResultMs.p99 / inferenceMs.p50, 2) : 0,
       // The histogram is in nanoseconds.
       event_loop_lag_p50_ms: round(lag.percentile(50) / 1e6),
       event_loop_lag_p99_ms: round(lag.percentile(99) / 1e6),
@@ -186,6 +204,8 @@ export async function benchPipeline(argv: string[], log: (line: string) => void,
           ...(['preprocess', 'inference', 'postprocess', 'total'] as const).map(
             (s) => `${s.padEnd(12)} p50 ${l[s].p50} p95 ${l[s].p95} p99 ${l[s].p99} ms`,
           ),
+          `decode       p50 ${result.decode_ms.p50} p99 ${result.decode_ms.p99} ms (${result.decode_ms.count} frames)`,
+          `capture->result p50 ${result.capture_to_result_ms.p50} p99 ${result.capture_to_result_ms.p99} ms (${result.capture_to_result_p99_vs_inference_p50}x inference p50${result.paced_fps ? `, paced at ${result.paced_fps} fps` : ''})`,
           `event loop lag p99 ${result.event_loop_lag_p99_ms} ms (max ${result.event_loop_lag_max_ms})`,
           `drops ${result.drops.total}, rss ${result.rss_before_mb} -> ${result.rss_after_mb} MB, load ${result.machine.loadavg_before.join(' ')}`,
         ].join('\n'),

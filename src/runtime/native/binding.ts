@@ -95,7 +95,8 @@ export interface NativePostprocessResult {
 export interface NativeFrameResult extends NativePostprocessResult {
   /**
    * ms since the job was submitted (steady clock): preprocess start, end, inference start, end,
-   * postprocess start, end.
+   * postprocess start, end, and the end of the MJPEG decode that opens preprocessing (= preprocess
+   * start for raw formats).
    */
   times: Float64Array;
   /** [width, height] of the image preprocessing resized: the frame's, or an MJPEG frame's DCT-scaled decode. */

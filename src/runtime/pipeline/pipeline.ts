@@ -92,6 +92,13 @@ export interface PipelineReport {
   /** processed / wall time. */
   fps: number;
   latencyMs: Record<StageName, Percentiles>;
+  /**
+   * MJPEG decode per frame (the first part of 'preprocess', native fused path only): 0 for frames
+   * that arrive as pixels; no samples on the JS-thread path, which does not time it apart.
+   */
+  decodeMs: Percentiles;
+  /** Capture to the result written by every sink: what a consumer of the results waits. */
+  captureToResultMs: Percentiles;
 }
 
 interface Timestamps {
@@ -105,6 +112,8 @@ interface Timestamps {
   postprocessEnd: number;
   /** Native postprocessing time, fused path only (it runs before postprocessStart). */
   nativePostprocessMs: number;
+  /** Native MJPEG decode time (fused path; 0 for raw formats), undefined on the JS-thread path. */
+  decodeMs?: number;
 }
 
 /** A frame in flight; the pixel data is let go once preprocessed, only its description travels on. */
@@ -159,6 +168,8 @@ const LOG_EVERY = 100;
 export class Pipeline {
   private readonly drops = new DropCounter();
   private readonly rings = Object.fromEntries(STAGES.map((s) => [s, new LatencyRing()])) as Record<StageName, LatencyRing>;
+  private readonly decodeRing = new LatencyRing();
+  private readonly resultRing = new LatencyRing();
   private readonly log: (line: string) => void;
   private readonly preprocess: Preprocessor;
   private readonly fit: Fit;
@@ -484,13 +495,14 @@ export class Pipeline {
         }
         return;
       }
-      const [preStart, preEnd, infStart, infEnd, postStart, postEnd] = r.times;
+      const [preStart, preEnd, infStart, infEnd, postStart, postEnd, decodeEnd] = r.times;
       const t = job.t;
       t.preprocessStart = submitted + preStart;
       t.preprocessEnd = submitted + preEnd;
       t.inferenceStart = submitted + infStart;
       t.inferenceEnd = submitted + infEnd;
       t.nativePostprocessMs = postEnd - postStart;
+      t.decodeMs = decodeEnd - preStart;
       job.native = r;
       job.model = model;
       job.provider = serving.provider;
@@ -543,7 +555,10 @@ export class Pipeline {
           throw new Error(`${sink.description}: writing result of frame ${frame.id} failed: ${(err as Error).message}`, { cause: err });
         }
       }
-      this.rings.sink.add(now() - sinkStart);
+      const written = now();
+      this.rings.sink.add(written - sinkStart);
+      this.resultRing.add(round3(written - t.capture));
+      if (t.decodeMs !== undefined) this.decodeRing.add(round3(t.decodeMs));
       this.processed++;
       this.options.onResult?.(result, summary);
     }
@@ -589,6 +604,8 @@ export class Pipeline {
       wallMs: round3(wallMs),
       fps: wallMs > 0 ? round3((this.processed * 1000) / wallMs) : 0,
       latencyMs: Object.fromEntries(STAGES.map((s) => [s, this.rings[s].percentiles()])) as Record<StageName, Percentiles>,
+      decodeMs: this.decodeRing.percentiles(),
+      captureToResultMs: this.resultRing.percentiles(),
     };
   }
 }
