@@ -24,6 +24,7 @@ capture->result latency (with --fps 30 or 60: at camera rate), event-loop lag
   --frames N          pipeline frames (default 300); the model-alone loop runs as many, at least 50
   --warmup N          runs before each measurement (default 10)
   --sink SPEC         where pipeline results go (default none)
+  --rle, --contours   add the COCO RLE / component outlines to each result (what they cost)
   --json              print the report as JSON
 Pipeline options (--ep, --threads, --fps, --width/--height/--format, --fit, --queue...) as for 'run'.`;
 
@@ -37,6 +38,8 @@ export interface BenchPipelineReport {
   provider: string;
   threads: number;
   queue_mode: string;
+  /** Optional outputs computed per result (--rle, --contours). */
+  outputs: { rle: boolean; contours: boolean };
   frames: number;
   inference_runs: number;
   inference_fps: number;
@@ -82,6 +85,8 @@ export async function benchPipeline(argv: string[], log: (line: string) => void,
       warmup: { type: 'string', default: '10' },
       sink: { type: 'string', default: 'none' },
       json: { type: 'boolean', default: false },
+      rle: { type: 'boolean', default: false },
+      contours: { type: 'boolean', default: false },
     },
     allowPositionals: true,
     strict: true,
@@ -149,6 +154,7 @@ export async function benchPipeline(argv: string[], log: (line: string) => void,
       mode,
       maxFrames: frames,
       fit: args.fit,
+      postprocess: { rle: values.rle, contours: values.contours },
       log,
     });
     lag.enable();
@@ -165,6 +171,7 @@ export async function benchPipeline(argv: string[], log: (line: string) => void,
       provider: session.providers.active[0] ?? 'unknown',
       threads: args.threads,
       queue_mode: mode,
+      outputs: { rle: values.rle, contours: values.contours },
       frames,
       inference_runs: runs,
       inference_fps: round(inferenceFps, 2),

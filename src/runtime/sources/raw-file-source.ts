@@ -102,7 +102,8 @@ export class RawFileSource implements FrameSource {
     let at = start;
     return async () => {
       at += await headerBytes(at);
-      const data = new Uint8Array(bytes);
+      // Not zero-filled (a memset of the whole frame on the JS thread): read() fills it, and a short read is dropped.
+      const data = Buffer.allocUnsafeSlow(bytes);
       const { bytesRead } = await h.read(data, 0, bytes, at);
       if (bytesRead === 0) return null;
       at += bytesRead;
