@@ -57,7 +57,8 @@ configured. SIGTERM/SIGINT stop capture, finish frames in flight and flush MQTT,
                       make capture wait (backpressure: default for replay as fast as possible)
   --loops N           replay a folder or file N times (default 1)
   --threshold T       foreground is sigmoid(logit) > T (default: the manifest's, else 0.5)
-  --rle, --contours   add the run-length mask / component outlines to each result`;
+  --rle, --contours   add the COCO run-length mask / component outlines to each result
+  --max-frame-mp N    refuse file/folder frames over N megapixels before reading them (default 36)`;
 
 export const PIPELINE_ARG_OPTIONS = {
   model: { type: 'string' },
@@ -74,6 +75,7 @@ export const PIPELINE_ARG_OPTIONS = {
   queue: { type: 'string' },
   loops: { type: 'string' },
   threshold: { type: 'string' },
+  'max-frame-mp': { type: 'string' },
 } as const;
 
 export interface PipelineArgs {
@@ -92,6 +94,8 @@ export interface PipelineArgs {
   queue?: QueueMode;
   loops?: number;
   threshold?: number;
+  /** Largest frame a file or folder source accepts, megapixels (sources/limits.ts; default 36). */
+  maxFrameMp?: number;
 }
 
 /**
@@ -149,6 +153,10 @@ export function parsePipelineArgs(values: PipelineValues, usage: string): Pipeli
   }
   const fps = values.fps === undefined ? undefined : Number(values.fps);
   if (fps !== undefined && !(fps > 0 && Number.isFinite(fps))) throw new UsageError(`--fps ${JSON.stringify(values.fps)} is not a positive number`, usage);
+  const maxFrameMp = values['max-frame-mp'] === undefined ? undefined : Number(values['max-frame-mp']);
+  if (maxFrameMp !== undefined && !(maxFrameMp > 0 && Number.isFinite(maxFrameMp))) {
+    throw new UsageError(`--max-frame-mp ${JSON.stringify(values['max-frame-mp'])} is not a positive number`, usage);
+  }
   return {
     model: values.model,
     precision: values.precision as Precision | undefined,
@@ -165,6 +173,7 @@ export function parsePipelineArgs(values: PipelineValues, usage: string): Pipeli
     queue: values.queue as QueueMode | undefined,
     loops: intArg('--loops', values.loops, usage, 1),
     threshold,
+    maxFrameMp,
   };
 }
 
@@ -183,6 +192,7 @@ export function sourceOptions(args: PipelineArgs, extra: SourceFactoryOptions = 
     width: args.width,
     height: args.height,
     format: args.format as SourceFactoryOptions['format'],
+    ...(args.maxFrameMp !== undefined ? { maxFramePixels: Math.round(args.maxFrameMp * 1e6) } : {}),
     ...extra,
   };
 }
