@@ -38,3 +38,60 @@ export function jpegSize(bytes: Uint8Array, name: string): JpegSize {
   }
   throw new Error(`${name}: JPEG has no frame header (SOF) before ${i >= n ? 'its end' : 'its scan data'}`);
 }
+
+/** Where a JPEG that starts (SOI) at `start` of `b` ends, as far as the bytes so far tell. */
+export type JpegExtent =
+  /** The JPEG is b[start, end): its EOI was found. */
+  | { kind: 'end'; end: number }
+  /** Another JPEG starts (SOI) at `at` before this one ended: this one was cut off. */
+  | { kind: 'cut'; at: number }
+  /** Not JPEG structure at `at` (no marker where one must be). */
+  | { kind: 'corrupt'; at: number }
+  /** The bytes end before the JPEG does. */
+  | { kind: 'more' };
+
+/**
+ * Follows the marker segments of the JPEG at `start` (skipping each by its length, so an EXIF
+ * thumbnail's own SOI/EOI inside APP1 is not mistaken for the frame's) and the entropy-coded data
+ * of each scan (where 0xFF is always followed by 0x00 or a restart marker) to its EOI. Costs one
+ * pass over the compressed bytes, in Buffer.indexOf (native) steps from one 0xFF to the next.
+ */
+export function jpegExtent(b: Buffer, start: number): JpegExtent {
+  const n = b.length;
+  let i = start + 2;
+  for (;;) {
+    if (i + 2 > n) return { kind: 'more' };
+    if (b[i] !== 0xff) return { kind: 'corrupt', at: i };
+    const m = b[i + 1];
+    if (m === 0xff) {
+      i++; // fill byte before a marker
+      continue;
+    }
+    if (m === 0xd9) return { kind: 'end', end: i + 2 };
+    if (m === 0xd8) return { kind: 'cut', at: i };
+    if (m === 0x01 || (m >= 0xd0 && m <= 0xd7)) {
+      i += 2;
+      continue;
+    }
+    if (i + 4 > n) return { kind: 'more' };
+    const segmentEnd = i + 2 + ((b[i + 2] << 8) | b[i + 3]);
+    if (segmentEnd > n) return { kind: 'more' };
+    if (m !== 0xda) {
+      i = segmentEnd;
+      continue;
+    }
+    // Entropy-coded data of the scan: up to the first 0xFF that starts a marker other than RSTn.
+    let j = segmentEnd;
+    for (;;) {
+      const k = b.indexOf(0xff, j);
+      if (k < 0 || k + 1 >= n) return { kind: 'more' };
+      const next = b[k + 1];
+      if (next === 0x00 || (next >= 0xd0 && next <= 0xd7) || next === 0xff) {
+        j = k + 1;
+        continue;
+      }
+      i = k;
+      break;
+    }
+  }
+}

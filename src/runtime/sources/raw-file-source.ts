@@ -8,7 +8,7 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
-import { jpegSize } from '../../image/jpeg-header.js';
+import { jpegExtent, jpegSize } from '../../image/jpeg-header.js';
 import { frameByteLength, isRawPixelFormat, type RawPixelFormat } from '../native/pixel-formats.js';
 import { limitsOf, openRegularFile, pixelLimitProblem, type FrameLimits } from './limits.js';
 import { Pacer, type DroppedFrame, type Frame, type FrameSource, type SourceOptions } from './types.js';
@@ -154,12 +154,12 @@ export class RawFileSource implements FrameSource {
 
   private mjpegReader(h: FileHandle): Reader {
     const { maxFrameBytes } = this.limits;
-    let at = 0;
+    let at = 0; // file offset of the next read
+    let base = 0; // file offset of pending[0]
     let eof = false;
     let pending = Buffer.alloc(0);
     const chunk = Buffer.alloc(1 << 20);
     const SOI = Buffer.from([0xff, 0xd8]);
-    const EOI = Buffer.from([0xff, 0xd9]);
     const fill = async (): Promise<boolean> => {
       if (eof) return false;
       const { bytesRead } = await h.read(chunk, 0, chunk.length, at);
@@ -171,29 +171,47 @@ export class RawFileSource implements FrameSource {
       pending = pending.length === 0 ? Buffer.from(chunk.subarray(0, bytesRead)) : Buffer.concat([pending, chunk.subarray(0, bytesRead)]);
       return true;
     };
+    const consume = (to: number): void => {
+      pending = pending.subarray(to);
+      base += to;
+    };
     return async () => {
       for (;;) {
         const soi = pending.indexOf(SOI);
-        const eoi = soi >= 0 ? pending.indexOf(EOI, soi + 2) : -1;
-        if (soi >= 0 && eoi >= 0) {
-          // A copy of the JPEG's bytes only: the native job decodes it and keeps it until then.
-          const jpeg = new Uint8Array(pending.subarray(soi, eoi + 2));
-          pending = pending.subarray(eoi + 2);
-          return this.mjpegFrame(jpeg);
+        if (soi < 0) {
+          consume(Math.max(0, pending.length - 1)); // no frame start: keep a possible 0xFF
+          if (!(await fill())) return null;
+          continue;
         }
-        if (soi >= 0 && pending.length - soi > maxFrameBytes) {
-          const n = pending.length - soi;
-          pending = Buffer.alloc(0);
-          return { drop: { reason: 'refused', detail: `no JPEG end marker within ${n} bytes at byte ${at - n} (limit ${maxFrameBytes} bytes per frame, maxFrameBytes)` } };
-        }
-        if (soi < 0 && pending.length > 1) pending = pending.subarray(pending.length - 1); // no frame start: keep a possible 0xFF
-        if (!(await fill())) {
-          if (soi >= 0) {
-            const n = pending.length - soi;
-            pending = Buffer.alloc(0);
-            return { drop: { reason: 'truncated', detail: `last JPEG has no end marker (${n} bytes)` } };
+        const extent = jpegExtent(pending, soi);
+        switch (extent.kind) {
+          case 'end': {
+            // A copy of the JPEG's bytes only: the native job decodes it and keeps it until then.
+            const jpeg = new Uint8Array(pending.subarray(soi, extent.end));
+            consume(extent.end);
+            return this.mjpegFrame(jpeg);
           }
-          return null;
+          case 'cut': {
+            const detail = `JPEG at byte ${base + soi} is cut off after ${extent.at - soi} bytes: the next one starts before its end marker`;
+            consume(extent.at);
+            return { drop: { reason: 'truncated', detail } };
+          }
+          case 'corrupt': {
+            const detail = `JPEG at byte ${base + soi} is corrupt: no marker at byte ${base + extent.at}`;
+            consume(soi + 2);
+            return { drop: { reason: 'corrupt', detail } };
+          }
+          case 'more':
+            if (pending.length - soi > maxFrameBytes) {
+              const detail = `no JPEG end marker within ${pending.length - soi} bytes at byte ${base + soi} (limit ${maxFrameBytes} bytes per frame, maxFrameBytes)`;
+              consume(pending.length);
+              return { drop: { reason: 'refused', detail } };
+            }
+            if (!(await fill())) {
+              const detail = `last JPEG (at byte ${base + soi}) has no end marker (${pending.length - soi} bytes)`;
+              consume(pending.length);
+              return { drop: { reason: 'truncated', detail } };
+            }
         }
       }
     };

@@ -38,6 +38,16 @@ function withHeaderSize(j: Uint8Array, width: number, height: number): Uint8Arra
   throw new Error('no SOF0');
 }
 
+/** Start of the entropy-coded data: just after the SOS segment. */
+function scanStart(j: Uint8Array): number {
+  let i = 2;
+  for (;;) {
+    const len = (j[i + 2] << 8) | j[i + 3];
+    if (j[i + 1] === 0xda) return i + 2 + len;
+    i += 2 + len;
+  }
+}
+
 const fifo = join(tmp.dir, 'camera.yuyv');
 let fifoSkip: string | false = false;
 try {
@@ -93,7 +103,9 @@ t.test('file: MJPEG frames carry their header size and are refused over the limi
 t.test('file: an MJPEG stream without an end marker is cut at maxFrameBytes', async (t) => {
   const file = join(tmp.dir, 'endless.mjpeg');
   const ok = smallJpeg(8, 8);
-  writeFileSync(file, Buffer.concat([ok, Buffer.from([0xff, 0xd8]), Buffer.alloc(3 << 20, 0x11)]));
+  // A frame whose scan data never ends: headers up to SOS, then 3 MB of entropy-coded bytes.
+  const head = ok.subarray(0, scanStart(ok));
+  writeFileSync(file, Buffer.concat([ok, head, Buffer.alloc(3 << 20, 0x11)]));
   const drops: DroppedFrame[] = [];
   const source = new RawFileSource(file, { maxFrameBytes: 1 << 20, onDrop: (d) => drops.push(d) });
   await source.open();
@@ -125,4 +137,33 @@ t.test('folder: a FIFO entry and oversized images are dropped as refused; JPEGs 
     { id: 'd', reason: 'refused', detail: /d\.jpg is 2000 bytes, over the limit of 1000 bytes per frame/ },
   ]);
   await source.close();
+});
+
+t.test('file: MJPEG frames are delimited by their structure: a cut-off frame costs only itself, a thumbnail does not end its frame', async (t) => {
+  const a = smallJpeg(16, 8);
+  const b = smallJpeg(24, 8);
+  // An APP1 segment holding a whole JPEG (as EXIF thumbnails do), inserted after SOI.
+  const app1 = Buffer.concat([Buffer.from([0xff, 0xe1, (a.length + 2) >> 8, (a.length + 2) & 255]), a]);
+  const withThumb = Buffer.concat([b.subarray(0, 2), app1, b.subarray(2)]);
+  const cut = a.subarray(0, a.length - 4); // the last scan bytes and EOI missing
+  t.ok(cut.length > scanStart(a), "cut inside the scan data");
+  const garbage = Buffer.from([0xff, 0xd8, 0x12, 0x34, 0x56]);
+  const file = join(tmp.dir, 'cut.mjpeg');
+  writeFileSync(file, Buffer.concat([a, cut, b, withThumb, garbage, a]));
+  const drops: DroppedFrame[] = [];
+  const source = new RawFileSource(file, { onDrop: (d) => drops.push(d) });
+  await source.open();
+  const got: [number, number, number, number][] = [];
+  for (let f = await source.next(); f; f = await source.next()) got.push([f.seq, f.width, f.height, f.data.length]);
+  await source.close();
+  t.same(got, [
+    [0, 16, 8, a.length],
+    [2, 24, 8, b.length],
+    [3, 24, 8, withThumb.length],
+    [5, 16, 8, a.length],
+  ], 'the frame after the cut one is whole; the thumbnail stays inside its frame');
+  t.match(drops, [
+    { seq: 1, reason: 'truncated', detail: new RegExp(`JPEG at byte ${a.length} is cut off after ${cut.length} bytes`) },
+    { seq: 4, reason: 'corrupt', detail: /no marker at byte/ },
+  ]);
 });
