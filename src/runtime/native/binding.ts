@@ -233,13 +233,20 @@ export function nativeCandidates(root = packageRoot()): string[] {
 
 function likelyCause(errors: readonly { path: string; error: Error }[], root = packageRoot()): string {
   const text = errors.map((e) => e.error.message).join('\n');
+  // The addon decodes MJPEG with libjpeg-turbo and links it dynamically (native/core/jpeg_decode.cc).
+  if (/libturbojpeg\.so[.\d]*: cannot open shared object file/.test(text)) {
+    return (
+      "The addon needs libjpeg-turbo's TurboJPEG library at run time, which is not installed: " +
+      '`apt-get install libturbojpeg0` on Debian/Ubuntu (`dnf install turbojpeg` on Fedora).'
+    );
+  }
   if (errors.every((e) => /Cannot find module|ENOENT|cannot open shared object file: No such file/.test(e.error.message))) {
     // Why no prebuilt was tried: none for this platform (listing those shipped) or one this machine cannot run.
     const prebuilt = prebuiltCandidate(root);
     if (prebuilt.status !== 'found') return `The native addon has not been built, and ${prebuilt.message}.`;
     return (
       'The native addon has not been built. Run `npm run build:native` ' +
-      '(needs cmake >= 3.15 and a C++17 compiler: `apt-get install cmake g++` on Debian/Ubuntu).'
+      '(needs cmake >= 3.15, a C++17 compiler and libjpeg-turbo: `apt-get install cmake g++ libturbojpeg0-dev` on Debian/Ubuntu).'
     );
   }
   if (/NODE_MODULE_VERSION|was compiled against a different Node\.js version/.test(text)) {
