@@ -450,6 +450,7 @@ struct Addon : public Napi::Addon<Addon> {
                              InstanceMethod<&Addon::ToRgb>("toRgb"),
                              InstanceMethod<&Addon::Preprocess>("preprocess"),
                              InstanceMethod<&Addon::DecodeJpeg>("decodeJpeg"),
+                             InstanceMethod<&Addon::EncodeJpeg>("encodeJpeg"),
                              InstanceMethod<&Addon::CocoRle>("cocoRle"),
                              InstanceMethod<&Addon::Postprocess>("postprocess"),
                              InstanceMethod<&Addon::Exp>("exp"),
@@ -551,6 +552,28 @@ struct Addon : public Napi::Addon<Addon> {
       Napi::Uint8Array data = Napi::Uint8Array::New(env, scratch.jpegRgb.size());
       std::memcpy(data.Data(), scratch.jpegRgb.data(), scratch.jpegRgb.size());
       out.Set("data", data);
+      return out;
+    });
+  }
+
+  // encodeJpeg(rgb, width, height, quality, subsampling): Uint8Array — baseline JPEG (frames make).
+  Napi::Value EncodeJpeg(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Uint8Array rgb = bytesArg(info, 0, "rgb");
+    const uint32_t width = uintArg(info, 1, "width");
+    const uint32_t height = uintArg(info, 2, "height");
+    const uint32_t quality = uintArg(info, 3, "quality");
+    const uint32_t subsampling = uintArg(info, 4, "subsampling");
+    return guarded(env, [&] {
+      if (rgb.ByteLength() != static_cast<size_t>(width) * height * 3) {
+        throw CoreError(lvunet::codes::kInvalidArgument, "encodeJpeg: " + std::to_string(rgb.ByteLength()) +
+                                                             " bytes are not a " + std::to_string(width) + "x" +
+                                                             std::to_string(height) + " RGB24 image");
+      }
+      std::vector<std::uint8_t> bytes =
+          lvunet::encodeJpegRgb(rgb.Data(), width, height, static_cast<int>(quality), static_cast<int>(subsampling));
+      Napi::Uint8Array out = Napi::Uint8Array::New(env, bytes.size());
+      std::memcpy(out.Data(), bytes.data(), bytes.size());
       return out;
     });
   }

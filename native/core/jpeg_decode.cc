@@ -76,4 +76,35 @@ JpegHeader JpegDecoder::decodeRgb(const std::uint8_t* data, std::size_t size, Jp
   return out;
 }
 
+std::vector<std::uint8_t> encodeJpegRgb(const std::uint8_t* rgb, std::uint32_t width, std::uint32_t height, int quality,
+                                        int subsampling) {
+  if (quality < 1 || quality > 100) throw CoreError("ERR_INVALID_ARGUMENT", "JPEG quality must be 1..100, got " + std::to_string(quality));
+  int samp;
+  switch (subsampling) {
+    case 444: samp = TJSAMP_444; break;
+    case 422: samp = TJSAMP_422; break;
+    case 420: samp = TJSAMP_420; break;
+    default: throw CoreError("ERR_INVALID_ARGUMENT", "chroma subsampling must be 444, 422 or 420, got " + std::to_string(subsampling));
+  }
+  if (width == 0 || height == 0 || static_cast<std::uint64_t>(width) * height > kMaxJpegPixels) {
+    throw CoreError("ERR_INVALID_ARGUMENT", "cannot encode a " + std::to_string(width) + "x" + std::to_string(height) + " JPEG");
+  }
+  tjhandle h = tjInitCompress();
+  if (h == nullptr) throw CoreError("ERR_NATIVE", std::string("cannot create a TurboJPEG compressor: ") + tjGetErrorStr2(nullptr));
+  unsigned char* out = nullptr;
+  unsigned long size = 0;
+  const int rc = tjCompress2(h, rgb, static_cast<int>(width), 0, static_cast<int>(height), TJPF_RGB, &out, &size, samp, quality,
+                             TJFLAG_ACCURATEDCT);
+  if (rc != 0) {
+    const std::string message = tjGetErrorStr2(h);
+    tjFree(out);
+    tjDestroy(h);
+    throw CoreError("ERR_NATIVE", "JPEG encode: " + message);
+  }
+  std::vector<std::uint8_t> bytes(out, out + size);
+  tjFree(out);
+  tjDestroy(h);
+  return bytes;
+}
+
 }  // namespace lvunet

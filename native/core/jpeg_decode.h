@@ -55,4 +55,9 @@ class JpegDecoder {
   void* handle_;
 };
 
+// Baseline JPEG of a tightly packed RGB24 image (for `frames make`: camera-like MJPEG recordings),
+// quality 1..100, chroma subsampling 444, 422 (what UVC grabbers send) or 420. Throws CoreError.
+std::vector<std::uint8_t> encodeJpegRgb(const std::uint8_t* rgb, std::uint32_t width, std::uint32_t height, int quality,
+                                        int subsampling);
+
 }  // namespace lvunet

@@ -12,18 +12,18 @@ import { parseArgs } from 'node:util';
 
 import { readImageFile } from '../image/decode.js';
 import { assertRgbImage, type RgbImage } from '../image/types.js';
-import jpeg from 'jpeg-js';
-
+import { loadNativeBinding } from '../runtime/native/binding.js';
 import { rgbToNv12, rgbToYuyv } from '../runtime/sources/synthetic-source.js';
 import { UsageError } from './errors.js';
 import { intArg } from './run-command.js';
 
-export const FRAMES_MAKE_USAGE = `usage: lvunet-edge frames make --from DIR --count N [--size 640x480] [--format yuyv|nv12|rgb24|mjpeg] [--quality 85] --out FILE
+export const FRAMES_MAKE_USAGE = `usage: lvunet-edge frames make --from DIR --count N [--size 640x480] [--format yuyv|nv12|rgb24|mjpeg] [--quality 85] [--subsampling 422] --out FILE
 
 Writes N frames to FILE, looping over the .jpg/.png images of DIR (or DIR/images) in name order,
 each resized bilinearly to the given size and packed as YUYV or NV12 (BT.601 limited range, chroma
 averaged over each pixel pair (YUYV) or 2x2 block (NV12), as cameras do), RGB24, or MJPEG (one
-baseline JPEG per frame at --quality, default 85, concatenated). Replay it with --source file:FILE
+baseline JPEG per frame, concatenated, encoded by libjpeg-turbo through the native addon at
+--quality, default 85, with --subsampling 422 (default: what UVC grabbers send), 420 or 444). Replay it with --source file:FILE
 (name raw files like frames_1920x1080.nv12, or pass --width/--height; .mjpeg needs neither).`;
 
 const FORMATS = ['yuyv', 'nv12', 'rgb24', 'mjpeg'] as const;
@@ -92,6 +92,7 @@ export async function framesMake(argv: string[], log: (line: string) => void): P
       size: { type: 'string', default: '640x480' },
       format: { type: 'string', default: 'yuyv' },
       quality: { type: 'string', default: '85' },
+      subsampling: { type: 'string', default: '422' },
       out: { type: 'string' },
     },
     allowPositionals: true,
@@ -110,6 +111,11 @@ export async function framesMake(argv: string[], log: (line: string) => void): P
   if (format === 'nv12' && (width % 2 !== 0 || height % 2 !== 0)) throw new UsageError(`NV12 needs an even width and height, got ${width}x${height}`, FRAMES_MAKE_USAGE);
   const quality = intArg('--quality', values.quality, FRAMES_MAKE_USAGE, 1) as number;
   if (quality > 100) throw new UsageError(`--quality must be 1..100, got ${quality}`, FRAMES_MAKE_USAGE);
+  const subsampling = Number(values.subsampling);
+  if (subsampling !== 444 && subsampling !== 422 && subsampling !== 420) {
+    throw new UsageError(`--subsampling ${JSON.stringify(values.subsampling)}: use 422, 420 or 444`, FRAMES_MAKE_USAGE);
+  }
+  const native = format === 'mjpeg' ? loadNativeBinding() : undefined;
   const pack = (rgb: RgbImage): Uint8Array => {
     switch (format) {
       case 'yuyv':
@@ -118,17 +124,8 @@ export async function framesMake(argv: string[], log: (line: string) => void): P
         return rgbToNv12(rgb.data, width, height);
       case 'rgb24':
         return rgb.data;
-      case 'mjpeg': {
-        // jpeg-js wants RGBA.
-        const rgba = new Uint8Array(width * height * 4);
-        for (let i = 0, j = 0; i < width * height; i++, j += 3) {
-          rgba[i * 4] = rgb.data[j];
-          rgba[i * 4 + 1] = rgb.data[j + 1];
-          rgba[i * 4 + 2] = rgb.data[j + 2];
-          rgba[i * 4 + 3] = 255;
-        }
-        return jpeg.encode({ width, height, data: rgba }, quality).data;
-      }
+      case 'mjpeg':
+        return (native as NonNullable<typeof native>).encodeJpeg(rgb.data, width, height, quality, subsampling);
     }
   };
 
@@ -151,5 +148,5 @@ export async function framesMake(argv: string[], log: (line: string) => void): P
   }
   out.end();
   await Promise.race([once(out, 'finish'), failed]);
-  log(`wrote ${count} ${width}x${height} ${format === 'mjpeg' ? `MJPEG (quality ${quality})` : format.toUpperCase()} frames (${bytes} bytes) from ${images.length} images to ${values.out}`);
+  log(`wrote ${count} ${width}x${height} ${format === 'mjpeg' ? `MJPEG (quality ${quality}, ${subsampling})` : format.toUpperCase()} frames (${bytes} bytes) from ${images.length} images to ${values.out}`);
 }

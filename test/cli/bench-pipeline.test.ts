@@ -1,5 +1,5 @@
 import t from 'tap';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import type { BenchPipelineReport } from '../../src/cli/bench-command.js';
@@ -53,7 +53,13 @@ t.test('bench pipeline: YUYV, NV12 and MJPEG replays report the same keys; decod
     const made = runCli(['frames', 'make', '--from', KVASIR, '--count', '4', '--size', '640x480', '--format', format, '--out', file]);
     t.equal(made.status, 0, made.stderr);
     if (format === 'nv12') t.equal(statSync(file).size, 4 * 640 * 480 * 1.5);
-    if (format === 'mjpeg') t.match(made.stderr + made.stdout, /MJPEG \(quality 85\)/);
+    if (format === 'mjpeg') {
+      t.match(made.stderr + made.stdout, /MJPEG \(quality 85, 422\)/);
+      // Baseline SOF0 of the first frame: luma sampled 2x1 against chroma, i.e. 4:2:2 as UVC grabbers send.
+      const bytes = readFileSync(file);
+      const sof = bytes.indexOf(Buffer.from([0xff, 0xc0]));
+      t.same([bytes.readUInt16BE(sof + 5), bytes.readUInt16BE(sof + 7), bytes[sof + 11], bytes[sof + 14]], [480, 640, 0x21, 0x11]);
+    }
     const paced = format === 'mjpeg' ? ['--fps', '30'] : [];
     const r = runCli(['bench', 'pipeline', '--model', modelDir, '--source', `file:${file}`, '--frames', '12', '--warmup', '2', '--threads', '1', ...paced, '--json'], 300_000);
     t.equal(r.status, 0, r.stderr);

@@ -173,6 +173,8 @@ export interface NativeBinding {
    * minWidth x minHeight, as RGB24. Throws ERR_JPEG_CORRUPT / ERR_JPEG_TRUNCATED / ERR_FRAME_SIZE.
    */
   decodeJpeg(frame: Uint8Array, width: number, height: number, minWidth: number, minHeight: number): { width: number; height: number; data: Uint8Array };
+  /** A baseline JPEG of an RGB24 image (libjpeg-turbo), quality 1..100, chroma subsampling 444, 422 or 420. */
+  encodeJpeg(rgb: Uint8Array, width: number, height: number, quality: number, subsampling: 444 | 422 | 420): Uint8Array;
   /** COCO counts of a 0/1 mask (column-major, background run first). */
   cocoRle(mask: Uint8Array, width: number, height: number): Uint32Array;
   /**

@@ -117,7 +117,9 @@ t.test('MJPEG file through the fused native path equals the reference path; bad 
   const jpegs: { bytes: Uint8Array; width: number; height: number }[] = names.map((n, i) => {
     const [w, h] = SIZES[i];
     const img = resizeRgbBilinear(decodeImage(readFileSync(join(KVASIR, 'images', n)), n), w, h);
-    return { bytes: encodeJpeg(img.data, w, h), width: w, height: h };
+    // Chroma 4:4:4 (jpeg-js), 4:2:2 as UVC grabbers send it, and 4:2:0 (libjpeg-turbo).
+    const bytes = i === 0 ? encodeJpeg(img.data, w, h) : binding!.encodeJpeg(img.data, w, h, 85, i === 1 ? 422 : 420);
+    return { bytes, width: w, height: h };
   });
   // Frame 1: entropy data overwritten with a marker the scan cannot hold; frame 3: cut in the scan
   // and closed with EOI (the reader splits on EOI, so the decoder meets the end mid-scan).
