@@ -4,6 +4,7 @@
       "target_name": "lvunet_edge",
       "sources": [
         "native/core/preprocess.cc",
+        "native/core/jpeg_decode.cc",
         "native/core/postprocess.cc",
         "native/core/frame_job.cc",
         "native/core/ort_runtime.cc",
@@ -20,7 +21,7 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-ffp-contract=off", "-fvisibility=hidden"],
-      "libraries": ["-ldl"],
+      "libraries": ["-ldl", "-lturbojpeg"],
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
         "CLANG_CXX_LANGUAGE_STANDARD": "c++17",

@@ -103,7 +103,7 @@ function body(frame: number, rleBytes: number): ResultBody {
       { area: 312, areaPercent: 0.48, bbox: { x: 200, y: 10, width: 20, height: 18 }, centroid: { x: 210.1, y: 19.4 }, meanProbability: 0.731 },
     ],
     droppedComponents: 0,
-    rle: { width: 640, height: 480, counts: 'r'.repeat(rleBytes) },
+    rle: { size: [480, 640], counts: 'r'.repeat(rleBytes) },
   };
 }
 

@@ -36,10 +36,11 @@ run('bash', [join(root, 'deploy', 'arm64', 'prepare-node.sh'), arm64Root]);
 if (!existsSync(join(root, 'dist', 'src', 'runtime', 'native', 'runtime.js'))) run('npm', ['run', 'build']);
 
 console.log('test:arm64: cross-compiling the addon for aarch64');
+// The arm64 libturbojpeg that prepare-node.sh unpacked beside Node is what the addon links against.
 run(process.execPath, [
   join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js'), 'compile', '-d', 'native', '-O', buildDir, '--log-level', 'warn',
   `--CDCMAKE_TOOLCHAIN_FILE=${join(root, 'native', 'toolchains', 'aarch64-linux-gnu.cmake')}`,
-]);
+], { env: { ...process.env, LVUNET_ARM64_ROOT: arm64Root } });
 const addon = join(buildDir, 'Release', 'lvunet_edge.node');
 const arm64 = (args, env = {}) =>
   spawnSync('qemu-aarch64-static', ['-L', arm64Root, join(arm64Root, 'usr', 'bin', 'node'), ...args], {

@@ -215,12 +215,23 @@ class ProcessWorker : public Napi::AsyncWorker {
     Napi::Object out = Napi::Object::New(env);
     setPostprocess(env, out, std::move(result_.maskModel), static_cast<size_t>(spec.modelW) * spec.modelH,
                    std::move(result_.maskFrame), static_cast<size_t>(input_.width) * input_.height, result_.post);
-    Napi::Float64Array times = Napi::Float64Array::New(env, 6);
+    Napi::Float64Array times = Napi::Float64Array::New(env, 7);
     const lvunet::FrameTimes& t = result_.times;
-    const double values[6] = {t.preprocessStart, t.preprocessEnd, t.inferenceStart,
-                              t.inferenceEnd,    t.postprocessStart, t.postprocessEnd};
+    const double values[7] = {t.preprocessStart,  t.preprocessEnd,   t.inferenceStart, t.inferenceEnd,
+                              t.postprocessStart, t.postprocessEnd, t.decodeEnd};
     std::memcpy(times.Data(), values, sizeof values);
     out.Set("times", times);
+    Napi::Uint32Array decoded = Napi::Uint32Array::New(env, 2);
+    decoded[0] = result_.decodedW;
+    decoded[1] = result_.decodedH;
+    out.Set("decodedSize", decoded);
+    if (input_.rle) {
+      Napi::Uint32Array counts = Napi::Uint32Array::New(env, result_.rleCounts.size());
+      if (!result_.rleCounts.empty()) {
+        std::memcpy(counts.Data(), result_.rleCounts.data(), result_.rleCounts.size() * sizeof(std::uint32_t));
+      }
+      out.Set("rleCounts", counts);
+    }
     deferred_.Resolve(out);
   }
 
@@ -262,8 +273,9 @@ class ProcessorWrap : public Napi::ObjectWrap<ProcessorWrap> {
   void attach(std::shared_ptr<ProcessorCore> core) { core_ = std::move(core); }
 
  private:
-  // process(frame, width, height, format, threshold, frameId): Promise<NativeFrameResult>. A frame of
-  // the wrong size throws here, synchronously (ERR_FRAME_SIZE): it never reaches a worker.
+  // process(frame, width, height, format, threshold, frameId, rle?): Promise<NativeFrameResult>. A
+  // frame of the wrong size throws here, synchronously (ERR_FRAME_SIZE): it never reaches a worker.
+  // rle: also return the COCO counts of the frame-size mask (rleCounts).
   Napi::Value Process(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!core_) throw Napi::Error::New(env, "this frame processor has been released");
@@ -275,6 +287,7 @@ class ProcessorWrap : public Napi::ObjectWrap<ProcessorWrap> {
     if (!info[4].IsNumber()) throw Napi::TypeError::New(env, "threshold must be a number");
     input.threshold = info[4].As<Napi::Number>().DoubleValue();
     input.frameId = stringArg(info, 5, "frameId");
+    input.rle = info.Length() > 6 && info[6].ToBoolean().Value();
     input.data = frame.Data();
     input.byteLength = frame.ByteLength();
     guarded(env, [&] {
@@ -442,6 +455,9 @@ struct Addon : public Napi::Addon<Addon> {
                              InstanceMethod<&Addon::FrameByteLength>("frameByteLength"),
                              InstanceMethod<&Addon::ToRgb>("toRgb"),
                              InstanceMethod<&Addon::Preprocess>("preprocess"),
+                             InstanceMethod<&Addon::DecodeJpeg>("decodeJpeg"),
+                             InstanceMethod<&Addon::EncodeJpeg>("encodeJpeg"),
+                             InstanceMethod<&Addon::CocoRle>("cocoRle"),
                              InstanceMethod<&Addon::Postprocess>("postprocess"),
                              InstanceMethod<&Addon::Exp>("exp"),
                              InstanceMethod<&Addon::Sigmoid>("sigmoid"),
@@ -520,6 +536,73 @@ struct Addon : public Napi::Addon<Addon> {
       Napi::Float32Array arr = Napi::Float32Array::New(env, out.size());
       std::memcpy(arr.Data(), out.data(), out.size() * sizeof(float));
       return arr;
+    });
+  }
+
+  // decodeJpeg(frame, width, height, minWidth, minHeight): { width, height, data } — the decode step
+  // of the preprocessing definition (jpeg_decode.h): the JPEG, whose header must say width x height,
+  // decoded at the smallest DCT scale still at least minWidth x minHeight, as RGB24. For the
+  // reference path and tools; the pipeline decodes inside process().
+  Napi::Value DecodeJpeg(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Uint8Array frame = bytesArg(info, 0, "frame");
+    const uint32_t width = uintArg(info, 1, "width");
+    const uint32_t height = uintArg(info, 2, "height");
+    const uint32_t minW = uintArg(info, 3, "minWidth");
+    const uint32_t minH = uintArg(info, 4, "minHeight");
+    return guarded(env, [&] {
+      lvunet::PreprocessScratch scratch;
+      lvunet::decodeJpegForModel(frame.Data(), frame.ByteLength(), width, height, minW, minH, scratch);
+      Napi::Object out = Napi::Object::New(env);
+      out.Set("width", Napi::Number::New(env, scratch.srcUsedW));
+      out.Set("height", Napi::Number::New(env, scratch.srcUsedH));
+      Napi::Uint8Array data = Napi::Uint8Array::New(env, scratch.jpegRgb.size());
+      std::memcpy(data.Data(), scratch.jpegRgb.data(), scratch.jpegRgb.size());
+      out.Set("data", data);
+      return out;
+    });
+  }
+
+  // encodeJpeg(rgb, width, height, quality, subsampling): Uint8Array — baseline JPEG (frames make).
+  Napi::Value EncodeJpeg(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Uint8Array rgb = bytesArg(info, 0, "rgb");
+    const uint32_t width = uintArg(info, 1, "width");
+    const uint32_t height = uintArg(info, 2, "height");
+    const uint32_t quality = uintArg(info, 3, "quality");
+    const uint32_t subsampling = uintArg(info, 4, "subsampling");
+    return guarded(env, [&] {
+      if (rgb.ByteLength() != static_cast<size_t>(width) * height * 3) {
+        throw CoreError(lvunet::codes::kInvalidArgument, "encodeJpeg: " + std::to_string(rgb.ByteLength()) +
+                                                             " bytes are not a " + std::to_string(width) + "x" +
+                                                             std::to_string(height) + " RGB24 image");
+      }
+      std::vector<std::uint8_t> bytes =
+          lvunet::encodeJpegRgb(rgb.Data(), width, height, static_cast<int>(quality), static_cast<int>(subsampling));
+      Napi::Uint8Array out = Napi::Uint8Array::New(env, bytes.size());
+      std::memcpy(out.Data(), bytes.data(), bytes.size());
+      return out;
+    });
+  }
+
+  // cocoRle(mask, width, height): Uint32Array, the COCO counts of a 0/1 mask (cocoRleCounts).
+  Napi::Value CocoRle(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Uint8Array mask = bytesArg(info, 0, "mask");
+    const uint32_t width = uintArg(info, 1, "width");
+    const uint32_t height = uintArg(info, 2, "height");
+    return guarded(env, [&] {
+      if (mask.ByteLength() != static_cast<size_t>(width) * height) {
+        throw CoreError(lvunet::codes::kInvalidArgument, "cocoRle: mask of " + std::to_string(mask.ByteLength()) +
+                                                             " bytes is not " + std::to_string(width) + "x" +
+                                                             std::to_string(height));
+      }
+      std::vector<std::uint32_t> counts;
+      std::vector<std::uint8_t> block;
+      lvunet::cocoRleCounts(mask.Data(), width, height, counts, block);
+      Napi::Uint32Array out = Napi::Uint32Array::New(env, counts.size());
+      if (!counts.empty()) std::memcpy(out.Data(), counts.data(), counts.size() * sizeof(std::uint32_t));
+      return out;
     });
   }
 

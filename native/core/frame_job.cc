@@ -87,8 +87,18 @@ void processFrame(const Session& session, const FrameSpec& spec, const FrameInpu
   std::exception_ptr failure;
   try {
     scratch.input.resize(inputSize);
-    preprocessInto(frame.format, frame.data, frame.byteLength, frame.width, frame.height, spec.modelW, spec.modelH,
-                   spec.fit, spec.norm, scratch.input.data(), scratch.pre);
+    if (frame.format == PixelFormat::MJPEG) {
+      // Decoded here rather than inside preprocessInto, so that the decode is timed on its own.
+      decodeJpegForModel(frame.data, frame.byteLength, frame.width, frame.height, spec.modelW, spec.modelH, scratch.pre);
+      t.decodeEnd = ms();
+      const std::vector<std::uint8_t>& rgb = scratch.pre.jpegRgb;
+      preprocessInto(PixelFormat::RGB24, rgb.data(), rgb.size(), scratch.pre.srcUsedW, scratch.pre.srcUsedH, spec.modelW,
+                     spec.modelH, spec.fit, spec.norm, scratch.input.data(), scratch.pre);
+    } else {
+      t.decodeEnd = t.preprocessStart;
+      preprocessInto(frame.format, frame.data, frame.byteLength, frame.width, frame.height, spec.modelW, spec.modelH,
+                     spec.fit, spec.norm, scratch.input.data(), scratch.pre);
+    }
     preprocessed = true;
   } catch (const CoreError& e) {
     failure = std::make_exception_ptr(withStage(e, "preprocess", frame, session));
@@ -122,12 +132,17 @@ void processFrame(const Session& session, const FrameSpec& spec, const FrameInpu
 
   t.postprocessStart = ms();
   try {
-    const ContentRect r = contentRect(frame.width, frame.height, spec.modelW, spec.modelH, spec.fit);
+    // Where the image sits in the model input: for MJPEG that of the DCT-scaled decode, which
+    // preprocessing resized (its letterbox rectangle can differ by a pixel from the full frame's).
+    const ContentRect r = contentRect(scratch.pre.srcUsedW, scratch.pre.srcUsedH, spec.modelW, spec.modelH, spec.fit);
     result.maskModel.reset(new std::uint8_t[modelPixels]);
     result.maskFrame.reset(new std::uint8_t[static_cast<std::size_t>(frame.width) * frame.height]);
     postprocess(out.data.data(), spec.modelW, spec.modelH, ModelWindow{r.newW, r.newH, r.ox, r.oy}, frame.width,
                 frame.height, frame.threshold, result.maskModel.get(), result.maskFrame.get(), result.post,
                 scratch.post);
+    result.decodedW = scratch.pre.srcUsedW;
+    result.decodedH = scratch.pre.srcUsedH;
+    if (frame.rle) cocoRleCounts(result.maskFrame.get(), frame.width, frame.height, result.rleCounts, scratch.rleBlock);
   } catch (const CoreError& e) {
     throw withStage(e, "postprocess", frame, session);
   } catch (const std::exception& e) {

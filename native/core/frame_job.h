@@ -49,6 +49,7 @@ struct FrameScratch {
   PreprocessScratch pre;
   std::vector<float> input;
   PostprocessScratch post;
+  std::vector<std::uint8_t> rleBlock;
 };
 
 // Scratch buffers for the jobs in flight (usually two), reused from frame to frame.
@@ -70,11 +71,15 @@ struct FrameInput {
   std::uint32_t height;
   double threshold;
   std::string frameId;
+  // Also compute the COCO RLE counts of the frame-size mask (cocoRleCounts), off the JS thread.
+  bool rle = false;
 };
 
 // Milliseconds since the job was submitted (steady clock), for each step's start and end.
 struct FrameTimes {
   double preprocessStart = 0, preprocessEnd = 0;
+  // End of the MJPEG decode, the first part of preprocessing (= preprocessStart for raw formats).
+  double decodeEnd = 0;
   double inferenceStart = 0, inferenceEnd = 0;
   double postprocessStart = 0, postprocessEnd = 0;
 };
@@ -83,6 +88,10 @@ struct FrameResult {
   std::unique_ptr<std::uint8_t[]> maskModel;
   std::unique_ptr<std::uint8_t[]> maskFrame;
   PostprocessOutput post;
+  // COCO counts of maskFrame when FrameInput::rle was set.
+  std::vector<std::uint32_t> rleCounts;
+  // Size of the image preprocessing resized: the frame's, or the DCT-scaled size of an MJPEG frame.
+  std::uint32_t decodedW = 0, decodedH = 0;
   FrameTimes times;
 };
 

@@ -487,4 +487,33 @@ void postprocess(const float* logits, std::uint32_t modelW, std::uint32_t modelH
   }
 }
 
+void cocoRleCounts(const std::uint8_t* mask, std::uint32_t width, std::uint32_t height,
+                   std::vector<std::uint32_t>& counts, std::vector<std::uint8_t>& block) {
+  counts.clear();
+  if (width == 0 || height == 0) return;
+  constexpr std::uint32_t kBlock = 64;
+  block.resize(static_cast<std::size_t>(kBlock) * height);
+  std::uint8_t current = 0;  // runs start with background
+  std::uint64_t run = 0;
+  for (std::uint32_t x0 = 0; x0 < width; x0 += kBlock) {
+    const std::uint32_t n = std::min(kBlock, width - x0);
+    // Transpose columns x0 .. x0+n-1 into block (column c at c * height): rows are read contiguously.
+    for (std::uint32_t y = 0; y < height; ++y) {
+      const std::uint8_t* row = mask + static_cast<std::size_t>(y) * width + x0;
+      for (std::uint32_t c = 0; c < n; ++c) block[static_cast<std::size_t>(c) * height + y] = row[c] != 0;
+    }
+    const std::uint8_t* p = block.data();
+    const std::size_t len = static_cast<std::size_t>(n) * height;
+    for (std::size_t i = 0; i < len; ++i) {
+      if (p[i] != current) {
+        counts.push_back(static_cast<std::uint32_t>(run));
+        run = 0;
+        current = p[i];
+      }
+      ++run;
+    }
+  }
+  counts.push_back(static_cast<std::uint32_t>(run));
+}
+
 }  // namespace lvunet

@@ -70,4 +70,11 @@ void postprocess(const float* logits, std::uint32_t modelW, std::uint32_t modelH
                  std::uint32_t frameW, std::uint32_t frameH, double threshold, std::uint8_t* maskModel,
                  std::uint8_t* maskFrame, PostprocessOutput& out, PostprocessScratch& scratch);
 
+// COCO run-length counts of a 0/1 mask (row-major bytes, width x height) as pycocotools'
+// maskApi.c rleEncode computes them: pixels in column-major (Fortran) order, alternating runs of 0s
+// and 1s starting with a run of 0s (0 when the first pixel is foreground). The mask is read in
+// column blocks through a small transposed copy (`block`), so the strided walk stays in cache.
+void cocoRleCounts(const std::uint8_t* mask, std::uint32_t width, std::uint32_t height,
+                   std::vector<std::uint32_t>& counts, std::vector<std::uint8_t>& block);
+
 }  // namespace lvunet

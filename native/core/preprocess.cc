@@ -47,6 +47,7 @@ PixelFormat parsePixelFormat(const std::string& name) {
   if (name == "GREY" || name == "GRAY") return PixelFormat::GREY;
   if (name == "RGB24") return PixelFormat::RGB24;
   if (name == "RGBA") return PixelFormat::RGBA;
+  if (name == "MJPEG" || name == "MJPG" || name == "JPEG") return PixelFormat::MJPEG;
   throw invalid("unknown pixel format '" + name + "' (expected YUYV, NV12, GREY, RGB24 or RGBA)");
 }
 
@@ -57,6 +58,7 @@ const char* pixelFormatName(PixelFormat format) {
     case PixelFormat::GREY: return "GREY";
     case PixelFormat::RGB24: return "RGB24";
     case PixelFormat::RGBA: return "RGBA";
+    case PixelFormat::MJPEG: return "MJPEG";
   }
   return "?";
 }
@@ -92,11 +94,22 @@ std::size_t frameByteLength(PixelFormat format, std::uint32_t width, std::uint32
     case PixelFormat::GREY: return pixels;
     case PixelFormat::RGB24: return pixels * 3;
     case PixelFormat::RGBA: return pixels * 4;
+    case PixelFormat::MJPEG: throw invalid("MJPEG frames have no fixed byte length");
   }
   throw invalid("unknown pixel format");
 }
 
 void validateFrame(PixelFormat format, std::uint32_t width, std::uint32_t height, std::size_t byteLength) {
+  if (format == PixelFormat::MJPEG) {
+    if (width == 0 || height == 0) {
+      throw invalid("MJPEG frame must have a non-zero size, got " + std::to_string(width) + "x" + std::to_string(height));
+    }
+    if (byteLength < 4) {
+      throw CoreError("ERR_JPEG_TRUNCATED", "MJPEG frame of " + std::to_string(byteLength) + " bytes holds no image",
+                      {{"format", "MJPEG"}, {"actual", std::to_string(byteLength)}});
+    }
+    return;
+  }
   const std::size_t expected = frameByteLength(format, width, height);
   if (byteLength != expected) {
     const std::string name = pixelFormatName(format);
@@ -111,6 +124,7 @@ void validateFrame(PixelFormat format, std::uint32_t width, std::uint32_t height
 
 void toRgb(PixelFormat format, const std::uint8_t* frame, std::size_t byteLength, std::uint32_t width,
            std::uint32_t height, std::uint8_t* rgb) {
+  if (format == PixelFormat::MJPEG) throw invalid("toRgb does not decode MJPEG frames (see decodeJpegForModel)");
   validateFrame(format, width, height, byteLength);
   const std::size_t pixels = static_cast<std::size_t>(width) * height;
   switch (format) {
@@ -136,6 +150,8 @@ void toRgb(PixelFormat format, const std::uint8_t* frame, std::size_t byteLength
         yuvToRgb(p[2], p[1], p[3], rgb + (i + 1) * 3);
       }
       return;
+    case PixelFormat::MJPEG:
+      return;  // refused above
     case PixelFormat::NV12: {
       // Y plane (width x height), then interleaved U V plane at half resolution in both directions.
       const std::uint8_t* uv = frame + pixels;
@@ -413,6 +429,7 @@ void resizeDispatch(PixelFormat format, const std::uint8_t* frame, std::uint32_t
     case PixelFormat::GREY: return resizeFrom<PixelFormat::GREY>(frame, width, height, norm, out, s);
     case PixelFormat::RGB24: return resizeFrom<PixelFormat::RGB24>(frame, width, height, norm, out, s);
     case PixelFormat::RGBA: return resizeFrom<PixelFormat::RGBA>(frame, width, height, norm, out, s);
+    case PixelFormat::MJPEG: throw invalid("MJPEG frames are decoded before they are resized");
   }
 }
 
@@ -444,8 +461,33 @@ void preprocessInto(PixelFormat format, const std::uint8_t* frame, std::size_t b
   validateFrame(format, width, height, byteLength);
   if (outW == 0 || outH == 0) throw invalid("output size must be non-zero");
   checkNormalization(norm);
+  if (format == PixelFormat::MJPEG) {
+    decodeJpegForModel(frame, byteLength, width, height, outW, outH, scratch);
+    prepare(scratch, scratch.srcUsedW, scratch.srcUsedH, outW, outH, fit);
+    resizeDispatch(PixelFormat::RGB24, scratch.jpegRgb.data(), scratch.srcUsedW, scratch.srcUsedH, norm, out, scratch);
+    return;
+  }
+  scratch.srcUsedW = width;
+  scratch.srcUsedH = height;
   prepare(scratch, width, height, outW, outH, fit);
   resizeDispatch(format, frame, width, height, norm, out, scratch);
+}
+
+void decodeJpegForModel(const std::uint8_t* frame, std::size_t byteLength, std::uint32_t width, std::uint32_t height,
+                        std::uint32_t outW, std::uint32_t outH, PreprocessScratch& scratch) {
+  validateFrame(PixelFormat::MJPEG, width, height, byteLength);
+  if (!scratch.jpeg) scratch.jpeg = std::make_unique<JpegDecoder>();
+  const JpegHeader head = scratch.jpeg->header(frame, byteLength);
+  if (head.width != width || head.height != height) {
+    throw CoreError(codes::kFrameSize,
+                    "MJPEG frame announced as " + std::to_string(width) + "x" + std::to_string(height) +
+                        " but its JPEG header says " + std::to_string(head.width) + "x" + std::to_string(head.height),
+                    {{"format", "MJPEG"}});
+  }
+  const JpegHeader got =
+      scratch.jpeg->decodeRgb(frame, byteLength, jpegDecodeScale(width, height, outW, outH), scratch.jpegRgb);
+  scratch.srcUsedW = got.width;
+  scratch.srcUsedH = got.height;
 }
 
 std::vector<float> preprocessFrame(PixelFormat format, const std::uint8_t* frame, std::size_t byteLength,

@@ -6,24 +6,30 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "jpeg_decode.h"
+
 namespace lvunet {
 
-enum class PixelFormat { YUYV, NV12, GREY, RGB24, RGBA };
+// MJPEG: one complete JPEG image per frame (V4L2 MJPG, a frame of a .mjpeg file, a .jpg file); its
+// byte length varies, width and height are those of its header.
+enum class PixelFormat { YUYV, NV12, GREY, RGB24, RGBA, MJPEG };
 enum class Fit { Stretch, Letterbox };
 
-// Parses "YUYV" (alias "YUY2"), "NV12", "GREY" (alias "GRAY"), "RGB24", "RGBA". Throws CoreError.
+// Parses "YUYV" (alias "YUY2"), "NV12", "GREY" (alias "GRAY"), "RGB24", "RGBA", "MJPEG". Throws CoreError.
 PixelFormat parsePixelFormat(const std::string& name);
 const char* pixelFormatName(PixelFormat format);
 Fit parseFit(const std::string& name);
 
 // Tightly packed byte length of a frame; throws CoreError for dimensions the format cannot hold
-// (zero, odd width for YUYV, odd width or height for NV12, overflow).
+// (zero, odd width for YUYV, odd width or height for NV12, overflow) and for MJPEG (no fixed length).
 std::size_t frameByteLength(PixelFormat format, std::uint32_t width, std::uint32_t height);
 
-// Throws CoreError(ERR_FRAME_SIZE) unless byteLength == frameByteLength(format, width, height).
+// Throws CoreError(ERR_FRAME_SIZE) unless byteLength == frameByteLength(format, width, height); an
+// MJPEG frame only needs to be non-empty here (its header is checked when it is decoded).
 void validateFrame(PixelFormat format, std::uint32_t width, std::uint32_t height, std::size_t byteLength);
 
 // Converts a validated frame to interleaved RGB24 (width * height * 3 bytes) into `rgb`.
@@ -67,15 +73,28 @@ struct PreprocessScratch {
   std::int64_t rowIndex[2] = {-1, -1};
   // One source row converted to RGB, 3 planes of doubles (the SSE2 YUYV path).
   std::vector<double> rgbRow;
+  // MJPEG frames: the decompressor (made on first use) and the decoded, DCT-scaled RGB24 image.
+  std::unique_ptr<JpegDecoder> jpeg;
+  std::vector<std::uint8_t> jpegRgb;
+  // Size of the image the resize read from: the frame's own size, or the DCT-scaled size of an MJPEG
+  // frame. contentRect(srcUsedW, srcUsedH, ...) is where the frame sits in the model input.
+  std::uint32_t srcUsedW = 0, srcUsedH = 0;
 };
 
 // validateFrame + resize + normalise straight from the frame's pixel format into `out`
+// (MJPEG: decodeJpegForModel first, then the RGB24 path on the decoded image)
 // (3 * outW * outH floats). Only the source pixels the bilinear taps read are converted, and each
 // source row is interpolated horizontally once, however many output rows use it. Bit-identical to
 // toRgb followed by resizeNormalize.
 void preprocessInto(PixelFormat format, const std::uint8_t* frame, std::size_t byteLength, std::uint32_t width,
                     std::uint32_t height, std::uint32_t outW, std::uint32_t outH, Fit fit, const Normalization& norm,
                     float* out, PreprocessScratch& scratch);
+
+// The decode step of the preprocessing definition for an MJPEG frame: header size must be
+// width x height, decoded at jpegDecodeScale(width, height, outW, outH) into scratch.jpegRgb; sets
+// scratch.srcUsedW/H to the decoded size. Throws CoreError (ERR_JPEG_*, ERR_FRAME_SIZE).
+void decodeJpegForModel(const std::uint8_t* frame, std::size_t byteLength, std::uint32_t width, std::uint32_t height,
+                        std::uint32_t outW, std::uint32_t outH, PreprocessScratch& scratch);
 
 // preprocessInto with a scratch of its own, into a new vector.
 std::vector<float> preprocessFrame(PixelFormat format, const std::uint8_t* frame, std::size_t byteLength,

@@ -11,7 +11,8 @@
 //
 // Nothing is downloaded: Node's headers come from node-api-headers (package.json "binary"
 // napi_versions), ONNX Runtime's from native/third_party, and ONNX Runtime itself is dlopen'ed at run
-// time. What is needed is cmake >= 3.15 and a C++17 compiler.
+// time. What is needed is cmake >= 3.15, a C++17 compiler and libjpeg-turbo's TurboJPEG library
+// (Debian: libturbojpeg0-dev; the addon links libturbojpeg.so.0, package libturbojpeg0, at run time).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -68,6 +69,23 @@ if (process.platform !== 'win32' && !compiler) {
   fail([
     `no C++ compiler found (tried ${compilers.join(', ')}; set CXX to choose one).`,
     'Install a C++17 compiler:  Debian/Ubuntu: sudo apt-get install g++   macOS: xcode-select --install',
+  ]);
+}
+
+// MJPEG frames are decoded by libjpeg-turbo's TurboJPEG library (native/core/jpeg_decode.cc); there is
+// no fallback decoder, so say what to install before cmake fails on it (native/CMakeLists.txt checks
+// the same, for builds that do not come through here).
+const turbojpegDirs = ['/usr/include', '/usr/local/include', '/opt/homebrew/include', '/opt/libjpeg-turbo/include'];
+const turbojpeg =
+  process.env.TURBOJPEG_INCLUDE_DIR ??
+  turbojpegDirs.find((d) => existsSync(join(d, 'turbojpeg.h'))) ??
+  (works('pkg-config', ['--cflags', 'libturbojpeg']) !== undefined ? 'pkg-config' : undefined);
+if (!turbojpeg) {
+  fail([
+    "libjpeg-turbo's TurboJPEG library (turbojpeg.h, libturbojpeg) was not found: the native runtime decodes MJPEG frames with it.",
+    'Install it:  Debian/Ubuntu: sudo apt-get install libturbojpeg0-dev   Fedora: sudo dnf install turbojpeg-devel',
+    '             Alpine: apk add libjpeg-turbo-dev   macOS: brew install jpeg-turbo',
+    `(looked in ${turbojpegDirs.join(', ')} and pkg-config libturbojpeg; set TURBOJPEG_INCLUDE_DIR for another place).`,
   ]);
 }
 

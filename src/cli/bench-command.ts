@@ -24,6 +24,8 @@ export interface BenchPipelineReport {
   provider: string;
   threads: number;
   queue_mode: string;
+  /** Optional outputs computed per result (--rle, --contours). */
+  outputs: { rle: boolean; contours: boolean };
   frames: number;
   inference_runs: number;
   inference_fps: number;
@@ -31,6 +33,17 @@ export interface BenchPipelineReport {
   pipeline_fps: number;
   pipeline_vs_inference: number;
   latency_ms: Record<StageName, Percentiles>;
+  /**
+   * Native MJPEG decode per frame, inside 'preprocess' (libjpeg-turbo, DCT-scaled): all zeros for
+   * sources that deliver pixels, so every source kind reports the same keys.
+   */
+  decode_ms: Percentiles;
+  /** The --fps the source was paced at (camera rate), or null when frames were taken as fast as possible. */
+  paced_fps: number | null;
+  /** Capture to the result written by the sinks, per frame. */
+  capture_to_result_ms: Percentiles;
+  /** capture_to_result_ms.p99 / inference_ms.p50: the latency a paced camera sees, in model runs. */
+  capture_to_result_p99_vs_inference_p50: number;
   event_loop_lag_p50_ms: number;
   event_loop_lag_p99_ms: number;
   event_loop_lag_max_ms: number;
@@ -58,6 +71,8 @@ export async function benchPipeline(argv: string[], log: (line: string) => void,
       warmup: { type: 'string', default: '10' },
       sink: { type: 'string', default: 'none' },
       json: { type: 'boolean', default: false },
+      rle: { type: 'boolean', default: false },
+      contours: { type: 'boolean', default: false },
     },
     allowPositionals: true,
     strict: true,
@@ -125,12 +140,14 @@ export async function benchPipeline(argv: string[], log: (line: string) => void,
       mode,
       maxFrames: frames,
       fit: args.fit,
+      postprocess: { rle: values.rle, contours: values.contours },
       log,
     });
     lag.enable();
     const report = await pipeline.run();
     lag.disable();
     log(`pipeline: ${report.fps.toFixed(1)} fps over ${report.processed} results`);
+    const inferenceMs = percentiles(times);
 
     const memory = process.memoryUsage();
     const result: BenchPipelineReport = {
@@ -140,13 +157,18 @@ export async function benchPipeline(argv: string[], log: (line: string) => void,
       provider: session.providers.active[0] ?? 'unknown',
       threads: args.threads,
       queue_mode: mode,
+      outputs: { rle: values.rle, contours: values.contours },
       frames,
       inference_runs: runs,
       inference_fps: round(inferenceFps, 2),
-      inference_ms: percentiles(times),
+      inference_ms: inferenceMs,
       pipeline_fps: round(report.fps, 2),
       pipeline_vs_inference: round(report.fps / inferenceFps, 3),
       latency_ms: Object.fromEntries(STAGES.map((s) => [s, report.latencyMs[s]])) as Record<StageName, Percentiles>,
+      decode_ms: report.decodeMs,
+      paced_fps: args.fps !== undefined && args.fps > 0 ? args.fps : null,
+      capture_to_result_ms: report.captureToResultMs,
+      capture_to_result_p99_vs_inference_p50: inferenceMs.p50 > 0 ? round(report.captureToResultMs.p99 / inferenceMs.p50, 2) : 0,
       // The histogram is in nanoseconds.
       event_loop_lag_p50_ms: round(lag.percentile(50) / 1e6),
       event_loop_lag_p99_ms: round(lag.percentile(99) / 1e6),
@@ -175,6 +197,8 @@ export async function benchPipeline(argv: string[], log: (line: string) => void,
           ...(['preprocess', 'inference', 'postprocess', 'total'] as const).map(
             (s) => `${s.padEnd(12)} p50 ${l[s].p50} p95 ${l[s].p95} p99 ${l[s].p99} ms`,
           ),
+          `decode       p50 ${result.decode_ms.p50} p99 ${result.decode_ms.p99} ms (${result.decode_ms.count} frames)`,
+          `capture->result p50 ${result.capture_to_result_ms.p50} p99 ${result.capture_to_result_ms.p99} ms (${result.capture_to_result_p99_vs_inference_p50}x inference p50${result.paced_fps ? `, paced at ${result.paced_fps} fps` : ''})`,
           `event loop lag p99 ${result.event_loop_lag_p99_ms} ms (max ${result.event_loop_lag_max_ms})`,
           `drops ${result.drops.total}, rss ${result.rss_before_mb} -> ${result.rss_after_mb} MB, load ${result.machine.loadavg_before.join(' ')}`,
         ].join('\n'),

@@ -1,7 +1,8 @@
 /**
- * `lvunet-edge frames make`: a camera-like raw recording from dataset images, for replaying through
- * the pipeline without a camera. Images are resized (bilinear, half-pixel centres, aspect ratio not
- * kept, as a sensor's fixed mode would be) and packed as the camera would deliver them.
+ * `lvunet-edge frames make`: a camera-like recording from dataset images, for replaying through the
+ * pipeline without a camera. Images are resized (bilinear, half-pixel centres, aspect ratio not
+ * kept, as a sensor's fixed mode would be) and packed as the camera would deliver them: YUYV, NV12,
+ * RGB24, or MJPEG (baseline JPEGs, 4:2:0, back to back, as a UVC grabber's stream).
  */
 import { createWriteStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -12,12 +13,16 @@ import { parseArgs } from 'node:util';
 import { readImageFile } from '../image/decode.js';
 import { assertRgbImage, type RgbImage } from '../image/types.js';
 import type { PixelFormat } from '../runtime/native/pixel-formats.js';
+import { loadNativeBinding } from '../runtime/native/binding.js';
 import { RAW_EXTENSIONS } from '../runtime/sources/raw-file-source.js';
-import { rgbToYuyv } from '../runtime/sources/synthetic-source.js';
+import { rgbToNv12, rgbToYuyv } from '../runtime/sources/synthetic-source.js';
 import { nativeOpener, toPipelineFrame, V4l2Source, withHuffmanTables, type FourCC, type V4l2DeviceOpener, type V4l2Frame, type V4l2SourceStats } from '../runtime/sources/v4l2/index.js';
 import { UsageError } from './errors.js';
 import { FRAMES_MAKE_USAGE, FRAMES_RECORD_USAGE } from './usage.js';
 import { intArg } from './run-command.js';
+
+const FORMATS = ['yuyv', 'nv12', 'rgb24', 'mjpeg'] as const;
+type MakeFormat = (typeof FORMATS)[number];
 
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png']);
 
@@ -81,6 +86,8 @@ export async function framesMake(argv: string[], log: (line: string) => void): P
       count: { type: 'string' },
       size: { type: 'string', default: '640x480' },
       format: { type: 'string', default: 'yuyv' },
+      quality: { type: 'string', default: '85' },
+      subsampling: { type: 'string', default: '422' },
       out: { type: 'string' },
     },
     allowPositionals: true,
@@ -93,35 +100,56 @@ export async function framesMake(argv: string[], log: (line: string) => void): P
   if (!size || Number(size[1]) < 1 || Number(size[2]) < 1) throw new UsageError(`--size ${JSON.stringify(values.size)} is not WxH`, FRAMES_MAKE_USAGE);
   const width = Number(size[1]);
   const height = Number(size[2]);
-  const format = values.format.toLowerCase();
-  if (format !== 'yuyv' && format !== 'rgb24') throw new UsageError(`--format ${JSON.stringify(values.format)}: use yuyv or rgb24`, FRAMES_MAKE_USAGE);
+  const format = values.format.toLowerCase() as MakeFormat;
+  if (!FORMATS.includes(format)) throw new UsageError(`--format ${JSON.stringify(values.format)}: use ${FORMATS.join(', ')}`, FRAMES_MAKE_USAGE);
   if (format === 'yuyv' && width % 2 !== 0) throw new UsageError(`YUYV needs an even width, got ${width}`, FRAMES_MAKE_USAGE);
+  if (format === 'nv12' && (width % 2 !== 0 || height % 2 !== 0)) throw new UsageError(`NV12 needs an even width and height, got ${width}x${height}`, FRAMES_MAKE_USAGE);
+  const quality = intArg('--quality', values.quality, FRAMES_MAKE_USAGE, 1) as number;
+  if (quality > 100) throw new UsageError(`--quality must be 1..100, got ${quality}`, FRAMES_MAKE_USAGE);
+  const subsampling = Number(values.subsampling);
+  if (subsampling !== 444 && subsampling !== 422 && subsampling !== 420) {
+    throw new UsageError(`--subsampling ${JSON.stringify(values.subsampling)}: use 422, 420 or 444`, FRAMES_MAKE_USAGE);
+  }
+  const native = format === 'mjpeg' ? loadNativeBinding() : undefined;
+  const pack = (rgb: RgbImage): Uint8Array => {
+    switch (format) {
+      case 'yuyv':
+        return rgbToYuyv(rgb.data, width, height);
+      case 'nv12':
+        return rgbToNv12(rgb.data, width, height);
+      case 'rgb24':
+        return rgb.data;
+      case 'mjpeg':
+        return (native as NonNullable<typeof native>).encodeJpeg(rgb.data, width, height, quality, subsampling);
+    }
+  };
 
   const images = await listImages(values.from);
   const out = createWriteStream(values.out);
   const failed = new Promise<never>((_, reject) => out.once('error', (err) => reject(new Error(`${values.out}: ${err.message}`))));
   // Decoding and resizing are the cost; each distinct image is done once and reused on later loops.
   const cache = new Map<number, Uint8Array>();
+  let bytes = 0;
   for (let i = 0; i < count; i++) {
     const k = i % images.length;
     let frame = cache.get(k);
     if (!frame) {
       const rgb = resizeRgbBilinear(await readImageFile(images[k]), width, height);
-      frame = format === 'yuyv' ? rgbToYuyv(rgb.data, width, height) : rgb.data;
+      frame = pack(rgb);
       if (count > images.length && images.length <= 128) cache.set(k, frame);
     }
+    bytes += frame.length;
     if (!out.write(frame)) await Promise.race([once(out, 'drain'), failed]);
   }
   out.end();
   await Promise.race([once(out, 'finish'), failed]);
-  const bytes = count * (format === 'yuyv' ? 2 : 3) * width * height;
-  log(`wrote ${count} ${width}x${height} ${format.toUpperCase()} frames (${bytes} bytes) from ${images.length} images to ${values.out}`);
+  log(`wrote ${count} ${width}x${height} ${format === 'mjpeg' ? `MJPEG (quality ${quality}, ${subsampling})` : format.toUpperCase()} frames (${bytes} bytes) from ${images.length} images to ${values.out}`);
 }
 
 
 /** --format names and extensions to V4L2 fourccs, and each fourcc's file extension. */
 const RECORD_FORMATS: Readonly<Record<string, FourCC>> = { yuyv: 'YUYV', nv12: 'NV12', grey: 'GREY', gray: 'GREY', rgb24: 'RGB3', mjpeg: 'MJPG', mjpg: 'MJPG' };
-const PIXEL_FORMAT_FOURCC: Readonly<Record<PixelFormat, FourCC | undefined>> = { YUYV: 'YUYV', NV12: 'NV12', GREY: 'GREY', RGB24: 'RGB3', RGBA: undefined };
+const PIXEL_FORMAT_FOURCC: Readonly<Record<PixelFormat, FourCC | undefined>> = { YUYV: 'YUYV', NV12: 'NV12', GREY: 'GREY', RGB24: 'RGB3', RGBA: undefined, MJPEG: 'MJPG' };
 const MJPEG_EXTENSIONS = new Set(['.mjpeg', '.mjpg']);
 
 function fourccOfFile(path: string): FourCC | undefined {

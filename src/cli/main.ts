@@ -44,7 +44,7 @@ commands:
   run            the inference pipeline: camera, folder, file or synthetic frames to results
   bench pipeline model-alone and full-pipeline frame rates, stage latencies, event-loop lag
   doctor         native addon, ONNX Runtime library and providers, cameras
-  frames make    a raw camera-like recording (YUYV, RGB24) from dataset images
+  frames make    a camera-like recording (YUYV, NV12, RGB24, MJPEG) from dataset images
   frames record  a camera's frames (V4L2) to a raw or MJPEG file that file: sources replay
 
 Run 'lvunet-edge <command> --help' for a command's options.`;

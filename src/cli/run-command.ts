@@ -36,6 +36,7 @@ export const PIPELINE_ARG_OPTIONS = {
   queue: { type: 'string' },
   loops: { type: 'string' },
   threshold: { type: 'string' },
+  'max-frame-mp': { type: 'string' },
 } as const;
 
 export interface PipelineArgs {
@@ -56,6 +57,8 @@ export interface PipelineArgs {
   threshold?: number;
   /** Largest model file read (config model.max_bytes); default the loader's. */
   maxModelBytes?: number;
+  /** Largest frame a file or folder source accepts, megapixels (sources/limits.ts; default 36). */
+  maxFrameMp?: number;
 }
 
 /**
@@ -113,6 +116,10 @@ export function parsePipelineArgs(values: PipelineValues, usage: string): Pipeli
   }
   const fps = values.fps === undefined ? undefined : Number(values.fps);
   if (fps !== undefined && !(fps > 0 && Number.isFinite(fps))) throw new UsageError(`--fps ${JSON.stringify(values.fps)} is not a positive number`, usage);
+  const maxFrameMp = values['max-frame-mp'] === undefined ? undefined : Number(values['max-frame-mp']);
+  if (maxFrameMp !== undefined && !(maxFrameMp > 0 && Number.isFinite(maxFrameMp))) {
+    throw new UsageError(`--max-frame-mp ${JSON.stringify(values['max-frame-mp'])} is not a positive number`, usage);
+  }
   return {
     model: values.model,
     precision: values.precision as Precision | undefined,
@@ -129,6 +136,7 @@ export function parsePipelineArgs(values: PipelineValues, usage: string): Pipeli
     queue: values.queue as QueueMode | undefined,
     loops: intArg('--loops', values.loops, usage, 1),
     threshold,
+    maxFrameMp,
   };
 }
 
@@ -147,6 +155,7 @@ export function sourceOptions(args: PipelineArgs, extra: SourceFactoryOptions = 
     width: args.width,
     height: args.height,
     format: args.format as SourceFactoryOptions['format'],
+    ...(args.maxFrameMp !== undefined ? { maxFramePixels: Math.round(args.maxFrameMp * 1e6) } : {}),
     ...extra,
   };
 }

@@ -42,17 +42,21 @@ configured. SIGTERM/SIGINT stop capture, finish frames in flight and flush MQTT,
                       make capture wait (backpressure: default for replay as fast as possible)
   --loops N           replay a folder or file N times (default 1)
   --threshold T       foreground is sigmoid(logit) > T (default: the manifest's, else 0.5)
-  --rle, --contours   add the run-length mask / component outlines to each result`;
+  --rle, --contours   add the COCO run-length mask / component outlines to each result
+  --max-frame-mp N    refuse file/folder frames over N megapixels before reading them (default 36)`;
 
 export const BENCH_PIPELINE_USAGE = `usage: lvunet-edge bench pipeline --model DIR|FILE --source SPEC [--frames N] [--json] [options]
 
 Measures, in one process with one session:
   inference_fps   session.run in a tight loop on one preprocessed frame (the model alone)
   pipeline_fps    the full pipeline over N frames (finite sources are looped), results discarded
-and per-stage latency percentiles, event-loop lag (perf_hooks.monitorEventLoopDelay), drops and rss.
+and per-stage latency percentiles, MJPEG decode time per frame (decode_ms, zeros for raw frames),
+capture->result latency (with --fps 30 or 60: at camera rate), event-loop lag
+(perf_hooks.monitorEventLoopDelay), drops and rss. Every source kind reports the same JSON keys.
   --frames N          pipeline frames (default 300); the model-alone loop runs as many, at least 50
   --warmup N          runs before each measurement (default 10)
   --sink SPEC         where pipeline results go (default none)
+  --rle, --contours   add the COCO RLE / component outlines to each result (what they cost)
   --json              print the report as JSON
 Pipeline options (--ep, --threads, --fps, --width/--height/--format, --fit, --queue...) as for 'run'.`;
 
@@ -62,12 +66,14 @@ Checks that the native addon loads, which ONNX Runtime library is used (path, ve
 which execution providers it offers, and lists V4L2 devices (/dev/video*) with their formats when
 this build has the V4L2 capture module.`;
 
-export const FRAMES_MAKE_USAGE = `usage: lvunet-edge frames make --from DIR --count N [--size 640x480] [--format yuyv|rgb24] --out FILE
+export const FRAMES_MAKE_USAGE = `usage: lvunet-edge frames make --from DIR --count N [--size 640x480] [--format yuyv|nv12|rgb24|mjpeg] [--quality 85] [--subsampling 422] --out FILE
 
-Writes N raw frames to FILE, looping over the .jpg/.png images of DIR (or DIR/images) in name order,
-each resized bilinearly to the given size and packed as YUYV (BT.601 limited range, chroma of each
-pixel pair averaged, as cameras do) or RGB24. Replay it with --source file:FILE (name the file like
-frames_640x480.yuyv, or pass --width/--height).`;
+Writes N frames to FILE, looping over the .jpg/.png images of DIR (or DIR/images) in name order,
+each resized bilinearly to the given size and packed as YUYV or NV12 (BT.601 limited range, chroma
+averaged over each pixel pair (YUYV) or 2x2 block (NV12), as cameras do), RGB24, or MJPEG (one
+baseline JPEG per frame, concatenated, encoded by libjpeg-turbo through the native addon at
+--quality, default 85, with --subsampling 422 (default: what UVC grabbers send), 420 or 444). Replay it with --source file:FILE
+(name raw files like frames_1920x1080.nv12, or pass --width/--height; .mjpeg needs neither).`;
 
 export const FRAMES_RECORD_USAGE = `usage: lvunet-edge frames record --source v4l2:/dev/videoN --count N --out FILE [--size WxH] [--format F] [--fps N] [--control KEY=VALUE]...
 

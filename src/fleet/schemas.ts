@@ -260,13 +260,16 @@ function checkRle(c: Checker, o: Obj): void {
   const rle = c.object(o, 'rle', true);
   if (!rle) return;
   const rc = c.at('rle');
-  rc.number(rle, 'width', { min: 1, integer: true });
-  rc.number(rle, 'height', { min: 1, integer: true });
+  // COCO: size is [height, width]; counts column-major (src/runtime/postprocess/rle.ts).
+  const size = rle.size;
+  if (!(Array.isArray(size) && size.length === 2 && size.every((n) => typeof n === 'number' && Number.isInteger(n) && n >= 1))) {
+    rc.fail('size', '[height, width], two positive integers', size);
+  }
   const counts = rle.counts;
   if (typeof counts !== 'string' && !(Array.isArray(counts) && counts.every((n) => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0))) {
     rc.fail('counts', 'an array of non-negative integers or a COCO string', counts);
   }
-  rc.noExtra(rle, ['width', 'height', 'counts']);
+  rc.noExtra(rle, ['size', 'counts']);
 }
 
 /** Checks a result message: the pipeline's result@1 fields plus `device` and `seq`. */

@@ -1,6 +1,10 @@
+import { promisify } from 'node:util';
+import { deflate } from 'node:zlib';
 import pngjs from 'pngjs';
 import type { PNG } from 'pngjs';
 import { assertGrayImage, assertRgbImage, type GrayImage, type RgbImage } from './types.js';
+
+const deflateAsync = promisify(deflate);
 
 /** A PNG object over the caller's pixels; constructing it with a size would allocate an unused RGBA buffer. */
 function wrap(img: { width: number; height: number; data: Uint8Array }): PNG {
@@ -31,4 +35,54 @@ export function encodeMaskPng(mask: GrayImage): Buffer {
   const out = new Uint8Array(mask.data.length);
   for (let i = 0; i < out.length; i++) out[i] = mask.data[i] ? 255 : 0;
   return encodePngGray({ width: mask.width, height: mask.height, data: out });
+}
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+function crc32(parts: readonly Uint8Array[]): number {
+  let c = 0xffffffff;
+  for (const p of parts) for (let i = 0; i < p.length; i++) c = CRC_TABLE[(c ^ p[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function chunk(type: string, data: Uint8Array): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(data.length, 0);
+  head.write(type, 4, 'latin1');
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32([head.subarray(4), data]), 0);
+  return Buffer.concat([head, data, crc]);
+}
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+/** Palette index 0 is black, 1 is white: a 0/1 mask is stored as it is and viewed as 0/255. */
+const MASK_PALETTE = Buffer.from([0, 0, 0, 255, 255, 255]);
+
+/**
+ * A 0/1 mask as an 8-bit palette PNG whose two colours are black and white, so that it looks and
+ * decodes (decodeMask) like encodeMaskPng's 0/255 greyscale, but the mask bytes go in as they are.
+ * The JS thread only copies rows behind their filter bytes (memcpy) and checksums the compressed
+ * data (small); deflate, the cost that grows with the frame, runs on the libuv thread pool. Values
+ * other than 0 and 1 are out of the palette: only pass masks.
+ */
+export async function encodeMaskPngAsync(mask: GrayImage): Promise<Buffer> {
+  assertGrayImage(mask, 'encodeMaskPngAsync');
+  const { width: w, height: h, data } = mask;
+  const filtered = Buffer.alloc(h * (w + 1)); // filter type 0 (None) leads each row
+  for (let y = 0; y < h; y++) filtered.set(data.subarray(y * w, (y + 1) * w), y * (w + 1) + 1);
+  const idat = await deflateAsync(filtered);
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 3; // colour type: palette
+  return Buffer.concat([PNG_SIGNATURE, chunk('IHDR', ihdr), chunk('PLTE', MASK_PALETTE), chunk('IDAT', idat), chunk('IEND', Buffer.alloc(0))]);
 }

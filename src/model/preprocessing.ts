@@ -32,3 +32,34 @@ export const PREPROCESSING: Preprocessing = {
 export function normalizeValue(v: number, c: 0 | 1 | 2): number {
   return (v / PREPROCESSING.scale - PREPROCESSING.mean[c]) / PREPROCESSING.std[c];
 }
+
+/**
+ * The decode step, for frames that arrive as JPEG (V4L2 MJPG, `.mjpeg` files, JPEG images in a
+ * folder): they are decoded by libjpeg-turbo (TurboJPEG API, accurate integer IDCT, fancy
+ * upsampling, RGB output) with DCT-domain scaling to the smallest factor num/8 (num = 1..8) whose
+ * scaled size, ceil(dim * num / 8) on each axis, is still at least the model input on both axes
+ * (8/8, the full size, when no smaller one is). The resize and normalisation above then start from
+ * that decoded image, and masks map back to the frame through it (its letterbox rectangle).
+ * Implemented once, natively (native/core/jpeg_decode.cc); the TypeScript reference path calls the
+ * same decoder (decodeJpegFrame in src/runtime/native/runtime.ts) rather than jpeg-js, whose IDCT
+ * neither scales nor rounds like libjpeg-turbo's. PNG images are decoded losslessly, at full size.
+ */
+export const JPEG_DECODE = {
+  decoder: 'libjpeg-turbo',
+  idct: 'accurate-integer',
+  scaling: 'smallest num/8 >= model input',
+} as const;
+
+/** The numerator of the num/8 DCT scale JPEG_DECODE picks for a width x height JPEG. */
+export function jpegDecodeScale(width: number, height: number, modelWidth: number, modelHeight: number): number {
+  for (let num = 1; num < 8; num++) {
+    if (Math.ceil((width * num) / 8) >= modelWidth && Math.ceil((height * num) / 8) >= modelHeight) return num;
+  }
+  return 8;
+}
+
+/** Size of the image JPEG_DECODE produces for a width x height JPEG and a model input size. */
+export function jpegDecodedSize(width: number, height: number, modelWidth: number, modelHeight: number): { width: number; height: number } {
+  const num = jpegDecodeScale(width, height, modelWidth, modelHeight);
+  return { width: Math.ceil((width * num) / 8), height: Math.ceil((height * num) / 8) };
+}

@@ -18,7 +18,7 @@ import { createSource } from '../runtime/pipeline/setup.js';
 import { MaskDirSink, type ResultSink, type SinkItem } from '../runtime/sinks/index.js';
 import type { DroppedFrame, Frame, FrameSource } from '../runtime/sources/types.js';
 import { parseSourceSpec } from '../runtime/sources/index.js';
-import type { OnnxRuntime, OrtSession } from '../runtime/native/runtime.js';
+import { decodeJpegFrame, type OnnxRuntime, type OrtSession } from '../runtime/native/runtime.js';
 import { isSupervisorMessage, type StartupReport, type SupervisorMessage, type WorkerEvent, type WorkerMessage } from './ipc.js';
 import type { WorkerStart } from './run-supervised.js';
 import { redactText } from '../util/redact.js';
@@ -178,6 +178,8 @@ function frameToRgb(frame: Frame): RgbImage {
   const out = new Uint8Array(w * h * 3);
   const clamp = (v: number): number => (v < 0 ? 0 : v > 255 ? 255 : v);
   if (frame.format === 'RGB24') return { width: w, height: h, data: data.subarray(0, w * h * 3) };
+  // A snapshot (on request, not per frame) decodes the JPEG at full size with the same native decoder.
+  if (frame.format === 'MJPEG') return decodeJpegFrame(frame, { width: w, height: h });
   if (frame.format === 'RGBA') {
     for (let i = 0; i < w * h; i++) for (let c = 0; c < 3; c++) out[i * 3 + c] = data[i * 4 + c];
   } else if (frame.format === 'YUYV') {

@@ -3,7 +3,9 @@ import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } fro
 import { join, parse } from 'node:path';
 import ort from 'onnxruntime-node';
 
-import { decodeImage, decodeMask } from '../../src/image/decode.js';
+import { decodeMask } from '../../src/image/decode.js';
+import { jpegSize } from '../../src/image/jpeg-header.js';
+import { decodeJpegFrame } from '../../src/runtime/native/runtime.js';
 import { preprocessRgb } from '../../src/image/preprocess.js';
 import { summarize } from '../../src/runtime/postprocess/index.js';
 import { RESULT_SCHEMA } from '../../src/runtime/sinks/index.js';
@@ -22,11 +24,17 @@ t.test('--save-masks equals a plain reference path pixel for pixel', async (t) =
   // about half the frame with detailed edges, where any difference between the paths would show.
   const session = await ort.InferenceSession.create(join(modelDir, 'lvunet.fp32.onnx'), { intraOpNumThreads: 1, graphOptimizationLevel: 'all' });
   t.teardown(() => session.release());
+  // JPEG files are decoded by the decode step of the preprocessing definition (JPEG_DECODE:
+  // libjpeg-turbo at the smallest DCT scale still >= the model input), on both paths; the masks are
+  // at the file's own size.
   const reference = async (name: string): Promise<{ logits: Float32Array; width: number; height: number }> => {
-    const img = decodeImage(readFileSync(join(images, name)), name);
-    const x = preprocessRgb(img, { width: 256, height: 256 }, 'stretch');
+    const bytes = readFileSync(join(images, name));
+    const { width, height } = jpegSize(bytes, name);
+    const decoded = decodeJpegFrame({ id: name, data: bytes, width, height }, { width: 256, height: 256 });
+    t.ok(decoded.width < width, `${name}: decoded DCT-scaled (${width}x${height} -> ${decoded.width}x${decoded.height})`);
+    const x = preprocessRgb(decoded, { width: 256, height: 256 }, 'stretch');
     const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', x, [1, 3, 256, 256]) });
-    return { logits: out[session.outputNames[0]].data as Float32Array, width: img.width, height: img.height };
+    return { logits: out[session.outputNames[0]].data as Float32Array, width, height };
   };
   const first = await reference(names[0]);
   const sorted = Float32Array.from(first.logits).sort();
@@ -80,7 +88,7 @@ t.test('jsonl sink appends one versioned result per frame', async (t) => {
   t.equal(r0.frame.stem, parse(names[0]).name);
   t.ok(Date.parse(r0.completionTime) >= Date.parse(r0.captureTime));
   t.ok(r0.latencyMs.inference > 0 && r0.latencyMs.total >= r0.latencyMs.inference);
-  t.ok(r0.rle && r0.rle.width === r0.frame.width && r0.rle.height === r0.frame.height);
+  t.ok(r0.rle && r0.rle.size[0] === r0.frame.height && r0.rle.size[1] === r0.frame.width, 'COCO size is [height, width]');
 });
 
 t.test('synthetic YUYV frames run end to end', async (t) => {

@@ -16,7 +16,7 @@ export function sampleBody(frameSeq = 0, rleBytes = 0): ResultBody {
     components: [{ area: 812, areaPercent: 1.24, bbox: { x: 10, y: 20, width: 30, height: 40 }, centroid: { x: 25, y: 40 }, meanProbability: 0.91 }],
     droppedComponents: 0,
   };
-  if (rleBytes > 0) body.rle = { width: 640, height: 480, counts: 'x'.repeat(rleBytes) };
+  if (rleBytes > 0) body.rle = { size: [480, 640], counts: 'x'.repeat(rleBytes) };
   return body;
 }
 

@@ -22,6 +22,8 @@ export type NativeErrorCode =
   | 'ERR_ORT_PROVIDER'
   | 'ERR_INVALID_ARGUMENT'
   | 'ERR_FRAME_SIZE'
+  | 'ERR_JPEG_CORRUPT'
+  | 'ERR_JPEG_TRUNCATED'
   | 'ERR_NATIVE';
 
 export type GraphOptimization = 'disabled' | 'basic' | 'extended' | 'all';
@@ -94,9 +96,14 @@ export interface NativePostprocessResult {
 export interface NativeFrameResult extends NativePostprocessResult {
   /**
    * ms since the job was submitted (steady clock): preprocess start, end, inference start, end,
-   * postprocess start, end.
+   * postprocess start, end, and the end of the MJPEG decode that opens preprocessing (= preprocess
+   * start for raw formats).
    */
   times: Float64Array;
+  /** [width, height] of the image preprocessing resized: the frame's, or an MJPEG frame's DCT-scaled decode. */
+  decodedSize: Uint32Array;
+  /** COCO counts of maskFrame (column-major, background first), when process() was asked for them. */
+  rleCounts?: Uint32Array;
 }
 
 /** preprocess -> run -> postprocess of one frame on a libuv worker thread (see OrtSession.createFrameProcessor). */
@@ -107,7 +114,7 @@ export interface NativeFrameProcessor {
    * (preprocess, inference, postprocess) on a failure off the JS thread. ONNX Runtime runs the
    * frames of one processor one at a time, in the order process() was called.
    */
-  process(frame: Uint8Array, width: number, height: number, format: PixelFormat, threshold: number, frameId: string): Promise<NativeFrameResult>;
+  process(frame: Uint8Array, width: number, height: number, format: PixelFormat, threshold: number, frameId: string, rle: boolean): Promise<NativeFrameResult>;
   /** Drops this processor's hold on the session; jobs in flight finish first. */
   release(): void;
 }
@@ -172,6 +179,16 @@ export interface NativeBinding {
     scale: number,
   ): Float32Array;
   /**
+   * The decode step of the preprocessing definition (JPEG_DECODE): a JPEG whose header says
+   * width x height, decoded by libjpeg-turbo at the smallest DCT scale still at least
+   * minWidth x minHeight, as RGB24. Throws ERR_JPEG_CORRUPT / ERR_JPEG_TRUNCATED / ERR_FRAME_SIZE.
+   */
+  decodeJpeg(frame: Uint8Array, width: number, height: number, minWidth: number, minHeight: number): { width: number; height: number; data: Uint8Array };
+  /** A baseline JPEG of an RGB24 image (libjpeg-turbo), quality 1..100, chroma subsampling 444, 422 or 420. */
+  encodeJpeg(rgb: Uint8Array, width: number, height: number, quality: number, subsampling: 444 | 422 | 420): Uint8Array;
+  /** COCO counts of a 0/1 mask (column-major, background run first). */
+  cocoRle(mask: Uint8Array, width: number, height: number): Uint32Array;
+  /**
    * Synchronous native postprocessing of one logit map (the pipeline runs the same code off the JS
    * thread through NativeFrameProcessor). `window`: the letterbox content rect [newW, newH, ox, oy],
    * null when stretched.
@@ -229,13 +246,20 @@ export function nativeCandidates(root = packageRoot()): string[] {
 
 function likelyCause(errors: readonly { path: string; error: Error }[], root = packageRoot()): string {
   const text = errors.map((e) => e.error.message).join('\n');
+  // The addon decodes MJPEG with libjpeg-turbo and links it dynamically (native/core/jpeg_decode.cc).
+  if (/libturbojpeg\.so[.\d]*: cannot open shared object file/.test(text)) {
+    return (
+      "The addon needs libjpeg-turbo's TurboJPEG library at run time, which is not installed: " +
+      '`apt-get install libturbojpeg0` on Debian/Ubuntu (`dnf install turbojpeg` on Fedora).'
+    );
+  }
   if (errors.every((e) => /Cannot find module|ENOENT|cannot open shared object file: No such file/.test(e.error.message))) {
     // Why no prebuilt was tried: none for this platform (listing those shipped) or one this machine cannot run.
     const prebuilt = prebuiltCandidate(root);
     if (prebuilt.status !== 'found') return `The native addon has not been built, and ${prebuilt.message}.`;
     return (
       'The native addon has not been built. Run `npm run build:native` ' +
-      '(needs cmake >= 3.15 and a C++17 compiler: `apt-get install cmake g++` on Debian/Ubuntu).'
+      '(needs cmake >= 3.15, a C++17 compiler and libjpeg-turbo: `apt-get install cmake g++ libturbojpeg0-dev` on Debian/Ubuntu).'
     );
   }
   if (errors.some((e) => e.error instanceof NativeAbiError)) {

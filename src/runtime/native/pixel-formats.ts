@@ -15,15 +15,27 @@
  * luminance (R = G = B = value). RGBA drops alpha. Frames are tightly packed (no row padding).
  */
 
+/** Uncompressed formats: a frame is a fixed number of bytes for its size (frameByteLength). */
 export const PIXEL_FORMATS = ['YUYV', 'NV12', 'GREY', 'RGB24', 'RGBA'] as const;
-export type PixelFormat = (typeof PIXEL_FORMATS)[number];
+export type RawPixelFormat = (typeof PIXEL_FORMATS)[number];
+/**
+ * Every frame format the native runtime takes. MJPEG: one complete JPEG per frame (V4L2 MJPG, a
+ * frame of a .mjpeg file, a .jpg file), decoded natively by the decode step of the preprocessing
+ * definition (JPEG_DECODE in src/model/preprocessing.ts); width and height are its header's.
+ */
+export type PixelFormat = RawPixelFormat | 'MJPEG';
 
-export function isPixelFormat(value: string): value is PixelFormat {
+export function isRawPixelFormat(value: string): value is RawPixelFormat {
   return (PIXEL_FORMATS as readonly string[]).includes(value);
 }
 
-/** Byte length of a tightly packed frame; throws for sizes the format cannot represent. */
+export function isPixelFormat(value: string): value is PixelFormat {
+  return value === 'MJPEG' || isRawPixelFormat(value);
+}
+
+/** Byte length of a tightly packed frame; throws for sizes the format cannot represent and for MJPEG. */
 export function frameByteLength(format: PixelFormat, width: number, height: number): number {
+  if (format === 'MJPEG') throw new RangeError('MJPEG frames have no fixed byte length');
   if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) {
     throw new RangeError(`${format} frame must have a positive integer size, got ${width}x${height}`);
   }
@@ -65,8 +77,8 @@ export function yuvToRgb(y: number, u: number, v: number, rgb: Uint8Array, o: nu
   rgb[o + 2] = clampShift(c + 516 * d + 128);
 }
 
-/** Reference conversion of a frame to interleaved RGB24. */
-export function toRgb(frame: Uint8Array, width: number, height: number, format: PixelFormat): Uint8Array {
+/** Reference conversion of an uncompressed frame to interleaved RGB24 (MJPEG: decodeJpegFrame in runtime.ts). */
+export function toRgb(frame: Uint8Array, width: number, height: number, format: RawPixelFormat): Uint8Array {
   const expected = frameByteLength(format, width, height);
   if (frame.byteLength !== expected) {
     throw new RangeError(

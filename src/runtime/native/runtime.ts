@@ -157,13 +157,14 @@ export class FrameProcessor {
   /**
    * Preprocess, inference and postprocess of `frame` off the JS thread. A frame whose byte length
    * does not fit its size and format throws synchronously (code ERR_FRAME_SIZE, stage 'preprocess').
-   * Errors carry `code`, `frameId`, `modelPath` and `stage`.
+   * Errors carry `code`, `frameId`, `modelPath` and `stage`. `rle`: also compute the COCO counts of
+   * the frame-size mask natively (result.rleCounts).
    */
-  process(frame: FrameInput, threshold: number): Promise<NativeFrameResult> {
+  process(frame: FrameInput, threshold: number, options: { rle?: boolean } = {}): Promise<NativeFrameResult> {
     const jsError = new Error('process failed');
     let pending: Promise<NativeFrameResult>;
     try {
-      pending = this.#native.process(frame.data, frame.width, frame.height, frame.format, threshold, frame.id);
+      pending = this.#native.process(frame.data, frame.width, frame.height, frame.format, threshold, frame.id, options.rle === true);
     } catch (err) {
       rethrow(jsError, err);
     }
@@ -238,4 +239,27 @@ export function preprocessFrame(
     preprocessing.std,
     preprocessing.scale,
   );
+}
+
+/**
+ * The decode step of the preprocessing definition (JPEG_DECODE in src/model/preprocessing.ts) for
+ * an MJPEG frame, as the reference path runs it: the same native libjpeg-turbo decode the pipeline's
+ * job runs, at the DCT scale chosen for a model input of `size`. Errors carry `code`
+ * (ERR_JPEG_CORRUPT, ERR_JPEG_TRUNCATED, ERR_FRAME_SIZE) and `frameId`.
+ */
+export function decodeJpegFrame(
+  frame: { id: string; data: Uint8Array; width: number; height: number },
+  size: { width: number; height: number },
+  binding: NativeBinding = loadNativeBinding(),
+): { width: number; height: number; data: Uint8Array } {
+  try {
+    return binding.decodeJpeg(frame.data, frame.width, frame.height, size.width, size.height);
+  } catch (err) {
+    throw Object.assign(new Error(`frame ${frame.id}: ${(err as Error).message}`, { cause: err }), { code: (err as { code?: unknown }).code, frameId: frame.id });
+  }
+}
+
+/** COCO counts (column-major, background first) of a 0/1 mask, computed natively. */
+export function cocoRleCounts(mask: { width: number; height: number; data: Uint8Array }, binding: NativeBinding = loadNativeBinding()): Uint32Array {
+  return binding.cocoRle(mask.data, mask.width, mask.height);
 }

@@ -19,6 +19,7 @@ import type { Fit, NativeFrameResult, ProviderReport, RunOutput } from '../nativ
 import { OrtSession, preprocessFrame, type FrameProcessor } from '../native/runtime.js';
 import type { LoadedModel } from '../model-loader.js';
 import { letterboxGeometry } from '../../image/preprocess.js';
+import { jpegDecodedSize } from '../../model/preprocessing.js';
 import { summarize, summarizeNative, type Summary } from '../postprocess/index.js';
 import type { DroppedFrame, Frame, FrameSource } from '../sources/types.js';
 import { RESULT_SCHEMA, type ResultSink, type ResultV1 } from '../sinks/index.js';
@@ -91,6 +92,13 @@ export interface PipelineReport {
   /** processed / wall time. */
   fps: number;
   latencyMs: Record<StageName, Percentiles>;
+  /**
+   * MJPEG decode per frame (the first part of 'preprocess', native fused path only): 0 for frames
+   * that arrive as pixels; no samples on the JS-thread path, which does not time it apart.
+   */
+  decodeMs: Percentiles;
+  /** Capture to the result written by every sink: what a consumer of the results waits. */
+  captureToResultMs: Percentiles;
 }
 
 interface Timestamps {
@@ -104,6 +112,8 @@ interface Timestamps {
   postprocessEnd: number;
   /** Native postprocessing time, fused path only (it runs before postprocessStart). */
   nativePostprocessMs: number;
+  /** Native MJPEG decode time (fused path; 0 for raw formats), undefined on the JS-thread path. */
+  decodeMs?: number;
 }
 
 /** A frame in flight; the pixel data is let go once preprocessed, only its description travels on. */
@@ -158,6 +168,8 @@ const LOG_EVERY = 100;
 export class Pipeline {
   private readonly drops = new DropCounter();
   private readonly rings = Object.fromEntries(STAGES.map((s) => [s, new LatencyRing()])) as Record<StageName, LatencyRing>;
+  private readonly decodeRing = new LatencyRing();
+  private readonly resultRing = new LatencyRing();
   private readonly log: (line: string) => void;
   private readonly preprocess: Preprocessor;
   private readonly fit: Fit;
@@ -451,7 +463,7 @@ export class Pipeline {
     try {
       serving.processor ??= (session as OrtSession).createFrameProcessor(model, this.fit);
       submitted = now();
-      pending = serving.processor.process(frame, this.threshold);
+      pending = serving.processor.process(frame, this.threshold, { rle: this.postprocessOptions.rle === true });
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if ((err as { stage?: unknown }).stage !== 'preprocess') {
@@ -483,13 +495,14 @@ export class Pipeline {
         }
         return;
       }
-      const [preStart, preEnd, infStart, infEnd, postStart, postEnd] = r.times;
+      const [preStart, preEnd, infStart, infEnd, postStart, postEnd, decodeEnd] = r.times;
       const t = job.t;
       t.preprocessStart = submitted + preStart;
       t.preprocessEnd = submitted + preEnd;
       t.inferenceStart = submitted + infStart;
       t.inferenceEnd = submitted + infEnd;
       t.nativePostprocessMs = postEnd - postStart;
+      t.decodeMs = decodeEnd - preStart;
       job.native = r;
       job.model = model;
       job.provider = serving.provider;
@@ -520,7 +533,7 @@ export class Pipeline {
         contours: pp.contours,
         minArea: pp.minArea,
         maxComponents: pp.maxComponents,
-        letterbox: this.fit === 'letterbox' ? letterboxGeometry(frame.width, frame.height, model.width, model.height) : undefined,
+        letterbox: this.fit === 'letterbox' ? letterboxOf(frame, model) : undefined,
       };
       try {
         summary = job.native
@@ -542,7 +555,10 @@ export class Pipeline {
           throw new Error(`${sink.description}: writing result of frame ${frame.id} failed: ${(err as Error).message}`, { cause: err });
         }
       }
-      this.rings.sink.add(now() - sinkStart);
+      const written = now();
+      this.rings.sink.add(written - sinkStart);
+      this.resultRing.add(round3(written - t.capture));
+      if (t.decodeMs !== undefined) this.decodeRing.add(round3(t.decodeMs));
       this.processed++;
       this.options.onResult?.(result, summary);
     }
@@ -588,8 +604,19 @@ export class Pipeline {
       wallMs: round3(wallMs),
       fps: wallMs > 0 ? round3((this.processed * 1000) / wallMs) : 0,
       latencyMs: Object.fromEntries(STAGES.map((s) => [s, this.rings[s].percentiles()])) as Record<StageName, Percentiles>,
+      decodeMs: this.decodeRing.percentiles(),
+      captureToResultMs: this.resultRing.percentiles(),
     };
   }
+}
+
+/**
+ * Where the frame sits in the model input when letterboxed: the geometry of the image preprocessing
+ * resized, which for an MJPEG frame is its DCT-scaled decode (JPEG_DECODE), not the frame itself.
+ */
+function letterboxOf(frame: Omit<Frame, 'data'>, model: LoadedModel): ReturnType<typeof letterboxGeometry> {
+  const src = frame.format === 'MJPEG' ? jpegDecodedSize(frame.width, frame.height, model.width, model.height) : frame;
+  return letterboxGeometry(src.width, src.height, model.width, model.height);
 }
 
 function providerOf(session: InferenceSession): string {

@@ -8,7 +8,7 @@ import { assertDims, type GrayImage } from '../../image/types.js';
 import { COMPONENT_FIELDS, findComponents, selectComponents, type Component, type Labelling, type RawComponents } from './components.js';
 import { componentContours, type Contour } from './contours.js';
 import { coverage, DEFAULT_THRESHOLD, probabilityToFrame, sigmoidInto, thresholdMask } from './probability.js';
-import { encodeRle, rleToString, type Rle, type RleString } from './rle.js';
+import { encodeRle, rleFromCounts, rleToString, type Rle, type RleString } from './rle.js';
 import { roundTo } from './round.js';
 
 export * from './components.js';
@@ -31,7 +31,7 @@ export interface SummarizeOptions {
   maxContourPoints?: number;
   /** Include the run-length encoded frame-size mask (default false). */
   rle?: boolean;
-  /** 'counts' (default): plain counts array; 'string': COCO compressed string. */
+  /** 'counts' (default): plain COCO counts array; 'string': COCO compressed string. */
   rleFormat?: 'counts' | 'string';
   /**
    * The geometry the frame was letterboxed with (letterboxGeometry(frameW, frameH, modelW, modelH));
@@ -107,6 +107,8 @@ export interface NativeSummaryInput {
   components: Float64Array;
   /** Foreground pixels of maskFrame. */
   foreground: number;
+  /** COCO counts of maskFrame computed natively (asked for with rle); encodeRle runs here otherwise. */
+  rleCounts?: Uint32Array;
 }
 
 /**
@@ -131,11 +133,11 @@ export function summarizeNative(input: NativeSummaryInput, modelSize: Size, fram
     maskModel,
     maskFrame,
   };
-  finish(summary, found.labelling, options);
+  finish(summary, found.labelling, options, input.rleCounts);
   return summary;
 }
 
-function finish(summary: Summary, labelling: Labelling, options: SummarizeOptions): void {
+function finish(summary: Summary, labelling: Labelling, options: SummarizeOptions, rleCounts?: Uint32Array): void {
   if (options.contours) {
     summary.contours = componentContours(labelling, {
       epsilon: options.contourEpsilon,
@@ -143,7 +145,8 @@ function finish(summary: Summary, labelling: Labelling, options: SummarizeOption
     });
   }
   if (options.rle) {
-    const rle = encodeRle(summary.maskFrame);
+    const { maskFrame } = summary;
+    const rle = rleCounts ? rleFromCounts(rleCounts, maskFrame.width, maskFrame.height) : encodeRle(maskFrame);
     summary.rle = options.rleFormat === 'string' ? { ...rle, counts: rleToString(rle.counts) } : rle;
   }
 }

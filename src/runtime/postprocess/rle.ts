@@ -1,47 +1,61 @@
 /**
- * Run-length encoding of a binary mask, COCO-style: alternating run lengths starting with a
- * background run (0 when the first pixel is foreground), summing to width*height.
+ * Run-length encoding of a binary mask exactly as COCO (pycocotools' maskApi.c rleEncode) does it:
+ * pixels in COLUMN-major (Fortran) order, i.e. down the first column, then down the second, ...;
+ * alternating run lengths starting with a run of background (0 when the first pixel is foreground),
+ * summing to height*width; `size` is [height, width]. So `pycocotools.mask.decode(rle)` (after
+ * `rle['counts'] = rle['counts'].encode()` for the string form) gives the mask as an HxW array.
  *
- * Order is ROW-major, unlike COCO's column-major. The counts of an HxW mask here are exactly COCO's
- * counts of the transposed WxH mask, so pycocotools reads them as
- * `mask_utils.decode({'size': [W, H], 'counts': s}).T` (note size [W, H], not [H, W]).
+ * The pipeline computes the counts natively, off the JS thread (cocoRleCounts in
+ * native/core/postprocess.cc); encodeRle here is the TypeScript reference of the same counts.
  */
 import { assertDims, assertGrayImage, type GrayImage } from '../../image/types.js';
-import { skipNonZeros, skipZeros, wordView } from './scan.js';
 
 export interface Rle {
-  width: number;
-  height: number;
+  /** [height, width], as COCO writes it. */
+  size: [number, number];
   counts: number[];
 }
 
 /** The same runs with counts in COCO's compressed string form (rleToString). */
 export interface RleString {
-  width: number;
-  height: number;
+  size: [number, number];
   counts: string;
 }
 
+/** COCO counts of a 0/1 mask (row-major bytes): the reference of the native cocoRleCounts. */
 export function encodeRle(mask: GrayImage): Rle {
   assertGrayImage(mask, 'encodeRle');
-  const d = mask.data;
-  const n = d.length;
-  const w32 = wordView(d);
+  const { width: w, height: h, data: d } = mask;
   const counts: number[] = [];
-  let p = 0;
-  while (p < n) {
-    const q = skipZeros(d, w32, p, n);
-    counts.push(q - p);
-    if (q === n) break;
-    p = skipNonZeros(d, w32, q, n);
-    counts.push(p - q);
+  let current = 0;
+  let run = 0;
+  for (let x = 0; x < w; x++) {
+    for (let i = x, end = x + h * w; i < end; i += w) {
+      const v = d[i] !== 0 ? 1 : 0;
+      if (v !== current) {
+        counts.push(run);
+        run = 0;
+        current = v;
+      }
+      run++;
+    }
   }
-  return { width: mask.width, height: mask.height, counts };
+  counts.push(run);
+  return { size: [h, w], counts };
 }
 
-/** Rebuilds the 0/1 mask; throws unless the counts are non-negative integers summing to width*height. */
+/** An Rle from counts computed elsewhere (the native job), checked to cover width*height pixels. */
+export function rleFromCounts(counts: ArrayLike<number>, width: number, height: number): Rle {
+  assertDims(width, height, 'rleFromCounts');
+  let sum = 0;
+  for (let i = 0; i < counts.length; i++) sum += counts[i];
+  if (sum !== width * height) throw new RangeError(`rleFromCounts: runs cover ${sum} pixels, expected ${width}x${height} = ${width * height}`);
+  return { size: [height, width], counts: Array.from(counts) };
+}
+
+/** Rebuilds the 0/1 mask (row-major bytes); throws unless the counts are non-negative integers summing to height*width. */
 export function decodeRle(rle: Rle | RleString): GrayImage {
-  const { width, height } = rle;
+  const [height, width] = rle.size;
   assertDims(width, height, 'decodeRle');
   const counts = typeof rle.counts === 'string' ? rleFromString(rle.counts) : rle.counts;
   const n = width * height;
@@ -50,12 +64,15 @@ export function decodeRle(rle: Rle | RleString): GrayImage {
   for (let k = 0; k < counts.length; k++) {
     const c = counts[k];
     if (!Number.isInteger(c) || c < 0 || pos + c > n) {
-      throw new RangeError(`decodeRle: run ${k} (${c}) is invalid or runs past ${width}x${height}`);
+      throw new RangeError(`decodeRle: run ${k} (${c}) is invalid or runs past ${height}x${width}`);
     }
-    if (k & 1) data.fill(1, pos, pos + c);
+    if (k & 1) {
+      // Column-major position p is pixel (x = floor(p / height), y = p % height).
+      for (let p = pos; p < pos + c; p++) data[(p % height) * width + Math.floor(p / height)] = 1;
+    }
     pos += c;
   }
-  if (pos !== n) throw new RangeError(`decodeRle: runs cover ${pos} pixels, expected ${width}x${height} = ${n}`);
+  if (pos !== n) throw new RangeError(`decodeRle: runs cover ${pos} pixels, expected ${height}x${width} = ${n}`);
   return { width, height, data };
 }
 

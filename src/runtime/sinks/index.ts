@@ -6,7 +6,7 @@ import { open, mkdir, writeFile, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 
-import { encodeMaskPng } from '../../image/encode.js';
+import { encodeMaskPngAsync } from '../../image/encode.js';
 import type { GrayImage } from '../../image/types.js';
 import { resultLine, type ResultV1 } from './result.js';
 
@@ -119,7 +119,10 @@ export function maskFileName(result: ResultV1): string {
   return `${safe}${loop ? `_${loop[1]}` : ''}.png`;
 }
 
-/** `--save-masks DIR`: each frame-size mask as a 0/255 PNG named by the source file's stem (or frame id). */
+/**
+ * `--save-masks DIR`: each frame-size mask as a black/white PNG (encodeMaskPngAsync: deflate off the JS
+ * thread) named by the source file's stem (or frame id).
+ */
 export class MaskDirSink implements ResultSink {
   readonly description: string;
   readonly dir: string;
@@ -138,7 +141,7 @@ export class MaskDirSink implements ResultSink {
   }
 
   async write(item: SinkItem): Promise<void> {
-    await writeFile(join(this.dir, maskFileName(item.result)), encodeMaskPng(item.mask));
+    await writeFile(join(this.dir, maskFileName(item.result)), await encodeMaskPngAsync(item.mask));
   }
 
   async close(): Promise<void> {}

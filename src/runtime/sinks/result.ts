@@ -43,7 +43,7 @@ export interface ResultV1 {
   components: Component[];
   droppedComponents: number;
   contours?: Contour[];
-  /** Row-major run-length encoding of the frame-size mask (see postprocess/rle.ts). */
+  /** COCO run-length encoding of the frame-size mask: size [height, width], column-major counts (postprocess/rle.ts). */
   rle?: Rle | RleString;
 }
 

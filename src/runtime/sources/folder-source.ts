@@ -1,10 +1,15 @@
 /**
- * Replays a folder of JPEG/PNG images as RGB24 frames, in file-name order, each frame named by its
- * file stem. A file that cannot be decoded is dropped with its reason and the replay goes on.
+ * Replays a folder of JPEG/PNG images in file-name order, each frame named by its file stem. JPEGs
+ * are handed on undecoded as MJPEG frames (the native job decodes them, JPEG_DECODE in
+ * src/model/preprocessing.ts); PNGs are decoded here to RGB24. Only regular files within the byte
+ * limit are read, and an image over the pixel limit is refused from its header (limits.ts). A file
+ * that cannot be read or decoded is dropped with its reason and the replay goes on.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { extname, join, parse } from 'node:path';
-import { decodeImage, ImageDecodeError } from '../../image/decode.js';
+import { decodeImage, ImageDecodeError, sniffFormat } from '../../image/decode.js';
+import { jpegSize } from '../../image/jpeg-header.js';
+import { limitsOf, pixelLimitProblem, readImageFile } from './limits.js';
 import { SourceError } from './raw-file-source.js';
 import { Pacer, type Frame, type FrameSource, type SourceOptions } from './types.js';
 
@@ -17,6 +22,7 @@ export class FolderSource implements FrameSource {
   private seq = 0;
   private loop = 0;
   private readonly pacer: Pacer;
+  private readonly limits: ReturnType<typeof limitsOf>;
 
   constructor(
     private readonly dir: string,
@@ -24,6 +30,7 @@ export class FolderSource implements FrameSource {
   ) {
     this.description = `folder:${dir}`;
     this.pacer = new Pacer(options.fps);
+    this.limits = limitsOf(options);
   }
 
   async open(): Promise<void> {
@@ -49,23 +56,45 @@ export class FolderSource implements FrameSource {
       const id = this.loop === 0 ? stem : `${stem}#${this.loop}`;
       let bytes: Uint8Array;
       try {
-        bytes = await readFile(file);
+        bytes = await readImageFile(file, this.limits);
       } catch (err) {
-        this.options.onDrop?.({ seq, id, reason: 'corrupt', detail: `${file}: ${(err as Error).message}` });
+        const refused = / only regular files | over the limit /.test((err as Error).message);
+        this.options.onDrop?.({ seq, id, reason: refused ? 'refused' : 'corrupt', detail: (err as Error).message });
         continue;
       }
       if (bytes.length === 0) {
         this.options.onDrop?.({ seq, id, reason: 'empty', detail: `${file} is 0 bytes` });
         continue;
       }
-      try {
-        const img = decodeImage(bytes, file);
-        await this.pacer.wait(seq);
-        return { seq, id, stem, format: 'RGB24', width: img.width, height: img.height, data: img.data, captureTimeMs: performance.timeOrigin + performance.now() };
-      } catch (err) {
-        const detail = err instanceof ImageDecodeError ? err.message : `${file}: ${(err as Error).message}`;
-        this.options.onDrop?.({ seq, id, reason: 'decode', detail });
+      const frame = this.toFrame(file, bytes);
+      if ('drop' in frame) {
+        this.options.onDrop?.({ seq, id, ...frame.drop });
+        continue;
       }
+      await this.pacer.wait(seq);
+      return { seq, id, stem, ...frame, captureTimeMs: performance.timeOrigin + performance.now() };
+    }
+  }
+
+  private toFrame(file: string, bytes: Uint8Array): Pick<Frame, 'format' | 'width' | 'height' | 'data'> | { drop: { reason: 'refused' | 'decode'; detail: string } } {
+    try {
+      if (sniffFormat(bytes) === 'jpeg') {
+        const { width, height } = jpegSize(bytes, file);
+        const tooLarge = pixelLimitProblem(width, height, this.limits);
+        if (tooLarge) return { drop: { reason: 'refused', detail: `${file}: ${tooLarge}` } };
+        return { format: 'MJPEG', width, height, data: bytes };
+      }
+      if (sniffFormat(bytes) === 'png' && bytes.length >= 24) {
+        // IHDR is the first chunk: width and height at bytes 16 and 20, checked before decoding.
+        const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+        const tooLarge = pixelLimitProblem(view.getUint32(16), view.getUint32(20), this.limits);
+        if (tooLarge) return { drop: { reason: 'refused', detail: `${file}: ${tooLarge}` } };
+      }
+      const img = decodeImage(bytes, file);
+      return { format: 'RGB24', width: img.width, height: img.height, data: img.data };
+    } catch (err) {
+      const detail = err instanceof ImageDecodeError ? err.message : (err as Error).message;
+      return { drop: { reason: 'decode', detail } };
     }
   }
 

@@ -1,23 +1,26 @@
 /**
  * Replays a recorded camera stream from one file: raw frames (YUYV, NV12, GREY, RGB24; the size
  * comes from options or from `WxH` in the file name), Y4M (4:2:0 → NV12, 4:2:2 → YUYV, mono →
- * GREY) or MJPEG (concatenated JPEGs, decoded to RGB24). A short last frame or an undecodable JPEG
- * is dropped with a reason; the stream goes on.
+ * GREY) or MJPEG (concatenated JPEGs, handed on undecoded as MJPEG frames: the native job decodes
+ * them). Only a regular file is read (a FIFO or a device is refused), and frame sizes are checked
+ * against the limits (limits.ts) before a frame is read. A short last frame, a JPEG without a
+ * readable header or over the limits is dropped with a reason; the stream goes on.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
-import { decodeImage, ImageDecodeError } from '../../image/decode.js';
-import { frameByteLength, isPixelFormat, type PixelFormat } from '../native/pixel-formats.js';
+import { jpegExtent, jpegSize } from '../../image/jpeg-header.js';
+import { frameByteLength, isRawPixelFormat, type RawPixelFormat } from '../native/pixel-formats.js';
+import { limitsOf, openRegularFile, pixelLimitProblem, type FrameLimits } from './limits.js';
 import { Pacer, type DroppedFrame, type Frame, type FrameSource, type SourceOptions } from './types.js';
 
-export interface RawFileOptions extends SourceOptions {
+export interface RawFileOptions extends SourceOptions, FrameLimits {
   readonly width?: number;
   readonly height?: number;
-  readonly format?: PixelFormat;
+  readonly format?: RawPixelFormat;
 }
 
 /** Raw file extensions and the pixel format each holds (also what `frames record` names files). */
-export const RAW_EXTENSIONS: Readonly<Record<string, PixelFormat>> = {
+export const RAW_EXTENSIONS: Readonly<Record<string, RawPixelFormat>> = {
   '.yuyv': 'YUYV',
   '.yuy2': 'YUYV',
   '.nv12': 'NV12',
@@ -48,6 +51,7 @@ export class RawFileSource implements FrameSource {
   private seq = 0;
   private loop = 0;
   private readonly pacer: Pacer;
+  private limits = limitsOf({});
 
   constructor(
     private readonly path: string,
@@ -58,13 +62,15 @@ export class RawFileSource implements FrameSource {
   }
 
   async open(): Promise<void> {
+    const limits = limitsOf(this.options);
+    let size: number;
     try {
-      this.handle = await open(this.path, 'r');
+      ({ handle: this.handle, size } = await openRegularFile(this.path));
     } catch (err) {
       throw new SourceError(this.description, `cannot open: ${(err as Error).message}`);
     }
-    const size = (await this.handle.stat()).size;
     if (size === 0) throw new SourceError(this.description, 'file is empty (0 bytes)');
+    this.limits = limits;
     this.reader = await this.makeReader();
   }
 
@@ -75,7 +81,7 @@ export class RawFileSource implements FrameSource {
     await h.read(head, 0, 10, 0);
     if (head.toString('latin1', 0, 10) === 'YUV4MPEG2 ') return this.y4mReader(h);
     if (ext === '.mjpeg' || ext === '.mjpg' || (head[0] === 0xff && head[1] === 0xd8)) return this.mjpegReader(h);
-    const format = this.options.format ?? RAW_EXTENSIONS[ext];
+    const format: RawPixelFormat | undefined = this.options.format ?? RAW_EXTENSIONS[ext];
     if (!format) {
       throw new SourceError(this.description, `unknown file type '${ext}': use .yuyv, .nv12, .grey, .rgb, .y4m or .mjpeg, or give a pixel format`);
     }
@@ -89,12 +95,16 @@ export class RawFileSource implements FrameSource {
   }
 
   /** Raw and Y4M frames: fixed size, at `start`, each preceded by `headerBytes(at)` bytes. */
-  private fixedReader(h: FileHandle, format: PixelFormat, width: number, height: number, start: number, headerBytes: (at: number) => Promise<number> | number, convert?: (b: Uint8Array) => Uint8Array): Reader {
+  private fixedReader(h: FileHandle, format: RawPixelFormat, width: number, height: number, start: number, headerBytes: (at: number) => Promise<number> | number, convert?: (b: Uint8Array) => Uint8Array): Reader {
+    // Every frame has this size: refuse the stream before the first allocation.
+    const tooLarge = pixelLimitProblem(width, height, this.limits);
+    if (tooLarge) throw new SourceError(this.description, `${format} frames of ${tooLarge}`);
     const bytes = frameByteLength(format, width, height);
     let at = start;
     return async () => {
       at += await headerBytes(at);
-      const data = new Uint8Array(bytes);
+      // Not zero-filled (a memset of the whole frame on the JS thread): read() fills it, and a short read is dropped.
+      const data = Buffer.allocUnsafeSlow(bytes);
       const { bytesRead } = await h.read(data, 0, bytes, at);
       if (bytesRead === 0) return null;
       at += bytesRead;
@@ -116,7 +126,7 @@ export class RawFileSource implements FrameSource {
     const height = Number(get('H'));
     const colour = get('C') ?? '420jpeg';
     if (!(width > 0 && height > 0)) throw new SourceError(this.description, `Y4M header lacks a valid size: ${fields.join(' ')}`);
-    let format: PixelFormat;
+    let format: RawPixelFormat;
     let convert: (b: Uint8Array) => Uint8Array;
     if (colour.startsWith('420')) {
       format = 'NV12';
@@ -143,43 +153,82 @@ export class RawFileSource implements FrameSource {
     return this.fixedReader(h, format, width, height, nl + 1, frameHeader, convert);
   }
 
-  private async mjpegReader(h: FileHandle): Promise<Reader> {
-    const { size } = await h.stat();
-    let at = 0;
+  private mjpegReader(h: FileHandle): Reader {
+    const { maxFrameBytes } = this.limits;
+    let at = 0; // file offset of the next read
+    let base = 0; // file offset of pending[0]
+    let eof = false;
     let pending = Buffer.alloc(0);
     const chunk = Buffer.alloc(1 << 20);
+    const SOI = Buffer.from([0xff, 0xd8]);
     const fill = async (): Promise<boolean> => {
-      if (at >= size) return false;
+      if (eof) return false;
       const { bytesRead } = await h.read(chunk, 0, chunk.length, at);
+      if (bytesRead === 0) {
+        eof = true;
+        return false;
+      }
       at += bytesRead;
-      pending = Buffer.concat([pending, chunk.subarray(0, bytesRead)]);
-      return bytesRead > 0;
+      pending = pending.length === 0 ? Buffer.from(chunk.subarray(0, bytesRead)) : Buffer.concat([pending, chunk.subarray(0, bytesRead)]);
+      return true;
+    };
+    const consume = (to: number): void => {
+      pending = pending.subarray(to);
+      base += to;
     };
     return async () => {
       for (;;) {
-        const soi = pending.indexOf(Buffer.from([0xff, 0xd8]));
-        const eoi = soi >= 0 ? pending.indexOf(Buffer.from([0xff, 0xd9]), soi + 2) : -1;
-        if (soi >= 0 && eoi >= 0) {
-          const jpeg = new Uint8Array(pending.subarray(soi, eoi + 2));
-          pending = pending.subarray(eoi + 2);
-          try {
-            const rgb = decodeImage(jpeg, `${this.description} frame`);
-            return { frame: { format: 'RGB24', width: rgb.width, height: rgb.height, data: rgb.data } };
-          } catch (err) {
-            const detail = err instanceof ImageDecodeError ? err.reason : (err as Error).message;
-            return { drop: { reason: 'decode', detail } };
-          }
+        const soi = pending.indexOf(SOI);
+        if (soi < 0) {
+          consume(Math.max(0, pending.length - 1)); // no frame start: keep a possible 0xFF
+          if (!(await fill())) return null;
+          continue;
         }
-        if (!(await fill())) {
-          if (pending.length > 0 && soi >= 0) {
-            const n = pending.length - soi;
-            pending = Buffer.alloc(0);
-            return { drop: { reason: 'truncated', detail: `last JPEG has no end marker (${n} bytes)` } };
+        const extent = jpegExtent(pending, soi);
+        switch (extent.kind) {
+          case 'end': {
+            // A copy of the JPEG's bytes only: the native job decodes it and keeps it until then.
+            const jpeg = new Uint8Array(pending.subarray(soi, extent.end));
+            consume(extent.end);
+            return this.mjpegFrame(jpeg);
           }
-          return null;
+          case 'cut': {
+            const detail = `JPEG at byte ${base + soi} is cut off after ${extent.at - soi} bytes: the next one starts before its end marker`;
+            consume(extent.at);
+            return { drop: { reason: 'truncated', detail } };
+          }
+          case 'corrupt': {
+            const detail = `JPEG at byte ${base + soi} is corrupt: no marker at byte ${base + extent.at}`;
+            consume(soi + 2);
+            return { drop: { reason: 'corrupt', detail } };
+          }
+          case 'more':
+            if (pending.length - soi > maxFrameBytes) {
+              const detail = `no JPEG end marker within ${pending.length - soi} bytes at byte ${base + soi} (limit ${maxFrameBytes} bytes per frame, maxFrameBytes)`;
+              consume(pending.length);
+              return { drop: { reason: 'refused', detail } };
+            }
+            if (!(await fill())) {
+              const detail = `last JPEG (at byte ${base + soi}) has no end marker (${pending.length - soi} bytes)`;
+              consume(pending.length);
+              return { drop: { reason: 'truncated', detail } };
+            }
         }
       }
     };
+  }
+
+  /** An MJPEG frame from one JPEG: its size from the header, checked against the limit; not decoded here. */
+  private mjpegFrame(jpeg: Uint8Array): Awaited<ReturnType<Reader>> {
+    let size: { width: number; height: number };
+    try {
+      size = jpegSize(jpeg, `${this.description} frame`);
+    } catch (err) {
+      return { drop: { reason: 'corrupt', detail: (err as Error).message } };
+    }
+    const tooLarge = pixelLimitProblem(size.width, size.height, this.limits);
+    if (tooLarge) return { drop: { reason: 'refused', detail: `JPEG frame of ${tooLarge}` } };
+    return { frame: { format: 'MJPEG', width: size.width, height: size.height, data: jpeg } };
   }
 
   async next(): Promise<Frame | null> {
@@ -235,8 +284,8 @@ export function i422ToYuyv(b: Uint8Array, width: number, height: number): Uint8A
   return out;
 }
 
-export function parsePixelFormat(text: string): PixelFormat {
+export function parsePixelFormat(text: string): RawPixelFormat {
   const upper = text.toUpperCase();
-  if (!isPixelFormat(upper)) throw new RangeError(`unknown pixel format '${text}'`);
+  if (!isRawPixelFormat(upper)) throw new RangeError(`unknown pixel format '${text}'`);
   return upper;
 }

@@ -85,3 +85,26 @@ export function rgbToYuyv(rgb: Uint8Array, width: number, height: number): Uint8
   }
   return out;
 }
+
+/** Packed RGB to NV12 (BT.601 limited range): full-resolution Y, then U/V interleaved, each the rounded mean of a 2x2 block. */
+export function rgbToNv12(rgb: Uint8Array, width: number, height: number): Uint8Array {
+  const pixels = width * height;
+  const out = new Uint8Array(pixels + pixels / 2);
+  const u = new Uint16Array((width / 2) * (height / 2));
+  const v = new Uint16Array(u.length);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = y * width + x;
+      const [yy, uu, vv] = rgbToYuv(rgb[i * 3], rgb[i * 3 + 1], rgb[i * 3 + 2]);
+      out[i] = yy;
+      const c = (y >> 1) * (width / 2) + (x >> 1);
+      u[c] += uu;
+      v[c] += vv;
+    }
+  }
+  for (let c = 0; c < u.length; c++) {
+    out[pixels + 2 * c] = (u[c] + 2) >> 2;
+    out[pixels + 2 * c + 1] = (v[c] + 2) >> 2;
+  }
+  return out;
+}

@@ -1,3 +1,4 @@
+import type { FrameLimits } from './limits.js';
 import type { PixelFormat } from '../native/pixel-formats.js';
 
 /** One captured frame, as every source hands it to the pipeline. */
@@ -20,7 +21,8 @@ export interface Frame {
 export interface DroppedFrame {
   readonly seq: number;
   readonly id: string;
-  readonly reason: 'corrupt' | 'truncated' | 'empty' | 'decode' | 'driver';
+  /** refused: over the frame limits or not a regular file (limits.ts), never read or decoded. */
+  readonly reason: 'corrupt' | 'truncated' | 'empty' | 'decode' | 'driver' | 'refused';
   readonly detail: string;
 }
 
@@ -33,7 +35,7 @@ export interface FrameSource {
   close(): Promise<void>;
 }
 
-export interface SourceOptions {
+export interface SourceOptions extends FrameLimits {
   /** Pace frames at this rate (frames/s); 0 or undefined: as fast as the consumer takes them. */
   readonly fps?: number;
   /** Replay finite sources this many times (default 1); Infinity loops forever. */

@@ -53,7 +53,8 @@ t.test('frame byte lengths agree with the TS reference', { skip }, async (t) => 
   t.throws(() => b.frameByteLength('YUYV', 3, 2), /YUYV frame width must be even/);
   t.throws(() => b.frameByteLength('NV12', 4, 3), /NV12 frame width and height must be even/);
   t.throws(() => b.frameByteLength('RGB24' as PixelFormat, 0, 2), /non-zero size/);
-  t.throws(() => b.frameByteLength('MJPG' as PixelFormat, 2, 2), { code: 'ERR_INVALID_ARGUMENT', message: /unknown pixel format 'MJPG'/ });
+  t.throws(() => b.frameByteLength('H264' as PixelFormat, 2, 2), { code: 'ERR_INVALID_ARGUMENT', message: /unknown pixel format 'H264'/ });
+  t.throws(() => b.frameByteLength('MJPEG', 2, 2), { code: 'ERR_INVALID_ARGUMENT', message: /MJPEG frames have no fixed byte length/ });
 });
 
 t.test('each pixel format converts to RGB exactly like the TS reference', { skip }, async (t) => {

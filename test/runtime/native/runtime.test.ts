@@ -1,4 +1,5 @@
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,6 +48,27 @@ t.test('the loader lists every location tried and the fix', async (t) => {
     message: /a\.node[\s\S]*b\.node[\s\S]*npm run build:native[\s\S]*C\+\+17 compiler/,
   });
   t.ok(nativeCandidates().some((p) => p.endsWith(join('build', 'Release', 'lvunet_edge.node'))));
+});
+
+const ccSkip = spawnSync('cc', ['--version']).status === 0 ? false : 'no C compiler to build the test library';
+t.test('an addon whose libturbojpeg is missing at run time: the loader says to install libturbojpeg0', { skip: ccSkip }, async (t) => {
+  const { loadNativeBinding } = await import('../../../src/runtime/native/binding.js');
+  // A stand-in addon linked against a libturbojpeg that is then removed, as on a board without the
+  // libturbojpeg0 package (soname .so.99: this machine's own .so.0 would otherwise be found).
+  const lib = join(dir, 'libturbojpeg.so.99');
+  writeFileSync(join(dir, 'tj.c'), 'int tjInitDecompress(void) { return 0; }\n');
+  writeFileSync(join(dir, 'addon.c'), 'int tjInitDecompress(void); int use(void) { return tjInitDecompress(); }\n');
+  const cc = (args: string[]): void => {
+    const r = spawnSync('cc', args, { cwd: dir, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(r.stderr);
+  };
+  cc(['-shared', '-fPIC', '-Wl,-soname,libturbojpeg.so.99', '-o', lib, 'tj.c']);
+  cc(['-shared', '-fPIC', '-o', 'tj-addon.node', 'addon.c', lib]);
+  rmSync(lib);
+  t.throws(() => loadNativeBinding([join(dir, 'tj-addon.node')]), {
+    code: 'ERR_NATIVE_ADDON_LOAD',
+    message: /libturbojpeg\.so\.99: cannot open shared object file[\s\S]*apt-get install libturbojpeg0/,
+  });
 });
 
 t.test('ONNX Runtime loads and lists CPUExecutionProvider', { skip }, async (t) => {

@@ -18,7 +18,7 @@ t.test('empty and full outputs', async (t) => {
     components: [],
     droppedComponents: 0,
     contours: [],
-    rle: { width: 8, height: 6, counts: [48] },
+    rle: { size: [6, 8], counts: [48] },
   });
   t.equal(empty.maskFrame.data.length, 48);
   const full = summarize(new Float32Array(16).fill(L), size, { width: 8, height: 6 }, { rle: true, contours: true });
@@ -35,7 +35,7 @@ t.test('empty and full outputs', async (t) => {
     ],
     droppedComponents: 0,
     contours: [{ component: 0, points: [0, 0, 7, 0, 7, 5, 0, 5] }],
-    rle: { width: 8, height: 6, counts: [0, 48] },
+    rle: { size: [6, 8], counts: [0, 48] },
   });
 });
 
@@ -49,7 +49,7 @@ t.test('identity size: masks, components and RLE agree', async (t) => {
   t.ok(s.rle && typeof s.rle.counts === 'string');
   if (s.rle && typeof s.rle.counts === 'string') {
     t.equal(firstDifference(decodeRle(s.rle).data, s.maskFrame.data), -1);
-    t.same(rleFromString(s.rle.counts), [0, 1, 8, 1, 18, 3, 5, 3, 9]);
+    t.same(rleFromString(s.rle.counts), [0, 1, 6, 1, 19, 2, 4, 2, 4, 2, 7], 'column-major, as COCO');
   }
   const filtered = summarize(logitsFrom(rows), { width: 8, height: 6 }, { width: 8, height: 6 }, { minArea: 3 });
   t.equal(filtered.components.length, 1);

@@ -1,10 +1,14 @@
 /**
  * V4l2Source as a pipeline FrameSource (src/runtime/sources/types.ts): frames become tightly
- * packed YUYV/NV12/GREY/RGB24 (row padding removed), MJPEG is decoded to RGB24. UVC cameras send
- * MJPEG without Huffman tables (the "AVI1" convention: the standard tables are implied), which
- * JPEG decoders reject, so the standard tables are inserted first.
+ * packed YUYV/NV12/GREY/RGB24 (row padding removed); MJPG frames stay compressed (format MJPEG) and
+ * are decoded natively inside the per-frame job (JPEG_DECODE in src/model/preprocessing.ts), so a
+ * corrupt one is dropped there, counted by the pipeline at stage 'preprocess' (ERR_JPEG_CORRUPT /
+ * ERR_JPEG_TRUNCATED). UVC cameras send MJPEG without Huffman tables (the "AVI1" convention: the
+ * standard tables are implied); libjpeg-turbo supplies them itself. withHuffmanTables() inserts them
+ * for decoders that do not (jpeg-js: tools and tests).
  */
-import { ImageDecodeError, decodeImage } from '../../../image/decode.js';
+import { ImageDecodeError } from '../../../image/decode.js';
+import { jpegSize } from '../../../image/jpeg-header.js';
 import type { PixelFormat } from '../../native/pixel-formats.js';
 import type { DroppedFrame, Frame, FrameSource } from '../types.js';
 import { V4l2Error } from './errors.js';
@@ -13,7 +17,7 @@ import type { FourCC } from './types.js';
 import { V4l2Source, type V4l2Frame, type V4l2SourceOptions, type V4l2SourceStats } from './v4l2-source.js';
 
 /** V4L2 formats the pipeline takes, and what each becomes. */
-const PIPELINE_FORMATS: Readonly<Record<string, PixelFormat>> = { YUYV: 'YUYV', NV12: 'NV12', GREY: 'GREY', RGB3: 'RGB24', MJPG: 'RGB24' };
+const PIPELINE_FORMATS: Readonly<Record<string, PixelFormat>> = { YUYV: 'YUYV', NV12: 'NV12', GREY: 'GREY', RGB3: 'RGB24', MJPG: 'MJPEG' };
 
 export const PIPELINE_FOURCCS: readonly FourCC[] = Object.keys(PIPELINE_FORMATS);
 
@@ -84,7 +88,7 @@ export function withHuffmanTables(jpeg: Uint8Array): Uint8Array {
   return jpeg; // malformed headers: let the decoder say what is wrong
 }
 
-/** A V4L2 frame as the pipeline takes it. Throws ImageDecodeError for an undecodable MJPEG frame. */
+/** A V4L2 frame as the pipeline takes it (MJPG frames undecoded). Throws ImageDecodeError for an MJPG frame without a readable JPEG header. */
 export function toPipelineFrame(frame: V4l2Frame): Frame {
   const base = { seq: frame.seq, id: frame.id, captureTimeMs: frame.captureTimeMs };
   const { width: w, height: h, bytesPerLine: stride, data } = frame;
@@ -103,8 +107,16 @@ export function toPipelineFrame(frame: V4l2Frame): Frame {
       return { ...base, format: 'NV12', width: w, height: h, data: out };
     }
     case 'MJPG': {
-      const rgb = decodeImage(withHuffmanTables(frame.data), `${frame.id} (MJPG)`);
-      return { ...base, format: 'RGB24', width: rgb.width, height: rgb.height, data: rgb.data };
+      // Undecoded: the size is the JPEG header's (read up to SOF only, not the scan data), so a frame
+      // without a readable header is dropped here and one that differs from the negotiated mode is
+      // still decoded and reported at its own size.
+      let size: { width: number; height: number };
+      try {
+        size = jpegSize(data, `${frame.id} (MJPG)`);
+      } catch (err) {
+        throw new ImageDecodeError(`${frame.id} (MJPG)`, (err as Error).message, { cause: err });
+      }
+      return { ...base, format: 'MJPEG', width: size.width, height: size.height, data };
     }
     default:
       throw new V4l2Error('ERR_INVALID_ARGUMENT', `${frame.id}: ${frame.format} frames cannot be fed to the pipeline (accepted: ${PIPELINE_FOURCCS.join(', ')})`);
@@ -145,7 +157,10 @@ export class V4l2FrameSource implements FrameSource {
     }
   }
 
-  /** The capture statistics, with MJPEG frames that failed to decode counted under `decode`. */
+  /**
+   * The capture statistics; `decode` counts frames this source could not convert. MJPEG frames are
+   * decoded by the pipeline's native job, whose failures the pipeline counts (stage 'preprocess').
+   */
   stats(): V4l2SourceStats {
     const s = this.source.stats();
     return { ...s, drops: { ...s.drops, decode: this.decodeDrops } };

@@ -132,7 +132,7 @@ export class V4l2Source {
   private lastProgressAt = 0;
   private readonly counters: MutableStats = {
     frames: 0,
-    drops: { corrupt: 0, truncated: 0, empty: 0, decode: 0, driver: 0 },
+    drops: { corrupt: 0, truncated: 0, empty: 0, decode: 0, driver: 0, refused: 0 },
     driverDropped: 0,
     gaps: 0,
     stalls: 0,
