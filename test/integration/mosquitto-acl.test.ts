@@ -38,9 +38,10 @@ interface Received {
  * change to the shipped file fails here instead of silently testing
  * something else.
  */
-function adaptShippedConfig(shipped: string, pkiDir: string, aclPath: string): string {
+function adaptShippedConfig(shipped: string, pkiDir: string, aclPath: string, pluginPath: string): string {
   const rewrites: Array<[RegExp, string, number]> = [
     [/^acl_file \/etc\/mosquitto\/lvunet\/acl$/gm, `acl_file ${aclPath}`, 1],
+    [/^plugin \/usr\/lib\/mosquitto\/lvunet\/deny_retained_cmd\.so$/gm, `plugin ${pluginPath}`, 1],
     [/^(cafile|certfile|keyfile) \/etc\/mosquitto\/lvunet\//gm, `$1 ${pkiDir}/`, 3],
     [/^persistence_location \/var\/lib\/mosquitto\/$/gm, 'persistence_location {{DATA_DIR}}/', 1],
     // Loopback only, on the helper's free port, instead of 8883 on all interfaces.
@@ -85,9 +86,12 @@ await run(path.join(DEPLOY, 'make-certs.sh'), [roguePki, 'cart-a'], {
   env: { ...process.env, CA_CN: 'rogue CA' },
 });
 await copyFile(path.join(DEPLOY, 'acl'), aclPath);
+// The shipped plugin that refuses retained commands, built from its source as the deploy README says.
+// Without a compiler or mosquitto's plugin headers this fails, naming the packages to install.
+const pluginPath = (await run(path.join(DEPLOY, 'plugin', 'build.sh'), [path.join(tmp, 'plugin')])).stdout.trim();
 
 const shippedConfig = await readFile(path.join(DEPLOY, 'mosquitto.conf'), 'utf8');
-const config = adaptShippedConfig(shippedConfig, pki, aclPath);
+const config = adaptShippedConfig(shippedConfig, pki, aclPath, pluginPath);
 // The shipped config drops to the mosquitto user, which must be able to read
 // the broker key and the ACL and write persistence.
 await grantBrokerAccess(tmp);
@@ -298,6 +302,27 @@ t.test('(c) cart-a cannot read cart-b commands', async (t) => {
     RC_NOT_AUTHORIZED,
     'the operator cannot forge device results',
   );
+});
+
+t.test('(c2) retained commands are refused by the broker; retained status and plain commands are not', async (t) => {
+  t.equal(
+    await publishQos1(op, 'lvunet/cart-a/cmd/set-threshold', '{"threshold":0.9}', true),
+    RC_NOT_AUTHORIZED,
+    'a retained command from the operator gets PUBACK 0x87',
+  );
+  t.equal(await publishQos1(op, 'lvunet/cart-a/cmd/set-threshold', '{"threshold":0.5}'), RC_SUCCESS, 'the same command, not retained, is accepted');
+  t.equal(await publishQos1(a, 'lvunet/cart-a/status', 'online', true), RC_SUCCESS, "the device's retained birth is still accepted");
+  // A subscription is sent the stored retained messages before anything published after it, so
+  // a plain command published after the SUBACK is a sentinel: nothing retained came before it.
+  const aInbox = inbox(a);
+  t.equal(await subscribeQos1(a, 'lvunet/cart-a/cmd/+'), 1);
+  t.equal(await publishQos1(op, 'lvunet/cart-a/cmd/status', 'sentinel'), RC_SUCCESS);
+  await aInbox.waitFor((m) => m.payload === 'sentinel', 'sentinel command at cart-a');
+  t.notOk(
+    aInbox.messages.some((m) => m.retain || m.payload.includes('0.9')),
+    'no retained command was stored or delivered',
+  );
+  t.match(await broker.waitForLog(/refused a retained command/), /lvunet\/cart-a\/cmd\/set-threshold/, 'the broker log names the refused topic');
 });
 
 t.test('(d) a client without a certificate is refused at connect', async (t) => {
