@@ -24,7 +24,8 @@ export class FileReadError extends Error {
   }
 }
 
-function kindOf(st: Stats): string {
+/** What kind of file `st` is, for messages ("a FIFO", "a character device", ...). */
+export function fileKind(st: Stats): string {
   if (st.isFIFO()) return 'a FIFO';
   if (st.isCharacterDevice()) return 'a character device';
   if (st.isBlockDevice()) return 'a block device';
@@ -48,7 +49,7 @@ export function readRegularFileSync(path: string, maxBytes: number): Buffer {
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) throw new FileReadError(path, 'ENOTREG', `is ${kindOf(st)}, not a regular file; refusing to read it`);
+    if (!st.isFile()) throw new FileReadError(path, 'ENOTREG', `is ${fileKind(st)}, not a regular file; refusing to read it`);
     if (st.size > maxBytes) throw new FileReadError(path, 'EFBIG', `is ${st.size} bytes, over the limit of ${maxBytes} bytes`);
     const bytes = Buffer.allocUnsafe(st.size);
     let at = 0;

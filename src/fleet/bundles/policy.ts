@@ -11,6 +11,7 @@
  */
 import { BundleError } from './errors.js';
 import { GROUP_PATTERN, MANIFEST_FILE, VERSION_PATTERN, parseIsoTime, type BundleManifest, type ReleaseSection } from './format.js';
+import { compareVersions } from '../../util/versions.js';
 
 /** The version of a bundle without a `release` section. */
 export const LEGACY_VERSION = '0';
@@ -22,16 +23,6 @@ export function releaseVersion(manifest: BundleManifest): string {
   return manifest.release?.version ?? LEGACY_VERSION;
 }
 
-/** Numeric, component by component; missing components are 0 (1.2 == 1.2.0). */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map(Number);
-  const pb = b.split('.').map(Number);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return Math.sign(d);
-  }
-  return 0;
-}
 
 export interface PolicyContext {
   /** The device's group (config device.group); undefined: none configured. */

@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { compareVersions } from '../../util/versions.js';
 
 export const PREBUILDS_DIR = 'prebuilds';
 export const ADDON_FILE = 'lvunet_edge.node';
@@ -61,16 +62,6 @@ export function hostRuntime(): HostRuntime {
   return { glibc: runtimeGlibcVersion(), napi: Number(process.versions.napi) };
 }
 
-/** Numeric comparison of dotted versions ("2.9" < "2.36"); missing parts count as 0. */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map(Number);
-  const pb = b.split('.').map(Number);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return Math.sign(d);
-  }
-  return 0;
-}
 
 const VERSION = /^\d+(\.\d+)*$/;
 

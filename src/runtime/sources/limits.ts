@@ -4,8 +4,10 @@
  * limit, and frames up to a pixel limit (a corrupt header saying 65535x65535 must not allocate
  * gigabytes). Both limits are options of the sources (`maxFramePixels`, `maxFrameBytes`).
  */
-import { constants, type Stats } from 'node:fs';
+import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+
+import { fileKind } from '../../util/read-file.js';
 
 /** 36 MP: above 8K UHD (33.2 MP); the same cap as kMaxJpegPixels in native/core/jpeg_decode.h. */
 export const MAX_FRAME_PIXELS = 36_000_000;
@@ -33,16 +35,6 @@ export function pixelLimitProblem(width: number, height: number, limits: Require
   return `${width}x${height} (${((width * height) / 1e6).toFixed(1)} MP) exceeds the frame limit of ${limits.maxFramePixels / 1e6} MP (maxFramePixels)`;
 }
 
-/** What kind of file `st` is, for messages. */
-function kindOf(st: Stats): string {
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isSocket()) return 'a socket';
-  if (st.isDirectory()) return 'a directory';
-  return 'not a regular file';
-}
-
 /**
  * Opens `path` for reading only if it is a regular file, and returns it with its size. O_NONBLOCK
  * keeps the open of a FIFO from waiting for a writer; the check is on the opened descriptor (fstat),
@@ -52,7 +44,7 @@ export async function openRegularFile(path: string): Promise<{ handle: FileHandl
   const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const st = await handle.stat();
-    if (!st.isFile()) throw new Error(`${path} is ${kindOf(st)}: only regular files are read as frames`);
+    if (!st.isFile()) throw new Error(`${path} is ${fileKind(st)}: only regular files are read as frames`);
     return { handle, size: st.size };
   } catch (err) {
     await handle.close();

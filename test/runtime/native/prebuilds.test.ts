@@ -10,7 +10,6 @@ import { pathToFileURL } from 'node:url';
 import {
   BUILD_FROM_SOURCE_HINT,
   availablePrebuilds,
-  compareVersions,
   hostRuntime,
   prebuiltCandidate,
   readPrebuiltMeta,
@@ -18,6 +17,7 @@ import {
   type PrebuiltMeta,
   type PrebuiltResult,
 } from '../../../src/runtime/native/prebuilds.js';
+import { compareVersions } from '../../../src/util/versions.js';
 import { REPO_ROOT } from '../../helpers/paths.js';
 
 const PREBUILD_SCRIPT = join(REPO_ROOT, 'native', 'scripts', 'prebuild.mjs');
