@@ -147,7 +147,8 @@ if (!findMosquitto()) {
     const frames = 400;
     const p = startRun(['--demo', '--max-frames', String(frames), '--rle', '--contours', '--fps', '60', '--mqtt', broker.url, '--device-id', device, '--sink', 'none'], { LVUNET_STATE_DIR: state });
     t.teardown(() => ensureStopped(p));
-    await p.waitStderr(/mqtt queue: LOST 1 message\(s\): queue write failed .*ENOSPC/, 120_000);
+    // Generous: the disk fills after ~100 results, which takes 10-30 s alone but minutes on a loaded 2-core machine.
+    await p.waitStderr(/mqtt queue: LOST 1 message\(s\): queue write failed .*ENOSPC/, 200_000);
     await broker.start();
     const ops = await recorder(broker.url, [`lvunet/${device}/result`]);
     t.teardown(() => ops.close());
