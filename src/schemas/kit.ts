@@ -42,7 +42,7 @@ export const Str = (max: number, options: { description?: string; pattern?: stri
   Type.String({ minLength: 1, maxLength: max, ...options });
 export const IsoTime = (description?: string) => Type.String({ pattern: ISO_TIME_PATTERN, ...(description ? { description } : {}) });
 export const Sha256 = (description?: string) => Type.String({ pattern: SHA256_PATTERN, ...(description ? { description } : {}) });
-export const Num = (options: { minimum?: number; maximum?: number; description?: string } = {}) => Type.Number(options);
+export const Num = (options: { minimum?: number; exclusiveMinimum?: number; maximum?: number; description?: string } = {}) => Type.Number(options);
 export const Int = (options: { minimum?: number; maximum?: number; description?: string } = {}) => Type.Integer(options);
 /** A count: an integer >= 0. */
 export const Count = (description?: string) => Type.Integer({ minimum: 0, ...(description ? { description } : {}) });
