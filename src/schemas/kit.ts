@@ -189,8 +189,9 @@ function exactlyOne(schema: TSchema, value: unknown, out: string[]): void {
 }
 
 /** `oneOf` groups for exactlyOne(), written as JSON Schema so consumers enforce the same rule. */
-export function exactlyOneOf(...fields: string[]): { oneOf: { required: string[] }[] } {
-  return { oneOf: fields.map((f) => ({ required: [f] })) };
+export function exactlyOneOf(...fields: string[]): { oneOf: { required: string[]; properties: Record<string, object> }[] } {
+  // `properties: {f: {}}` repeats the field's presence (not its type) so that Ajv's strictRequired sees it defined.
+  return { oneOf: fields.map((f) => ({ required: [f], properties: { [f]: {} } })) };
 }
 
 // ---------------------------------------------------------------------------------------------
