@@ -86,7 +86,7 @@ export function describeSchema(s: TSchema): string {
       if (variants.every((v) => v[Kind] === 'Literal' && typeof v.const === 'string')) {
         return `one of ${variants.map((v) => v.const as string).join('|')}`;
       }
-      return variants.map(describeSchema).join(' or ');
+      return [...new Set(variants.map(describeSchema))].join(' or ');
     }
     case 'Number':
       return `a finite number${range(s)}`;
@@ -141,9 +141,15 @@ function unionErrors(e: ValueError): ValueError[] {
   const value = e.value;
   const isObj = typeof value === 'object' && value !== null && !Array.isArray(value);
   if (!isObj || !variants.every((v) => v[Kind] === 'Object')) return [e];
-  const tag = Object.keys((variants[0].properties ?? {}) as object).find((k) =>
-    variants.every((v) => (v.properties as Record<string, TSchema>)[k]?.[Kind] === 'Literal'),
-  );
+  const literal = (v: TSchema, k: string): unknown => {
+    const p = (v.properties as Record<string, TSchema>)[k];
+    return p?.[Kind] === 'Literal' ? p.const : undefined;
+  };
+  // A tag is a field every variant fixes to a different literal (`type`, `ok`), not one they share (`schema`).
+  const tag = Object.keys((variants[0].properties ?? {}) as object).find((k) => {
+    const values = variants.map((v) => literal(v, k));
+    return values.every((x) => x !== undefined) && new Set(values).size === variants.length;
+  });
   const lists = e.errors.map(first);
   if (tag !== undefined) {
     const got = (value as Record<string, unknown>)[tag];
@@ -153,7 +159,14 @@ function unionErrors(e: ValueError): ValueError[] {
     const path = `${e.path}/${tag}`;
     return [{ ...e, type: ValueErrorType.Literal, path, value: got, schema: Type.Union(tags.map((t) => Type.Literal(t))), errors: [] }];
   }
-  return lists.reduce((best, l) => (l.length < best.length ? l : best));
+  const fewest = Math.min(...lists.map((l) => l.length));
+  const closest = lists.filter((l) => l.length === fewest);
+  // Variants that each fail on the same one field (COCO counts: numbers or a string) are one message.
+  if (fewest === 1 && closest.length > 1 && closest.every((l) => l[0].path === closest[0][0].path && l[0].type !== ValueErrorType.ObjectAdditionalProperties)) {
+    const alternatives = Type.Union(closest.map((l) => l[0].schema));
+    return [{ ...closest[0][0], type: ValueErrorType.Union, schema: alternatives, errors: [] }];
+  }
+  return closest[0];
 }
 
 function messages(errors: Iterable<ValueError>, out: string[], seen: Set<string>): void {
