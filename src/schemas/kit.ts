@@ -128,7 +128,7 @@ function fieldName(pointer: string): string {
   return out;
 }
 
-function first(it: ValueErrorIterator): ValueError[] {
+function all(it: ValueErrorIterator): ValueError[] {
   return [...it];
 }
 
@@ -150,7 +150,7 @@ function unionErrors(e: ValueError): ValueError[] {
     const values = variants.map((v) => literal(v, k));
     return values.every((x) => x !== undefined) && new Set(values).size === variants.length;
   });
-  const lists = e.errors.map(first);
+  const lists = e.errors.map(all);
   if (tag !== undefined) {
     const got = (value as Record<string, unknown>)[tag];
     const i = variants.findIndex((v) => (v.properties as Record<string, TSchema>)[tag].const === got);
