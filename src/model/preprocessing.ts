@@ -3,21 +3,13 @@
  * manifests, the native runtime receives these numbers from TS (it never hard-codes its own), and the
  * trainer normalises with them. The paper's code normalised twice and fed BGR; this is RGB, once.
  */
+// The shape of the record (what a manifest's input.preprocessing holds) is defined in src/schemas/manifest.ts.
+import type { Preprocessing } from '../schemas/manifest.js';
+export type { Preprocessing };
+
 export const IMAGENET_MEAN_RGB = [0.485, 0.456, 0.406] as const;
 export const IMAGENET_STD_RGB = [0.229, 0.224, 0.225] as const;
 
-export interface Preprocessing {
-  /** Channel order of the model input. */
-  readonly colorOrder: 'RGB';
-  /** Memory layout of the model input tensor. */
-  readonly layout: 'NCHW';
-  /** Pixel values are divided by this before normalisation (8-bit input → [0, 1]). */
-  readonly scale: number;
-  readonly mean: readonly [number, number, number];
-  readonly std: readonly [number, number, number];
-  /** How a frame of another size reaches the model size. */
-  readonly resize: 'bilinear';
-}
 
 export const PREPROCESSING: Preprocessing = {
   colorOrder: 'RGB',

@@ -8,7 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
 import { FP32_FILE } from '../model/build.js';
-import { MANIFEST_FILE, MANIFEST_SCHEMA, type Manifest, type ManifestFile, type Precision } from '../model/manifest.js';
+import { MANIFEST_FILE, MANIFEST_SCHEMA, manifest as manifestSchema, type Manifest, type ManifestFile, type Precision } from '../model/manifest.js';
 import type { Model } from '../model/ir.js';
 import { readOnnx } from '../model/onnx/read.js';
 import type { Preprocessing } from '../model/preprocessing.js';
@@ -111,6 +111,8 @@ function fromDirectory(dir: string, options: ModelLoadOptions): LoadedModel {
   if (manifest?.schema !== MANIFEST_SCHEMA) {
     throw new ModelLoadError(manifestPath, `schema is ${JSON.stringify(manifest?.schema)}, expected ${MANIFEST_SCHEMA}`);
   }
+  const problems = manifestSchema.errors(manifest);
+  if (problems.length > 0) throw new ModelLoadError(manifestPath, `not a valid ${MANIFEST_SCHEMA}: ${problems.slice(0, 5).join('; ')}`);
   const precision = options.precision ?? 'fp32';
   const deployment = (manifest.files ?? []).filter((f) => f.mode === 'deployment');
   // FP32_FILE first: if a manifest ever lists two fp32 deployment files, the toolchain's own name wins.

@@ -7,7 +7,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { RestartTracker, DEFAULT_RESTART_POLICY, type RestartPolicy } from './backoff.js';
-import { isWorkerMessage, type StartupReport, type SupervisorMessage, type WorkerEvent, type WorkerMessage } from './ipc.js';
+import { isWorkerMessage, workerMessage, type StartupReport, type SupervisorMessage, type WorkerEvent, type WorkerMessage } from './ipc.js';
 import type { SystemdNotifier } from './systemd.js';
 
 export interface SupervisorOptions {
@@ -146,7 +146,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (child !== this.child) return;
     this.lastMessageAt = Date.now();
     if (!isWorkerMessage(m)) {
-      this.emitEvent('fault', 'warning', 'worker sent a malformed IPC message', { message: String(JSON.stringify(m)).slice(0, 200) });
+      const errors = workerMessage.errors(m).slice(0, 5);
+      this.emitEvent('fault', 'warning', `worker sent a malformed IPC message: ${errors.join('; ')}`, { message: String(JSON.stringify(m)).slice(0, 200), errors });
       return;
     }
     const msg: WorkerMessage = m;

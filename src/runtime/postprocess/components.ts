@@ -8,28 +8,12 @@
 import { assertGrayImage, type GrayImage } from '../../image/types.js';
 import { roundTo } from './round.js';
 import { skipNonZeros, skipZeros, wordView } from './scan.js';
+import type { BBox, Component } from '../../schemas/result.js';
+
+// The wire shape of a component (result@1) is defined once in src/schemas/result.ts.
+export type { BBox, Component };
 
 export const DEFAULT_MAX_COMPONENTS = 32;
-
-export interface BBox {
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-}
-
-export interface Component {
-  /** Pixels. */
-  area: number;
-  /** 100 * area / (width * height), 4 decimals. */
-  areaPercent: number;
-  /** Inclusive pixel bounds: pixels x .. x+width-1, y .. y+height-1. */
-  bbox: BBox;
-  /** Mean pixel coordinate (pixel (x, y) sits at x, y), 2 decimals. */
-  centroid: { x: number; y: number };
-  /** Mean probability over the component's pixels, 4 decimals; only when probabilities were given. */
-  meanProbability?: number;
-}
 
 export interface ComponentOptions {
   /** Components smaller than this many pixels are dropped (default 1: keep all). */

@@ -5,16 +5,13 @@
  */
 import { assertGrayImage, type GrayImage } from '../../image/types.js';
 import type { Labelling } from './components.js';
+import type { Contour } from '../../schemas/result.js';
+
+// The wire shape of a contour (result@1) is defined once in src/schemas/result.ts.
+export type { Contour };
 
 export const DEFAULT_CONTOUR_EPSILON = 1.5;
 export const DEFAULT_MAX_CONTOUR_POINTS = 128;
-
-export interface Contour {
-  /** Index into the components array this contour belongs to. */
-  component: number;
-  /** Flat [x0, y0, x1, y1, ...] pixel coordinates. */
-  points: number[];
-}
 
 export interface ContourOptions {
   /** RDP tolerance in pixels (default DEFAULT_CONTOUR_EPSILON); 0 keeps every non-collinear turn. */

@@ -9,18 +9,11 @@
  * native/core/postprocess.cc); encodeRle here is the TypeScript reference of the same counts.
  */
 import { assertDims, assertGrayImage, type GrayImage } from '../../image/types.js';
+import type { Rle, RleString } from '../../schemas/result.js';
 
-export interface Rle {
-  /** [height, width], as COCO writes it. */
-  size: [number, number];
-  counts: number[];
-}
-
-/** The same runs with counts in COCO's compressed string form (rleToString). */
-export interface RleString {
-  size: [number, number];
-  counts: string;
-}
+// The wire shape (result@1's `rle`) is defined once in src/schemas/result.ts: `size` [height, width]
+// as COCO writes it; `counts` numbers (Rle) or COCO's compressed string (RleString, rleToString).
+export type { Rle, RleString };
 
 /** COCO counts of a 0/1 mask (row-major bytes): the reference of the native cocoRleCounts. */
 export function encodeRle(mask: GrayImage): Rle {

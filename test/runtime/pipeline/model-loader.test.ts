@@ -52,6 +52,12 @@ t.test('every failure names the file', async (t) => {
   t.throws(() => loadModel(bad), { file: join(bad, 'manifest.json'), message: /manifest is not valid JSON/ });
   writeFileSync(join(bad, 'manifest.json'), JSON.stringify({ schema: 'other' }));
   t.throws(() => loadModel(bad), /schema is "other", expected lvunet-edge\/manifest@1/);
+  const good = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { output: Record<string, unknown>; files: Record<string, unknown>[] };
+  writeFileSync(join(bad, 'manifest.json'), JSON.stringify({ ...good, output: { ...good.output, threshold: 'high' }, files: [{ ...good.files[0], sha256: 'abc' }] }));
+  t.throws(() => loadModel(bad), {
+    file: join(bad, 'manifest.json'),
+    message: /not a valid lvunet-edge\/manifest@1: output\.threshold: expected a finite number >= 0 and <= 1, got "high"; files\[0\]\.sha256: expected 64 lowercase hex digits, got "abc"/,
+  });
   copyFileSync(join(dir, 'manifest.json'), join(bad, 'manifest.json'));
   t.throws(() => loadModel(bad), { file: join(bad, 'lvunet.fp32.onnx'), message: /model file not found/ });
   writeFileSync(join(bad, 'lvunet.fp32.onnx'), Buffer.alloc(10));

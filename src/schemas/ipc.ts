@@ -1,0 +1,93 @@
+/**
+ * The messages between the supervisor and its worker process (Node IPC, JSON serialisation: Node
+ * 20's 'advanced' mode crashed inside child_process when a worker was SIGKILLed mid-stream), tagged
+ * by `type`. Both sides validate every message they receive; an unknown or malformed one is a fault,
+ * not something to guess at. Internal to one device (not a fleet interface), published for
+ * completeness and for tools that read the IPC stream.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { Closed, Count, Int, OneOf, Sha256, Str, compile, type Immutable } from './kit.js';
+
+const Details = () => Type.Record(Type.String(), Type.Unknown());
+
+export const PlannedProviderSchema = Type.Object({
+  name: Str(64),
+  options: Type.Record(Type.String(), Type.String(), { description: 'Provider options with every placeholder filled.' }),
+});
+
+/** What the worker reports once its session is open and its source started. */
+export const StartupReportSchema = Type.Object({
+  ortVersion: Type.String(),
+  ortLibrary: Type.String(),
+  providers: Type.Object({
+    requested: Type.Array(Type.String()),
+    active: Type.Array(Type.String()),
+    fallbacks: Type.Array(Type.Object({ provider: Type.String(), reason: Type.String() })),
+  }),
+  plan: Type.Array(PlannedProviderSchema, { description: 'The providers and options the session was created with (the config plan, placeholders filled).' }),
+  model: Type.Object({
+    path: Type.String(),
+    sha256: Sha256(),
+    precision: Str(32),
+    inputSize: Type.Tuple([Int({ minimum: 1 }), Int({ minimum: 1 })], { description: '[width, height] of the model input.' }),
+  }),
+  source: Type.String(),
+});
+export type StartupReport = Immutable<Static<typeof StartupReportSchema>>;
+
+export const WorkerEventSchema = Type.Object({
+  type: Str(64),
+  severity: OneOf(['info', 'warning', 'error'] as const),
+  message: Type.String(),
+  details: Type.Optional(Details()),
+});
+export type WorkerEvent = Immutable<Static<typeof WorkerEventSchema>>;
+
+export const WorkerMessageSchema = Type.Union(
+  [
+    Type.Object({ type: Type.Literal('ready'), report: StartupReportSchema }),
+    Type.Object({
+      type: Type.Literal('result'),
+      // Checked as result@1 by the receiver, which reports a bad one as such; the envelope stays
+      // valid so that a bad result still counts as a sign of life for the stall watchdog.
+      result: Type.Record(Type.String(), Type.Unknown(), { description: 'A lvunet-edge/result@1 object (result.json).' }),
+    }),
+    Type.Object({ type: Type.Literal('heartbeat'), frames: Count() }),
+    Type.Object({ type: Type.Literal('event'), event: WorkerEventSchema }),
+    Type.Object({ type: Type.Literal('stats'), stats: Details() }),
+    Type.Object({
+      type: Type.Literal('reply'),
+      id: Str(128),
+      ok: Type.Boolean(),
+      result: Type.Optional(Type.Unknown()),
+      error: Type.Optional(Type.String()),
+      details: Type.Optional(Details()),
+    }),
+    Type.Object({ type: Type.Literal('stopped'), frames: Count(), reason: Type.String() }),
+  ],
+  { title: 'lvunet-edge/ipc/worker@1', description: 'Worker -> supervisor.' },
+);
+export type WorkerMessage = Immutable<Static<typeof WorkerMessageSchema>>;
+
+export const SupervisorMessageSchema = Type.Union(
+  [
+    Type.Object({ type: Type.Literal('start'), config: Type.Unknown({ description: 'The worker start configuration (config schema: src/config/schema.ts).' }) }),
+    Type.Object({ type: Type.Literal('update'), patch: Details() }),
+    Type.Object({ type: Type.Literal('command'), id: Str(128), name: Str(64), args: Type.Unknown() }),
+    Closed({ type: Type.Literal('reopen-source') }),
+    Closed({ type: Type.Literal('stop') }),
+  ],
+  { title: 'lvunet-edge/ipc/supervisor@1', description: 'Supervisor -> worker.' },
+);
+export type SupervisorMessage = Immutable<Static<typeof SupervisorMessageSchema>>;
+
+export const workerMessage = compile(WorkerMessageSchema);
+export const supervisorMessage = compile(SupervisorMessageSchema);
+
+export function isWorkerMessage(m: unknown): m is WorkerMessage {
+  return workerMessage.check(m);
+}
+
+export function isSupervisorMessage(m: unknown): m is SupervisorMessage {
+  return supervisorMessage.check(m);
+}
