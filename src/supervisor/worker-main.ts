@@ -131,7 +131,7 @@ let stopping = false;
 /** The start message, for what later model loads share with the first (the size limit). */
 let startConfig: WorkerStart | undefined;
 let ortInfo = { version: '', path: '' };
-let lastSnapshot: { result: SinkItem['result']; mask: GrayImage; frame: Frame | undefined } | undefined;
+let lastSnapshot: { result: SinkItem['result']; mask: GrayImage | undefined; frame: Frame | undefined } | undefined;
 const fpsWindow: number[] = [];
 /**
  * Frames that went into inference and have no result yet, oldest first, for snapshots: a result is
@@ -236,7 +236,7 @@ function snapshot(args: unknown): Record<string, unknown> {
   if (maxBytes !== undefined && (typeof maxBytes !== 'number' || !(maxBytes > 0))) throw new TypeError('snapshot maxBytes must be a positive number');
   if (!lastSnapshot) throw new Error('no frame processed yet');
   const { result, mask, frame } = lastSnapshot;
-  if (!frame) throw new Error(`frame ${result.frame.id} is no longer held`);
+  if (!frame || !mask) throw new Error(`frame ${result.frame.id} is no longer held`);
   const rgb = frameToRgb(frame);
   const data = Uint8Array.from(rgb.data);
   // Foreground tinted red at half strength: the frame stays recognisable under the mask.
@@ -496,6 +496,8 @@ async function start(config: WorkerStart): Promise<void> {
     mode: config.queue,
     fit: config.fit,
     onCapture: keepFrame,
+    // The snapshot overlays the last frame-size mask, so it comes back to JS for every frame.
+    frameMask: true,
     postprocess: { rle: config.settings.rle, contours: config.settings.contours, minArea: config.settings.minArea },
     log,
     onResult: (result, summary) => {

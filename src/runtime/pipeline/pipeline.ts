@@ -70,6 +70,11 @@ export interface PipelineOptions {
   /** Called after the sinks with every result and its summary (masks included). */
   readonly onResult?: (result: ResultV1, summary: Summary) => void;
   /**
+   * Whether onResult reads summary.maskFrame. Without it (and without a sink that needsMask, or
+   * contours) the frame-size mask stays native: only what is computed from it comes back.
+   */
+  readonly frameMask?: boolean;
+  /**
    * Called with every frame taken from the source, before it is queued (e.g. to keep frames for
    * snapshots). Unlike an injected `preprocess`, it keeps the native fused path.
    */
@@ -454,17 +459,35 @@ export class Pipeline {
     await this.fusedChain;
   }
 
+  /**
+   * Whether the frame-size mask must come back to JS: a sink writes it, contours trace it, or the
+   * onResult consumer reads it. RLE does not need it (the native job counts the runs).
+   */
+  private needsFrameMask(pp: PostprocessOptions): boolean {
+    return this.options.frameMask === true || pp.contours === true || this.options.sinks.some((s) => s.needsMask === true);
+  }
+
+  /**
+   * Gives a frame's pixels back to a pooling source once nothing reads them any more. Not when an
+   * onCapture hook saw the frame: it may hold the frame (snapshots), so the buffer is left to the GC.
+   */
+  private recycle(data: Uint8Array): void {
+    if (this.options.onCapture === undefined) this.source?.recycle?.(data);
+  }
+
   /** Hands `job` to the native fused call; its result joins the postprocess queue in order. */
   private submitFused(job: Job, serving: Serving, output: StageQueue<Job>): void {
     const { session, model } = serving;
     const frame = { ...job.frame, data: job.data as Uint8Array };
     let pending: Promise<NativeFrameResult>;
     let submitted: number;
+    const pp = this.postprocessOptions;
     try {
       serving.processor ??= (session as OrtSession).createFrameProcessor(model, this.fit);
       submitted = now();
-      pending = serving.processor.process(frame, this.threshold, { rle: this.postprocessOptions.rle === true });
+      pending = serving.processor.process(frame, this.threshold, { rle: pp.rle === true, maskFrame: this.needsFrameMask(pp) });
     } catch (err) {
+      this.recycle(frame.data);
       const code = (err as { code?: unknown }).code;
       if ((err as { stage?: unknown }).stage !== 'preprocess') {
         this.fail(inferenceError(job, model, err));
@@ -476,7 +499,10 @@ export class Pipeline {
     job.data = undefined;
     this.begin(session);
     this.fusedInFlight++;
-    const settled = pending.finally(() => this.end(session));
+    const settled = pending.finally(() => {
+      this.end(session);
+      this.recycle(frame.data);
+    });
     // Unobserved until the chain reaches it; the chain handles the rejection.
     settled.catch(() => {});
     // The slot is given back once the result is in the postprocess queue, so that a slow consumer
@@ -550,7 +576,7 @@ export class Pipeline {
       const sinkStart = now();
       for (const sink of sinks) {
         try {
-          await sink.write({ result, mask: summary.maskFrame });
+          await sink.write(summary.maskFrame ? { result, mask: summary.maskFrame } : { result });
         } catch (err) {
           throw new Error(`${sink.description}: writing result of frame ${frame.id} failed: ${(err as Error).message}`, { cause: err });
         }

@@ -113,17 +113,17 @@ function contract(name: string, get: () => NativeBinding, skip: string | false):
 
     t.throws(() => session.createFrameProcessor(256, 256, 'zoom' as 'stretch', mean, std, scale), { code: 'ERR_INVALID_ARGUMENT' });
     const p = session.createFrameProcessor(256, 256, 'letterbox', mean, std, scale);
-    t.throws(() => p.process(new Uint8Array(10), 4, 2, 'RGB24', 0.5, 'short', false), { code: 'ERR_FRAME_SIZE', frameId: 'short', stage: 'preprocess' });
-    t.throws(() => p.process(new Uint8Array(12), 3, 2, 'YUYV', 0.5, 'odd', false), { code: 'ERR_INVALID_ARGUMENT', frameId: 'odd', stage: 'preprocess' });
-    t.throws(() => p.process(new Uint8Array(24), 4, 2, 'RGB24', 2, 'bad-threshold', false), { code: 'ERR_INVALID_ARGUMENT', frameId: 'bad-threshold', message: /threshold/ });
+    t.throws(() => p.process(new Uint8Array(10), 4, 2, 'RGB24', 0.5, 'short', false, true), { code: 'ERR_FRAME_SIZE', frameId: 'short', stage: 'preprocess' });
+    t.throws(() => p.process(new Uint8Array(12), 3, 2, 'YUYV', 0.5, 'odd', false, true), { code: 'ERR_INVALID_ARGUMENT', frameId: 'odd', stage: 'preprocess' });
+    t.throws(() => p.process(new Uint8Array(24), 4, 2, 'RGB24', 2, 'bad-threshold', false, true), { code: 'ERR_INVALID_ARGUMENT', frameId: 'bad-threshold', message: /threshold/ });
 
     // Submitted together: each resolves with its own result. (Only inference is serialised per processor;
     // preprocessing and postprocessing run on the libuv pool, so the addon may finish them out of order.)
     const frame = yuyvFrame();
-    const results = await Promise.all(['a', 'b', 'c'].map((id) => p.process(frame, 640, 480, 'YUYV', 0.5, id, false)));
+    const results = await Promise.all(['a', 'b', 'c'].map((id) => p.process(frame, 640, 480, 'YUYV', 0.5, id, false, true)));
     for (const r of results) {
       t.equal(r.maskModel.length, 256 * 256);
-      t.equal(r.maskFrame.length, 640 * 480);
+      t.equal(r.maskFrame?.length, 640 * 480);
       t.equal(r.components.length % COMPONENT_FIELDS, 0);
       t.equal(r.times.length, 7);
       const stages = [...r.times.subarray(0, 6)];
@@ -133,7 +133,7 @@ function contract(name: string, get: () => NativeBinding, skip: string | false):
     }
     t.same(results[1].maskFrame, results[0].maskFrame, 'the same frame gives the same mask');
     p.release();
-    t.throws(() => p.process(frame, 640, 480, 'YUYV', 0.5, 'late', false), /released/);
+    t.throws(() => p.process(frame, 640, 480, 'YUYV', 0.5, 'late', false, true), /released/);
     session.release();
     t.throws(() => session.describe(), /released/);
   });
@@ -147,7 +147,9 @@ t.test('fake and addon agree on a frame through the fused path (masks equal but 
   for (const b of [fakeBinding(), real.binding as NativeBinding]) {
     const session = await b.loadRuntime(defaultOnnxRuntimeLibrary()).createSession(MODEL, options());
     const p = session.createFrameProcessor(256, 256, 'stretch', mean, std, scale);
-    masks.push((await p.process(yuyvFrame(), 640, 480, 'YUYV', 0.5, 'same', false)).maskFrame);
+    const { maskFrame } = await p.process(yuyvFrame(), 640, 480, 'YUYV', 0.5, 'same', false, true);
+    if (!maskFrame) throw new Error('process() with maskFrame true returned no frame mask');
+    masks.push(maskFrame);
     p.release();
     session.release();
   }

@@ -120,7 +120,7 @@ t.test('stages overlap: N+1 is preprocessed and N-1 postprocessed while N is in 
   t.same(r.model, { sha256: MODEL.sha256, precision: 'fp32' });
   t.equal(r.coverage, 0.5);
   t.same(r.components.map((c) => c.bbox), [{ x: 0, y: 0, width: 16, height: 24 }]);
-  t.same(sink.items[0].mask.width, 32);
+  t.same(sink.items[0].mask?.width, 32);
   t.ok(r.latencyMs.inference >= 30, `inference latency ${r.latencyMs.inference}`);
   t.ok(report.latencyMs.inference.count === 5 && report.latencyMs.total.p50 > 0);
   t.equal(sink.opened, 1);
