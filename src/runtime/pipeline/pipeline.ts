@@ -545,7 +545,7 @@ export class Pipeline {
  * Where the frame sits in the model input when letterboxed: the geometry of the image preprocessing
  * resized, which for an MJPEG frame is its DCT-scaled decode (JPEG_DECODE), not the frame itself.
  */
-function letterboxOf(frame: Omit<Frame, 'data'>, model: LoadedModel): ReturnType<typeof letterboxGeometry> {
+export function letterboxOf(frame: Omit<Frame, 'data'>, model: { readonly width: number; readonly height: number }): ReturnType<typeof letterboxGeometry> {
   const src = frame.format === 'MJPEG' ? jpegDecodedSize(frame.width, frame.height, model.width, model.height) : frame;
   return letterboxGeometry(src.width, src.height, model.width, model.height);
 }

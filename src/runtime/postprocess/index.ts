@@ -15,6 +15,7 @@ export * from './components.js';
 export * from './contours.js';
 export * from './probability.js';
 export * from './rle.js';
+export * from './model-mask.js';
 
 export interface SummarizeOptions {
   /** Foreground is probability > threshold (default 0.5). */
