@@ -5,8 +5,12 @@
  */
 export class FramePool {
   private readonly free: Uint8Array[] = [];
-  /** Buffers this pool handed out and has not taken back: only those are accepted. */
-  private readonly out = new WeakSet<Uint8Array>();
+  /**
+   * Buffers this pool handed out and has not taken back, by their memory: only those are accepted,
+   * also through a view (a frame is often a subarray of the buffer it was read into). Weak: a buffer
+   * never given back is collected as usual.
+   */
+  private readonly out = new WeakMap<ArrayBufferLike, Uint8Array>();
 
   /**
    * @param byteLength size of every buffer
@@ -22,15 +26,20 @@ export class FramePool {
 
   /** A buffer of byteLength bytes, not zero-filled (the caller fills it). */
   take(): Uint8Array {
+    // allocUnsafeSlow: a buffer of its own (not a slice of Node's shared pool), so its memory names it.
     const b = this.free.pop() ?? Buffer.allocUnsafeSlow(this.byteLength);
-    this.out.add(b);
+    this.out.set(b.buffer, b);
     return b;
   }
 
-  /** Takes back a buffer from take(); anything else (a view, another pool's buffer, a second give) is ignored. */
-  give(b: Uint8Array): void {
-    if (!this.out.has(b)) return;
-    this.out.delete(b);
+  /**
+   * Takes back a buffer from take(), or any view of one; anything else (another pool's buffer, a
+   * second give of the same one) is ignored. The caller must not touch it afterwards.
+   */
+  give(view: Uint8Array): void {
+    const b = this.out.get(view.buffer);
+    if (!b) return;
+    this.out.delete(view.buffer);
     if (this.free.length < this.keep) this.free.push(b);
   }
 
