@@ -166,7 +166,8 @@ Napi::Float64Array componentArray(Napi::Env env, const std::vector<lvunet::Compo
 void setPostprocess(Napi::Env env, Napi::Object out, std::unique_ptr<uint8_t[]> maskModel, size_t modelBytes,
                     std::unique_ptr<uint8_t[]> maskFrame, size_t frameBytes, const lvunet::PostprocessOutput& post) {
   out.Set("maskModel", ownedBytes(env, std::move(maskModel), modelBytes));
-  out.Set("maskFrame", ownedBytes(env, std::move(maskFrame), frameBytes));
+  // Absent when the caller left it native (process() with maskFrame false).
+  if (maskFrame) out.Set("maskFrame", ownedBytes(env, std::move(maskFrame), frameBytes));
   out.Set("components", componentArray(env, post.components));
   out.Set("foreground", Napi::Number::New(env, static_cast<double>(post.foreground)));
 }
@@ -186,8 +187,9 @@ class ProcessWorker : public Napi::AsyncWorker {
       : Napi::AsyncWorker(env, "lvunet_edge:process"),
         deferred_(Napi::Promise::Deferred::New(env)),
         core_(std::move(core)),
-        // Frames are never written after capture (sources hand out fresh buffers), so the worker reads
-        // the caller's bytes in place; the reference only keeps them from being collected.
+        // The caller does not write the frame until the promise settles (the pipeline hands a pooled
+        // buffer back to its source only then), so the worker reads the caller's bytes in place; the
+        // reference only keeps them from being collected.
         frameRef_(Napi::Persistent(frame)),
         input_(std::move(input)),
         submitted_(std::chrono::steady_clock::now()),
@@ -273,9 +275,11 @@ class ProcessorWrap : public Napi::ObjectWrap<ProcessorWrap> {
   void attach(std::shared_ptr<ProcessorCore> core) { core_ = std::move(core); }
 
  private:
-  // process(frame, width, height, format, threshold, frameId, rle?): Promise<NativeFrameResult>. A
-  // frame of the wrong size throws here, synchronously (ERR_FRAME_SIZE): it never reaches a worker.
-  // rle: also return the COCO counts of the frame-size mask (rleCounts).
+  // process(frame, width, height, format, threshold, frameId, rle, maskFrame): Promise<NativeFrameResult>.
+  // A frame of the wrong size throws here, synchronously (ERR_FRAME_SIZE): it never reaches a worker.
+  // rle: also return the COCO counts of the frame-size mask (rleCounts). maskFrame: return the
+  // frame-size mask itself; false keeps it native (a frame-size block per frame on the JS heap makes
+  // V8 run full collections for external memory pressure).
   Napi::Value Process(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!core_) throw Napi::Error::New(env, "this frame processor has been released");
@@ -287,7 +291,10 @@ class ProcessorWrap : public Napi::ObjectWrap<ProcessorWrap> {
     if (!info[4].IsNumber()) throw Napi::TypeError::New(env, "threshold must be a number");
     input.threshold = info[4].As<Napi::Number>().DoubleValue();
     input.frameId = stringArg(info, 5, "frameId");
-    input.rle = info.Length() > 6 && info[6].ToBoolean().Value();
+    if (!info[6].IsBoolean()) throw Napi::TypeError::New(env, "rle must be a boolean");
+    if (!info[7].IsBoolean()) throw Napi::TypeError::New(env, "maskFrame must be a boolean");
+    input.rle = info[6].As<Napi::Boolean>().Value();
+    input.maskFrame = info[7].As<Napi::Boolean>().Value();
     input.data = frame.Data();
     input.byteLength = frame.ByteLength();
     guarded(env, [&] {
@@ -439,7 +446,7 @@ class RuntimeWrap : public Napi::ObjectWrap<RuntimeWrap> {
 // bump it, and NATIVE_ABI_VERSION there, whenever an export, a signature or a returned shape changes,
 // so that an addon built from other sources (a stale build/, an old prebuilt, LVUNET_EDGE_NATIVE)
 // is refused at load with a clear message instead of failing later with a confusing TypeError.
-constexpr int kAddonAbiVersion = 1;
+constexpr int kAddonAbiVersion = 2;
 
 struct Addon : public Napi::Addon<Addon> {
   Napi::FunctionReference runtimeCtor;

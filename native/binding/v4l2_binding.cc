@@ -396,7 +396,9 @@ class V4l2DeviceWrap : public Napi::ObjectWrap<V4l2DeviceWrap> {
     return env.Undefined();
   }
 
-  // dequeue(timeoutMs): Promise<frame | null>; null when nothing arrived in time (or on close()).
+  // dequeue(timeoutMs, into?): Promise<frame | null>; null when nothing arrived in time (or on
+  // close()). `into`: a Buffer the caller reuses from frame to frame (a pool), so that a frame-size
+  // block is not allocated per frame; a frame longer than it is cut there (and the frame check drops it).
   Napi::Value Dequeue(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     live(env, "dequeue");
@@ -412,8 +414,12 @@ class V4l2DeviceWrap : public Napi::ObjectWrap<V4l2DeviceWrap> {
     // fails in the worker with the driver-independent state error.
     size_t capacity = 0;
     for (uint32_t i = 0; i < device_->bufferCount(); ++i) capacity = std::max(capacity, device_->bufferLength(i));
+    const bool reuse = info.Length() > 1 && info[1].IsBuffer() && info[1].As<Napi::Buffer<uint8_t>>().Length() > 0;
+    if (info.Length() > 1 && !info[1].IsUndefined() && !reuse) {
+      throw Napi::TypeError::New(env, "dequeue on '" + path_ + "': into must be a non-empty Buffer");
+    }
     auto* worker = new DequeueWorker(info.This().As<Napi::Object>(), this, device_, timeout,
-                                     Napi::Buffer<uint8_t>::New(env, capacity));
+                                     reuse ? info[1].As<Napi::Buffer<uint8_t>>() : Napi::Buffer<uint8_t>::New(env, capacity));
     busy_ = true;
     Napi::Promise promise = worker->promise();
     worker->Queue();  // deletes itself after OnOK/OnError

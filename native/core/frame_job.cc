@@ -136,13 +136,20 @@ void processFrame(const Session& session, const FrameSpec& spec, const FrameInpu
     // preprocessing resized (its letterbox rectangle can differ by a pixel from the full frame's).
     const ContentRect r = contentRect(scratch.pre.srcUsedW, scratch.pre.srcUsedH, spec.modelW, spec.modelH, spec.fit);
     result.maskModel.reset(new std::uint8_t[modelPixels]);
-    result.maskFrame.reset(new std::uint8_t[static_cast<std::size_t>(frame.width) * frame.height]);
+    const std::size_t framePixels = static_cast<std::size_t>(frame.width) * frame.height;
+    std::uint8_t* maskFrame;
+    if (frame.maskFrame) {
+      result.maskFrame.reset(new std::uint8_t[framePixels]);
+      maskFrame = result.maskFrame.get();
+    } else {
+      scratch.maskFrame.resize(framePixels);
+      maskFrame = scratch.maskFrame.data();
+    }
     postprocess(out.data.data(), spec.modelW, spec.modelH, ModelWindow{r.newW, r.newH, r.ox, r.oy}, frame.width,
-                frame.height, frame.threshold, result.maskModel.get(), result.maskFrame.get(), result.post,
-                scratch.post);
+                frame.height, frame.threshold, result.maskModel.get(), maskFrame, result.post, scratch.post);
     result.decodedW = scratch.pre.srcUsedW;
     result.decodedH = scratch.pre.srcUsedH;
-    if (frame.rle) cocoRleCounts(result.maskFrame.get(), frame.width, frame.height, result.rleCounts, scratch.rleBlock);
+    if (frame.rle) cocoRleCounts(maskFrame, frame.width, frame.height, result.rleCounts, scratch.rleBlock);
   } catch (const CoreError& e) {
     throw withStage(e, "postprocess", frame, session);
   } catch (const std::exception& e) {

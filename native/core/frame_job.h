@@ -50,6 +50,9 @@ struct FrameScratch {
   std::vector<float> input;
   PostprocessScratch post;
   std::vector<std::uint8_t> rleBlock;
+  // The frame-size mask when the caller does not take it (FrameInput::maskFrame false): written here
+  // and reused, so that a frame-size block is not allocated and handed to the JS heap per frame.
+  std::vector<std::uint8_t> maskFrame;
 };
 
 // Scratch buffers for the jobs in flight (usually two), reused from frame to frame.
@@ -73,6 +76,9 @@ struct FrameInput {
   std::string frameId;
   // Also compute the COCO RLE counts of the frame-size mask (cocoRleCounts), off the JS thread.
   bool rle = false;
+  // Hand the frame-size mask back (FrameResult::maskFrame). Off, it stays in the job's scratch and
+  // only what was computed from it (components, foreground, RLE counts) comes back.
+  bool maskFrame = true;
 };
 
 // Milliseconds since the job was submitted (steady clock), for each step's start and end.
@@ -86,6 +92,7 @@ struct FrameTimes {
 
 struct FrameResult {
   std::unique_ptr<std::uint8_t[]> maskModel;
+  // Null unless FrameInput::maskFrame was set.
   std::unique_ptr<std::uint8_t[]> maskFrame;
   PostprocessOutput post;
   // COCO counts of maskFrame when FrameInput::rle was set.

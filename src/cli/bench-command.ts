@@ -7,8 +7,9 @@ import { loadavg, cpus } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 
-import { nativePreprocessor, Pipeline, STAGES, type Percentiles, type StageName } from '../runtime/pipeline/index.js';
+import { Pipeline, STAGES, type Percentiles, type StageName } from '../runtime/pipeline/index.js';
 import { createSource } from '../runtime/pipeline/index.js';
+import { preprocessFrame } from '../runtime/native/runtime.js';
 import { createSink, parseSinkSpec, type ResultSink } from '../runtime/sinks/index.js';
 import { UsageError } from './errors.js';
 import { BENCH_PIPELINE_USAGE } from './usage.js';
@@ -103,7 +104,7 @@ export async function benchPipeline(argv: string[], log: (line: string) => void,
     const first = await probe.next();
     await probe.close();
     if (!first) throw new Error(`${args.sourceText}: no usable frame to benchmark with`);
-    const input = nativePreprocessor(first, model, args.fit);
+    const input = preprocessFrame(first.data, first, { width: model.width, height: model.height }, args.fit, model.preprocessing);
 
     for (let i = 0; i < warmup; i++) await session.run(input, dims);
     const runs = Math.max(50, frames);

@@ -13,7 +13,9 @@ import type { RunModel } from '../fleet/bundles/golden.js';
 import { encodePngRgb } from '../image/encode.js';
 import type { GrayImage, RgbImage } from '../image/types.js';
 import { loadModel, type LoadedModel } from '../runtime/model-loader.js';
-import { Pipeline, type RuntimeSettings } from '../runtime/pipeline/pipeline.js';
+import { letterboxOf, Pipeline, type RuntimeSettings } from '../runtime/pipeline/pipeline.js';
+import { modelMaskToFrame } from '../runtime/postprocess/model-mask.js';
+import type { LetterboxGeometry } from '../image/preprocess.js';
 import { createSource } from '../runtime/pipeline/setup.js';
 import { MaskDirSink, type ResultSink, type SinkItem } from '../runtime/sinks/index.js';
 import type { DroppedFrame, Frame, FrameSource } from '../runtime/sources/types.js';
@@ -131,7 +133,8 @@ let stopping = false;
 /** The start message, for what later model loads share with the first (the size limit). */
 let startConfig: WorkerStart | undefined;
 let ortInfo = { version: '', path: '' };
-let lastSnapshot: { result: SinkItem['result']; mask: GrayImage; frame: Frame | undefined } | undefined;
+/** The last result, its model-size mask and where the frame sat in the model input (letterbox), for a snapshot. */
+let lastSnapshot: { result: SinkItem['result']; maskModel: GrayImage; letterbox: LetterboxGeometry | undefined; frame: Frame | undefined } | undefined;
 const fpsWindow: number[] = [];
 /**
  * Frames that went into inference and have no result yet, oldest first, for snapshots: a result is
@@ -235,8 +238,10 @@ function snapshot(args: unknown): Record<string, unknown> {
   const maxBytes = (args as { maxBytes?: unknown } | null)?.maxBytes;
   if (maxBytes !== undefined && (typeof maxBytes !== 'number' || !(maxBytes > 0))) throw new TypeError('snapshot maxBytes must be a positive number');
   if (!lastSnapshot) throw new Error('no frame processed yet');
-  const { result, mask, frame } = lastSnapshot;
+  const { result, maskModel, letterbox, frame } = lastSnapshot;
   if (!frame) throw new Error(`frame ${result.frame.id} is no longer held`);
+  // Drawn from the model-size mask on request: the frame-size mask stays native for every frame.
+  const mask = modelMaskToFrame(maskModel, frame, letterbox);
   const rgb = frameToRgb(frame);
   const data = Uint8Array.from(rgb.data);
   // Foreground tinted red at half strength: the frame stays recognisable under the mask.
@@ -504,7 +509,8 @@ async function start(config: WorkerStart): Promise<void> {
       if (config.maxFrames !== undefined && processed >= config.maxFrames) pipeline?.stop();
       fpsWindow.push(Date.now());
       if (fpsWindow.length > 300) fpsWindow.shift();
-      lastSnapshot = { result, mask: summary.maskFrame, frame: takeFrame(result.frame.id) };
+      const frame = takeFrame(result.frame.id);
+      lastSnapshot = { result, maskModel: summary.maskModel, letterbox: config.fit === 'letterbox' && frame ? letterboxOf(frame, summary.maskModel) : undefined, frame };
     },
   });
   await send({ type: 'ready', report });

@@ -93,7 +93,9 @@ export interface NativePostprocessResult {
   foreground: number;
 }
 
-export interface NativeFrameResult extends NativePostprocessResult {
+export interface NativeFrameResult extends Omit<NativePostprocessResult, 'maskFrame'> {
+  /** prob > threshold at frame size: only when process() was asked for it (it stays native otherwise). */
+  maskFrame?: Uint8Array;
   /**
    * ms since the job was submitted (steady clock): preprocess start, end, inference start, end,
    * postprocess start, end, and the end of the MJPEG decode that opens preprocessing (= preprocess
@@ -111,10 +113,20 @@ export interface NativeFrameProcessor {
   /**
    * Throws synchronously (ERR_FRAME_SIZE / ERR_INVALID_ARGUMENT, with frameId and stage) for a frame
    * whose byte length does not match its size and format; rejects with frameId, modelPath and stage
-   * (preprocess, inference, postprocess) on a failure off the JS thread. ONNX Runtime runs the
+   * (preprocess, inference, postprocess) on a failure off the JS thread. The caller must not write
+   * `frame` before the promise settles (the worker reads it in place). ONNX Runtime runs the
    * frames of one processor one at a time, in the order process() was called.
    */
-  process(frame: Uint8Array, width: number, height: number, format: PixelFormat, threshold: number, frameId: string, rle: boolean): Promise<NativeFrameResult>;
+  process(
+    frame: Uint8Array,
+    width: number,
+    height: number,
+    format: PixelFormat,
+    threshold: number,
+    frameId: string,
+    rle: boolean,
+    maskFrame: boolean,
+  ): Promise<NativeFrameResult>;
   /** Drops this processor's hold on the session; jobs in flight finish first. */
   release(): void;
 }
@@ -155,7 +167,7 @@ export interface NativeRuntime {
  * The version of this interface the loader accepts: equal to kAddonAbiVersion in
  * native/binding/addon.cc, bumped with it whenever an export, a signature or a returned shape changes.
  */
-export const NATIVE_ABI_VERSION = 1;
+export const NATIVE_ABI_VERSION = 2;
 
 export interface NativeBinding {
   /** The addon's interface version (kAddonAbiVersion); the loader refuses any other than NATIVE_ABI_VERSION. */

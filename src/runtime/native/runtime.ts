@@ -158,13 +158,14 @@ export class FrameProcessor {
    * Preprocess, inference and postprocess of `frame` off the JS thread. A frame whose byte length
    * does not fit its size and format throws synchronously (code ERR_FRAME_SIZE, stage 'preprocess').
    * Errors carry `code`, `frameId`, `modelPath` and `stage`. `rle`: also compute the COCO counts of
-   * the frame-size mask natively (result.rleCounts).
+   * the frame-size mask natively (result.rleCounts). `maskFrame` (default true): hand the frame-size
+   * mask back; false keeps it native, for callers that need only what is computed from it.
    */
-  process(frame: FrameInput, threshold: number, options: { rle?: boolean } = {}): Promise<NativeFrameResult> {
+  process(frame: FrameInput, threshold: number, options: { rle?: boolean; maskFrame?: boolean } = {}): Promise<NativeFrameResult> {
     const jsError = new Error('process failed');
     let pending: Promise<NativeFrameResult>;
     try {
-      pending = this.#native.process(frame.data, frame.width, frame.height, frame.format, threshold, frame.id, options.rle === true);
+      pending = this.#native.process(frame.data, frame.width, frame.height, frame.format, threshold, frame.id, options.rle === true, options.maskFrame !== false);
     } catch (err) {
       rethrow(jsError, err);
     }

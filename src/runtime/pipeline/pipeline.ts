@@ -1,41 +1,35 @@
 /**
- * capture → preprocess → inference → postprocess → sinks.
+ * capture -> (preprocess -> inference -> postprocess, native) -> summary -> sinks.
  *
- * With the native OrtSession (and no injected preprocessor) each frame goes to ONNX Runtime through
- * one native call (FrameProcessor.process) that preprocesses, runs the model and postprocesses on a
- * libuv worker thread; up to FUSED_DEPTH frames are in flight, so that preprocessing of frame N+1 and
- * postprocessing of frame N-1 overlap inference of frame N while the native side still runs the model
- * one frame at a time, in order. The JS thread only reads frames, filters and rounds component
- * statistics and writes results.
- *
- * Otherwise (fake sessions in tests, an injected preprocessor) three loops share the JS thread and
- * meet at two StageQueues of one slot each: while frame N is in inference (off the JS thread), the
- * capture loop reads and preprocesses frame N+1 into the inference slot, and the postprocess loop
- * summarises frame N-1 in TypeScript.
+ * Each frame goes to ONNX Runtime through one native call (FrameProcessor.process) that decodes
+ * MJPEG, preprocesses, runs the model and postprocesses on a libuv worker thread; up to FUSED_DEPTH
+ * frames are in flight, so that preprocessing of frame N+1 and postprocessing of frame N-1 overlap
+ * inference of frame N while the native side still runs the model one frame at a time, in order.
+ * The JS thread only reads frames, filters and rounds component statistics and writes results; the
+ * frame-size mask stays native unless an output needs it. This is the only path: tests run it on the
+ * fake binding (test/runtime/native/fixtures/fake-binding.ts) through an injected session.
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
-import type { Fit, NativeFrameResult, ProviderReport, RunOutput } from '../native/binding.js';
-import { OrtSession, preprocessFrame, type FrameProcessor } from '../native/runtime.js';
+import type { Fit, NativeFrameResult, ProviderReport } from '../native/binding.js';
+import type { FrameProcessor } from '../native/runtime.js';
 import type { LoadedModel } from '../model-loader.js';
 import { letterboxGeometry } from '../../image/preprocess.js';
 import { jpegDecodedSize } from '../../model/preprocessing.js';
-import { summarize, summarizeNative, type Summary } from '../postprocess/index.js';
+import { summarizeNative, type Summary } from '../postprocess/index.js';
 import type { DroppedFrame, Frame, FrameSource } from '../sources/types.js';
 import { RESULT_SCHEMA, type ResultSink, type ResultV1 } from '../sinks/index.js';
 import { StageQueue, type QueueMode } from './queue.js';
 import { DropCounter, LatencyRing, round3, type DropCounts, type DropStage, type Percentiles } from './stats.js';
 
-/** What the pipeline needs of a model session (OrtSession satisfies it; tests may fake it). */
-export interface InferenceSession {
+/**
+ * What the pipeline needs of a model session: OrtSession satisfies it, on the real addon or on any
+ * NativeBinding injected through OnnxRuntime.load (tests use the fake binding).
+ */
+export interface PipelineSession {
   readonly providers: ProviderReport;
-  run(input: Float32Array, dims: readonly number[]): Promise<RunOutput>;
+  createFrameProcessor(model: LoadedModel, fit: Fit): FrameProcessor;
 }
-
-export type Preprocessor = (frame: Frame, model: LoadedModel, fit: Fit) => Float32Array;
-
-export const nativePreprocessor: Preprocessor = (frame, model, fit) =>
-  preprocessFrame(frame.data, frame, { width: model.width, height: model.height }, fit, model.preprocessing);
 
 export interface PostprocessOptions {
   rle?: boolean;
@@ -56,7 +50,7 @@ export interface RuntimeSettings {
 export interface PipelineOptions {
   /** Called once with the pipeline's drop handler, which the source must report bad frames to. */
   readonly createSource: (onDrop: (drop: DroppedFrame) => void) => FrameSource | Promise<FrameSource>;
-  readonly session: InferenceSession;
+  readonly session: PipelineSession;
   readonly model: LoadedModel;
   readonly sinks: readonly ResultSink[];
   /** 'latest' for live sources and paced replay, 'backpressure' for replay as fast as possible. */
@@ -66,12 +60,16 @@ export interface PipelineOptions {
   readonly fit?: Fit;
   readonly postprocess?: PostprocessOptions;
   readonly log?: (line: string) => void;
-  readonly preprocess?: Preprocessor;
   /** Called after the sinks with every result and its summary (masks included). */
   readonly onResult?: (result: ResultV1, summary: Summary) => void;
   /**
+   * Whether onResult reads summary.maskFrame. Without it (and without a sink that needsMask, or
+   * contours) the frame-size mask stays native: only what is computed from it comes back.
+   */
+  readonly frameMask?: boolean;
+  /**
    * Called with every frame taken from the source, before it is queued (e.g. to keep frames for
-   * snapshots). Unlike an injected `preprocess`, it keeps the native fused path.
+   * snapshots). Frames it saw are not given back to a pooling source: the hook may hold them.
    */
   readonly onCapture?: (frame: Frame) => void;
 }
@@ -92,10 +90,7 @@ export interface PipelineReport {
   /** processed / wall time. */
   fps: number;
   latencyMs: Record<StageName, Percentiles>;
-  /**
-   * MJPEG decode per frame (the first part of 'preprocess', native fused path only): 0 for frames
-   * that arrive as pixels; no samples on the JS-thread path, which does not time it apart.
-   */
+  /** MJPEG decode per frame (the first part of 'preprocess'): 0 for frames that arrive as pixels. */
   decodeMs: Percentiles;
   /** Capture to the result written by every sink: what a consumer of the results waits. */
   captureToResultMs: Percentiles;
@@ -107,24 +102,20 @@ interface Timestamps {
   preprocessEnd: number;
   inferenceStart: number;
   inferenceEnd: number;
-  /** When the JS thread started on the result (fused path: after the native postprocessing). */
+  /** When the JS thread started on the result (after the native postprocessing). */
   postprocessStart: number;
   postprocessEnd: number;
-  /** Native postprocessing time, fused path only (it runs before postprocessStart). */
+  /** Native postprocessing time (it runs before postprocessStart). */
   nativePostprocessMs: number;
-  /** Native MJPEG decode time (fused path; 0 for raw formats), undefined on the JS-thread path. */
-  decodeMs?: number;
+  /** Native MJPEG decode time (0 for raw formats). */
+  decodeMs: number;
 }
 
-/** A frame in flight; the pixel data is let go once preprocessed, only its description travels on. */
+/** A frame in flight; the pixel data is let go once handed to the native call, only its description travels on. */
 interface Job {
   readonly frame: Omit<Frame, 'data'>;
-  /** Pixels, until preprocessed (fused path: until handed to the native call). */
+  /** Pixels, until handed to the native call. */
   data?: Uint8Array;
-  /** Legacy path: the model input, and the model it was preprocessed for. */
-  input?: Float32Array;
-  inputModel?: LoadedModel;
-  logits?: Float32Array;
   native?: NativeFrameResult;
   /** The model and provider that produced this frame's output. */
   model?: LoadedModel;
@@ -134,7 +125,7 @@ interface Job {
 
 /** The session and model new frames go to (swapModel replaces it between frames). */
 interface Serving {
-  readonly session: InferenceSession;
+  readonly session: PipelineSession;
   readonly model: LoadedModel;
   readonly provider: string;
   processor?: FrameProcessor;
@@ -142,21 +133,6 @@ interface Serving {
 
 /** Frames handed to native fused calls at once: one in inference, one being pre- or post-processed. */
 export const FUSED_DEPTH = 2;
-
-/** Whether a job preprocessed for `a` is a valid input of `b`. */
-export function sameModelInput(a: LoadedModel, b: LoadedModel): boolean {
-  const p = a.preprocessing, q = b.preprocessing;
-  return (
-    a.width === b.width &&
-    a.height === b.height &&
-    p.scale === q.scale &&
-    p.colorOrder === q.colorOrder &&
-    p.layout === q.layout &&
-    p.resize === q.resize &&
-    p.mean.every((v, i) => v === q.mean[i]) &&
-    p.std.every((v, i) => v === q.std[i])
-  );
-}
 
 /** Wall clock in ms since the epoch, fractional: the clock Frame.captureTimeMs uses. */
 const now = (): number => performance.timeOrigin + performance.now();
@@ -171,7 +147,6 @@ export class Pipeline {
   private readonly decodeRing = new LatencyRing();
   private readonly resultRing = new LatencyRing();
   private readonly log: (line: string) => void;
-  private readonly preprocess: Preprocessor;
   private readonly fit: Fit;
   private serving: Serving;
   /** Processors of replaced models, released once their session is idle. */
@@ -186,20 +161,18 @@ export class Pipeline {
   private started = false;
   private threshold: number;
   private postprocessOptions: PostprocessOptions;
-  /** Runs in flight per session (both paths), and who waits for a session to become idle. */
-  private readonly busy = new Map<InferenceSession, number>();
-  private readonly idleWaiters = new Map<InferenceSession, (() => void)[]>();
+  /** Runs in flight per session, and who waits for a session to become idle. */
+  private readonly busy = new Map<PipelineSession, number>();
+  private readonly idleWaiters = new Map<PipelineSession, (() => void)[]>();
   private fusedInFlight = 0;
   private readonly slotWaiters: (() => void)[] = [];
   /** Hands fused results to the postprocess queue in submission order; never rejects. */
   private fusedChain: Promise<void> = Promise.resolve();
-  private swapLost = 0;
 
   constructor(private readonly options: PipelineOptions) {
     this.log = options.log ?? (() => {});
     this.threshold = options.model.threshold;
     this.postprocessOptions = { ...options.postprocess };
-    this.preprocess = options.preprocess ?? nativePreprocessor;
     this.fit = options.fit ?? 'stretch';
     this.serving = { session: options.session, model: options.model, provider: providerOf(options.session) };
     if (options.maxFrames !== undefined && !(Number.isInteger(options.maxFrames) && options.maxFrames >= 0)) {
@@ -230,31 +203,26 @@ export class Pipeline {
   }
 
   /**
-   * Serves `model` with `session` from the next frame that enters inference on. Frames already
-   * preprocessed for a model of another input size or normalisation are dropped (stage 'swap');
-   * frames already in inference finish on the old session and report the old model. Resolves once no
-   * run on the old session is in flight any more, so the caller may release it then; `framesLost`
-   * counts the frames captured that will never get a result because of the switch. The threshold is
-   * left as it is (update() changes it).
+   * Serves `model` with `session` from the next frame handed to native code on. Frames wait in the
+   * queue as pixels, so none is lost to the switch (framesLost is 0; the field stays for callers that
+   * report it); frames already in flight finish on the old session and report the old model.
+   * Resolves once no run on the old session is in flight any more, so the caller may release it
+   * then. The threshold is left as it is (update() changes it).
    */
-  async swapModel(session: InferenceSession, model: LoadedModel): Promise<{ framesLost: number }> {
+  async swapModel(session: PipelineSession, model: LoadedModel): Promise<{ framesLost: number }> {
     if (!(Number.isInteger(model.width) && model.width > 0 && Number.isInteger(model.height) && model.height > 0)) {
       throw new RangeError(`swapModel: model size must be positive integers, got ${model.width}x${model.height}`);
     }
     const old = this.serving;
     if (old.session === session && old.model === model) return { framesLost: 0 };
-    const lostBefore = this.swapLost;
     this.serving = { session, model, provider: providerOf(session) };
-    for (const job of this.inference?.remove((j) => j.input !== undefined && !sameModelInput(j.inputModel as LoadedModel, model)) ?? []) {
-      this.dropForSwap(job, model);
-    }
     if (old.processor) this.retired.add(old.processor);
     await this.idle(old.session);
     if (old.processor) {
       this.retired.delete(old.processor);
       old.processor.release();
     }
-    return { framesLost: this.swapLost - lostBefore };
+    return { framesLost: 0 };
   }
 
   /** Asks the capture loop to stop; frames already in flight are finished and written. */
@@ -269,22 +237,11 @@ export class Pipeline {
     }
   }
 
-  private dropForSwap(job: Job, model: LoadedModel): void {
-    this.swapLost++;
-    const from = job.inputModel;
-    this.drop('swap', 'model-changed', job.frame.id, `preprocessed for ${from?.path ?? '?'} (${from?.width}x${from?.height}), now serving ${model.path} (${model.width}x${model.height})`);
-  }
-
-  /** Whether frames for `session` take the native fused path. */
-  private fused(session: InferenceSession): session is OrtSession {
-    return this.options.preprocess === undefined && session instanceof OrtSession;
-  }
-
-  private begin(session: InferenceSession): void {
+  private begin(session: PipelineSession): void {
     this.busy.set(session, (this.busy.get(session) ?? 0) + 1);
   }
 
-  private end(session: InferenceSession): void {
+  private end(session: PipelineSession): void {
     const n = (this.busy.get(session) ?? 1) - 1;
     if (n > 0) {
       this.busy.set(session, n);
@@ -294,7 +251,7 @@ export class Pipeline {
     for (const wake of this.idleWaiters.get(session)?.splice(0) ?? []) wake();
   }
 
-  private idle(session: InferenceSession): Promise<void> {
+  private idle(session: PipelineSession): Promise<void> {
     if (!this.busy.has(session)) return Promise.resolve();
     return new Promise((resolve) => {
       const list = this.idleWaiters.get(session) ?? [];
@@ -321,7 +278,10 @@ export class Pipeline {
       }
       await source.open();
       const started = now();
-      this.inference = new StageQueue<Job>(1, options.mode, (j) => this.drop('queue.inference', 'replaced', j.frame.id, 'a newer frame took its place', false));
+      this.inference = new StageQueue<Job>(1, options.mode, (j) => {
+        this.drop('queue.inference', 'replaced', j.frame.id, 'a newer frame took its place', false);
+        if (j.data) this.recycle(j.data);
+      });
       this.post = new StageQueue<Job>(1, options.mode, (j) => this.drop('queue.postprocess', 'replaced', j.frame.id, 'a newer result took its place', false));
       const loops = [
         this.guard(this.captureLoop(), () => this.inference?.close()),
@@ -382,76 +342,45 @@ export class Pipeline {
         postprocessStart: 0,
         postprocessEnd: 0,
         nativePostprocessMs: 0,
+        decodeMs: 0,
       };
-      const job: Job = { frame: description, data, t };
-      // The fused path preprocesses off the JS thread, in the same native call as inference.
-      if (!this.fused(this.serving.session) && !this.preprocessJob(job, this.serving.model)) continue;
-      if (!(await queue.put(job))) break;
+      if (!(await queue.put({ frame: description, data, t }))) {
+        this.recycle(data);
+        break;
+      }
     }
   }
 
-  /** Legacy path: preprocesses on the JS thread; false when the frame was dropped. */
-  private preprocessJob(job: Job, model: LoadedModel): boolean {
-    job.t.preprocessStart = now();
-    try {
-      job.input = this.preprocess({ ...job.frame, data: job.data as Uint8Array }, model, this.fit);
-    } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      this.drop('preprocess', typeof code === 'string' ? code : 'error', job.frame.id, (err as Error).message);
-      return false;
-    }
-    job.t.preprocessEnd = now();
-    job.inputModel = model;
-    job.data = undefined;
-    return true;
-  }
-
+  /** Hands each frame to the native call, at most FUSED_DEPTH at once, in capture order. */
   private async inferenceLoop(): Promise<void> {
     const input = this.inference as StageQueue<Job>;
     const output = this.post as StageQueue<Job>;
     for (let job = await input.take(); job !== null; job = await input.take()) {
-      if (job.data !== undefined && this.fused(this.serving.session)) {
-        while (this.fusedInFlight >= FUSED_DEPTH) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
-        if (this.failure) break;
-        // Read after the wait: a swap in between must not send this frame to the old session.
-        if (this.fused(this.serving.session)) {
-          this.submitFused(job, this.serving, output);
-          continue;
-        }
+      while (this.fusedInFlight >= FUSED_DEPTH) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+      if (this.failure) {
+        if (job.data) this.recycle(job.data);
+        break;
       }
-      // Results leave in capture order: fused frames still in flight go first.
-      await this.fusedChain;
-      const serving = this.serving;
-      const { session, model } = serving;
-      if (job.data !== undefined) {
-        if (!this.preprocessJob(job, model)) continue;
-      } else if (!sameModelInput(job.inputModel as LoadedModel, model)) {
-        this.dropForSwap(job, model);
-        continue;
-      }
-      const dims = [1, 3, model.height, model.width];
-      job.t.inferenceStart = now();
-      let out: RunOutput;
-      this.begin(session);
-      try {
-        out = await session.run(job.input as Float32Array, dims);
-      } catch (err) {
-        // A failing session fails every frame after this one too: stop rather than log a flood.
-        throw inferenceError(job, model, err);
-      } finally {
-        this.end(session);
-      }
-      job.t.inferenceEnd = now();
-      if (out.data.length !== model.width * model.height) {
-        throw new Error(`${model.path}: output [${out.dims.join(', ')}] is not one ${model.height}x${model.width} logit map`);
-      }
-      job.logits = out.data;
-      job.input = undefined;
-      job.model = model;
-      job.provider = serving.provider;
-      if (!(await output.put(job))) break;
+      // Read after the wait: a swap in between must not send this frame to the old session.
+      this.submitFused(job, this.serving, output);
     }
     await this.fusedChain;
+  }
+
+  /**
+   * Whether the frame-size mask must come back to JS: a sink writes it, contours trace it, or the
+   * onResult consumer reads it. RLE does not need it (the native job counts the runs).
+   */
+  private needsFrameMask(pp: PostprocessOptions): boolean {
+    return this.options.frameMask === true || pp.contours === true || this.options.sinks.some((s) => s.needsMask === true);
+  }
+
+  /**
+   * Gives a frame's pixels back to a pooling source once nothing reads them any more. Not when an
+   * onCapture hook saw the frame: it may hold the frame (snapshots), so the buffer is left to the GC.
+   */
+  private recycle(data: Uint8Array): void {
+    if (this.options.onCapture === undefined) this.source?.recycle?.(data);
   }
 
   /** Hands `job` to the native fused call; its result joins the postprocess queue in order. */
@@ -460,11 +389,13 @@ export class Pipeline {
     const frame = { ...job.frame, data: job.data as Uint8Array };
     let pending: Promise<NativeFrameResult>;
     let submitted: number;
+    const pp = this.postprocessOptions;
     try {
-      serving.processor ??= (session as OrtSession).createFrameProcessor(model, this.fit);
+      serving.processor ??= session.createFrameProcessor(model, this.fit);
       submitted = now();
-      pending = serving.processor.process(frame, this.threshold, { rle: this.postprocessOptions.rle === true });
+      pending = serving.processor.process(frame, this.threshold, { rle: pp.rle === true, maskFrame: this.needsFrameMask(pp) });
     } catch (err) {
+      this.recycle(frame.data);
       const code = (err as { code?: unknown }).code;
       if ((err as { stage?: unknown }).stage !== 'preprocess') {
         this.fail(inferenceError(job, model, err));
@@ -476,7 +407,10 @@ export class Pipeline {
     job.data = undefined;
     this.begin(session);
     this.fusedInFlight++;
-    const settled = pending.finally(() => this.end(session));
+    const settled = pending.finally(() => {
+      this.end(session);
+      this.recycle(frame.data);
+    });
     // Unobserved until the chain reaches it; the chain handles the rejection.
     settled.catch(() => {});
     // The slot is given back once the result is in the postprocess queue, so that a slow consumer
@@ -536,21 +470,18 @@ export class Pipeline {
         letterbox: this.fit === 'letterbox' ? letterboxOf(frame, model) : undefined,
       };
       try {
-        summary = job.native
-          ? summarizeNative(job.native, model, frame, options)
-          : summarize(job.logits as Float32Array, model, frame, options);
+        summary = summarizeNative(job.native as NativeFrameResult, model, frame, options);
       } catch (err) {
         this.drop('postprocess', 'error', frame.id, (err as Error).message);
         continue;
       }
       job.native = undefined;
-      job.logits = undefined;
       t.postprocessEnd = now();
       const result = this.result(job, summary);
       const sinkStart = now();
       for (const sink of sinks) {
         try {
-          await sink.write({ result, mask: summary.maskFrame });
+          await sink.write(summary.maskFrame ? { result, mask: summary.maskFrame } : { result });
         } catch (err) {
           throw new Error(`${sink.description}: writing result of frame ${frame.id} failed: ${(err as Error).message}`, { cause: err });
         }
@@ -558,7 +489,7 @@ export class Pipeline {
       const written = now();
       this.rings.sink.add(written - sinkStart);
       this.resultRing.add(round3(written - t.capture));
-      if (t.decodeMs !== undefined) this.decodeRing.add(round3(t.decodeMs));
+      this.decodeRing.add(round3(t.decodeMs));
       this.processed++;
       this.options.onResult?.(result, summary);
     }
@@ -614,12 +545,12 @@ export class Pipeline {
  * Where the frame sits in the model input when letterboxed: the geometry of the image preprocessing
  * resized, which for an MJPEG frame is its DCT-scaled decode (JPEG_DECODE), not the frame itself.
  */
-function letterboxOf(frame: Omit<Frame, 'data'>, model: LoadedModel): ReturnType<typeof letterboxGeometry> {
+export function letterboxOf(frame: Omit<Frame, 'data'>, model: { readonly width: number; readonly height: number }): ReturnType<typeof letterboxGeometry> {
   const src = frame.format === 'MJPEG' ? jpegDecodedSize(frame.width, frame.height, model.width, model.height) : frame;
   return letterboxGeometry(src.width, src.height, model.width, model.height);
 }
 
-function providerOf(session: InferenceSession): string {
+function providerOf(session: PipelineSession): string {
   return session.providers.active[0] ?? 'unknown';
 }
 

@@ -75,17 +75,6 @@ export class StageQueue<T> {
     for (const wake of this.waitingForRoom.splice(0)) wake();
   }
 
-  /** Takes out the queued items `match` selects, returning them (the caller accounts for them). */
-  remove(match: (item: T) => boolean): T[] {
-    const out: T[] = [];
-    for (let i = 0; i < this.items.length; ) {
-      if (match(this.items[i])) out.push(...this.items.splice(i, 1));
-      else i++;
-    }
-    if (out.length > 0) for (const wake of this.waitingForRoom.splice(0)) wake();
-    return out;
-  }
-
   /** Empties the queue, returning what it held (for counting on abort). */
   drain(): T[] {
     const out = this.items.splice(0);

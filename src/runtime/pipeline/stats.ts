@@ -45,10 +45,9 @@ export function round3(v: number): number {
 /**
  * Where a frame was dropped: 'source' (the source reported it: corrupt, truncated, empty...),
  * 'preprocess' (the native preprocessor refused it), 'queue.inference' / 'queue.postprocess' (replaced
- * by a newer frame while waiting, 'latest' mode only), 'postprocess' (postprocessing threw), 'swap'
- * (preprocessed for a model that Pipeline.swapModel replaced by one with another input).
+ * by a newer frame while waiting, 'latest' mode only), 'postprocess' (postprocessing threw).
  */
-export type DropStage = 'source' | 'preprocess' | 'queue.inference' | 'queue.postprocess' | 'postprocess' | 'swap';
+export type DropStage = 'source' | 'preprocess' | 'queue.inference' | 'queue.postprocess' | 'postprocess';
 
 export interface DropCounts {
   total: number;

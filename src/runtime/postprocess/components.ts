@@ -30,7 +30,8 @@ export interface ComponentOptions {
  * that pixel only ever reaches pixels 8-connected to it, i.e. that component.
  */
 export interface Labelling {
-  mask: GrayImage;
+  /** The labelled mask; absent when it stayed native (summarizeNative without the frame-size mask). */
+  mask?: GrayImage;
   /** start[i] belongs to components[i]. */
   start: number[];
 }
@@ -66,7 +67,7 @@ export const COMPONENT_FIELDS = 9;
 const F_AREA = 0, F_SUMX = 1, F_SUMY = 2, F_SUMP = 3, F_MINX = 4, F_MINY = 5, F_MAXX = 6, F_MAXY = 7, F_START = 8;
 
 /** Finds the 8-connected components of `mask` (non-zero = foreground). */
-export function findComponents(mask: GrayImage, options: ComponentOptions = {}): ComponentsResult {
+export function findComponents(mask: GrayImage, options: ComponentOptions = {}): ComponentsResult & { labelling: Required<Labelling> } {
   assertGrayImage(mask, 'findComponents');
   const prob = options.prob;
   if (prob && prob.length !== mask.width * mask.height) {
@@ -74,7 +75,8 @@ export function findComponents(mask: GrayImage, options: ComponentOptions = {}):
   }
   assertCount(options.minArea ?? 1, 'minArea', 0);
   assertCount(options.maxComponents ?? DEFAULT_MAX_COMPONENTS, 'maxComponents', 0);
-  return selectComponents(labelComponents(mask, prob), mask, options);
+  const found = selectComponents(labelComponents(mask, prob), mask, options, mask);
+  return { ...found, labelling: { mask, start: found.labelling.start } };
 }
 
 /** Labels `mask` and sums each component's statistics (see RawComponents). */
@@ -181,8 +183,9 @@ export function labelComponents(mask: GrayImage, prob?: Float32Array): RawCompon
  */
 export function selectComponents(
   raw: RawComponents,
-  mask: GrayImage,
+  size: { width: number; height: number },
   options: Pick<ComponentOptions, 'minArea' | 'maxComponents'> = {},
+  mask?: GrayImage,
 ): ComponentsResult {
   const minArea = options.minArea ?? 1;
   const maxComponents = options.maxComponents ?? DEFAULT_MAX_COMPONENTS;
@@ -196,7 +199,7 @@ export function selectComponents(
   order.sort((a, b) => area(b) - area(a) || a - b);
   if (order.length > maxComponents) order.length = maxComponents;
 
-  const total = mask.width * mask.height;
+  const total = size.width * size.height;
   const components = order.map((l): Component => {
     const o = l * COMPONENT_FIELDS;
     const a = d[o + F_AREA];

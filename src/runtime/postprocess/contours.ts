@@ -206,8 +206,10 @@ export function simplifyClosedCapped(points: number[], epsilon: number, maxPoint
 export function componentContours(labelling: Labelling, options: ContourOptions = {}): Contour[] {
   const epsilon = options.epsilon ?? DEFAULT_CONTOUR_EPSILON;
   const maxPoints = options.maxPoints ?? DEFAULT_MAX_CONTOUR_POINTS;
+  const { mask } = labelling;
+  if (!mask) throw new Error('componentContours: contours trace the frame-size mask, which was left native (ask for it: maskFrame)');
   return labelling.start.map((start, i) => ({
     component: i,
-    points: simplifyClosedCapped(traceOuterContour(labelling.mask, start), epsilon, maxPoints),
+    points: simplifyClosedCapped(traceOuterContour(mask, start), epsilon, maxPoints),
   }));
 }

@@ -15,6 +15,7 @@ export * from './components.js';
 export * from './contours.js';
 export * from './probability.js';
 export * from './rle.js';
+export * from './model-mask.js';
 
 export interface SummarizeOptions {
   /** Foreground is probability > threshold (default 0.5). */
@@ -52,9 +53,15 @@ export interface Summary {
   rle?: Rle | RleString;
   /** Thresholded model output, padding included when letterboxed. */
   maskModel: GrayImage;
-  /** Mask at frame size, from the bilinearly resized probabilities. */
-  maskFrame: GrayImage;
+  /**
+   * Mask at frame size, from the bilinearly resized probabilities. summarizeNative leaves it out when
+   * the native job kept it (nothing asked for it): everything reported is computed from it either way.
+   */
+  maskFrame?: GrayImage;
 }
+
+/** What the TS reference (summarize) returns: always with the frame-size mask. */
+export type ReferenceSummary = Summary & { maskFrame: GrayImage };
 
 /** The JSON-publishable part of a Summary (the masks are typed arrays: publish them as PNG or RLE). */
 export type SummaryJson = Omit<Summary, 'maskModel' | 'maskFrame'>;
@@ -68,7 +75,7 @@ let probScratch = new Float32Array(0);
  * (letterbox undone when given) -> frame mask -> coverage, components and, on request, contours and
  * RLE. Everything reported is measured on the frame-size mask, in frame pixels.
  */
-export function summarize(logits: Float32Array, modelSize: Size, frameSize: Size, options: SummarizeOptions = {}): Summary {
+export function summarize(logits: Float32Array, modelSize: Size, frameSize: Size, options: SummarizeOptions = {}): ReferenceSummary {
   assertDims(modelSize.width, modelSize.height, 'summarize model size');
   assertDims(frameSize.width, frameSize.height, 'summarize frame size');
   const n = modelSize.width * modelSize.height;
@@ -88,21 +95,22 @@ export function summarize(logits: Float32Array, modelSize: Size, frameSize: Size
     maxComponents: options.maxComponents,
     prob: probFrame,
   });
-  const summary: Summary = {
+  const summary: ReferenceSummary = {
     coverage: roundTo(coverage(maskFrame), 6),
     components: found.components,
     droppedComponents: found.dropped,
     maskModel,
     maskFrame,
   };
-  finish(summary, found.labelling, options);
+  finish(summary, frameSize, found.labelling, options);
   return summary;
 }
 
 /** What native postprocessing (native/core/postprocess.cc) hands back for one frame. */
 export interface NativeSummaryInput {
   maskModel: Uint8Array;
-  maskFrame: Uint8Array;
+  /** Absent when the native job kept it: then contours cannot be traced and RLE needs rleCounts. */
+  maskFrame?: Uint8Array;
   /** RawComponents.data of maskFrame, probability sums included. */
   components: Float64Array;
   /** Foreground pixels of maskFrame. */
@@ -119,13 +127,19 @@ export function summarizeNative(input: NativeSummaryInput, modelSize: Size, fram
   assertDims(modelSize.width, modelSize.height, 'summarizeNative model size');
   assertDims(frameSize.width, frameSize.height, 'summarizeNative frame size');
   const n = frameSize.width * frameSize.height;
-  if (input.maskFrame.length !== n || input.maskModel.length !== modelSize.width * modelSize.height) {
-    throw new RangeError(`summarizeNative: masks of ${input.maskModel.length} and ${input.maskFrame.length} bytes do not fit ${modelSize.width}x${modelSize.height} and ${frameSize.width}x${frameSize.height}`);
+  if ((input.maskFrame !== undefined && input.maskFrame.length !== n) || input.maskModel.length !== modelSize.width * modelSize.height) {
+    throw new RangeError(`summarizeNative: masks of ${input.maskModel.length} and ${input.maskFrame?.length} bytes do not fit ${modelSize.width}x${modelSize.height} and ${frameSize.width}x${frameSize.height}`);
+  }
+  if (input.maskFrame === undefined && options.contours) {
+    throw new RangeError('summarizeNative: contours trace the frame-size mask, which the native job kept (process() with maskFrame)');
+  }
+  if (input.maskFrame === undefined && options.rle && input.rleCounts === undefined) {
+    throw new RangeError('summarizeNative: RLE needs the native rleCounts or the frame-size mask, and has neither');
   }
   const maskModel: GrayImage = { width: modelSize.width, height: modelSize.height, data: input.maskModel };
-  const maskFrame: GrayImage = { width: frameSize.width, height: frameSize.height, data: input.maskFrame };
+  const maskFrame: GrayImage | undefined = input.maskFrame && { width: frameSize.width, height: frameSize.height, data: input.maskFrame };
   const raw: RawComponents = { count: input.components.length / COMPONENT_FIELDS, data: input.components, hasProb: true };
-  const found = selectComponents(raw, maskFrame, { minArea: options.minArea, maxComponents: options.maxComponents });
+  const found = selectComponents(raw, frameSize, { minArea: options.minArea, maxComponents: options.maxComponents }, maskFrame);
   const summary: Summary = {
     coverage: roundTo(input.foreground / n, 6),
     components: found.components,
@@ -133,11 +147,11 @@ export function summarizeNative(input: NativeSummaryInput, modelSize: Size, fram
     maskModel,
     maskFrame,
   };
-  finish(summary, found.labelling, options, input.rleCounts);
+  finish(summary, frameSize, found.labelling, options, input.rleCounts);
   return summary;
 }
 
-function finish(summary: Summary, labelling: Labelling, options: SummarizeOptions, rleCounts?: Uint32Array): void {
+function finish(summary: Summary, size: Size, labelling: Labelling, options: SummarizeOptions, rleCounts?: Uint32Array): void {
   if (options.contours) {
     summary.contours = componentContours(labelling, {
       epsilon: options.contourEpsilon,
@@ -146,7 +160,7 @@ function finish(summary: Summary, labelling: Labelling, options: SummarizeOption
   }
   if (options.rle) {
     const { maskFrame } = summary;
-    const rle = rleCounts ? rleFromCounts(rleCounts, maskFrame.width, maskFrame.height) : encodeRle(maskFrame);
+    const rle = rleCounts ? rleFromCounts(rleCounts, size.width, size.height) : encodeRle(maskFrame as GrayImage);
     summary.rle = options.rleFormat === 'string' ? { ...rle, counts: rleToString(rle.counts) } : rle;
   }
 }

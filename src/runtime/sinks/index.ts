@@ -14,12 +14,18 @@ export { RESULT_SCHEMA, assertResultV1, resultLine, type ResultV1, type StageLat
 
 export interface SinkItem {
   readonly result: ResultV1;
-  /** The 0/1 mask at frame size. */
-  readonly mask: GrayImage;
+  /** The 0/1 mask at frame size: present when some sink of the pipeline needs it (needsMask). */
+  readonly mask?: GrayImage;
 }
 
 export interface ResultSink {
   readonly description: string;
+  /**
+   * Whether write() reads item.mask. The frame-size mask stays in native memory unless a sink (or
+   * another output) needs it: handing a frame-size block to the JS heap per frame costs V8 full
+   * collections at 1080p.
+   */
+  readonly needsMask?: boolean;
   open(): Promise<void>;
   /** Resolves once the item has been handed to the OS; the pipeline awaits it before the next. */
   write(item: SinkItem): Promise<void>;
@@ -126,6 +132,7 @@ export function maskFileName(result: ResultV1): string {
 export class MaskDirSink implements ResultSink {
   readonly description: string;
   readonly dir: string;
+  readonly needsMask = true;
 
   constructor(dir: string) {
     this.dir = resolve(dir);
@@ -141,6 +148,7 @@ export class MaskDirSink implements ResultSink {
   }
 
   async write(item: SinkItem): Promise<void> {
+    if (!item.mask) throw new Error(`${this.description}: no mask for frame ${item.result.frame.id} (the pipeline left it native)`);
     await writeFile(join(this.dir, maskFileName(item.result)), await encodeMaskPngAsync(item.mask));
   }
 

@@ -10,6 +10,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import { jpegExtent, jpegSize } from '../../image/jpeg-header.js';
 import { frameByteLength, isRawPixelFormat, type RawPixelFormat } from '../native/pixel-formats.js';
+import { FramePool } from './frame-pool.js';
 import { limitsOf, openRegularFile, pixelLimitProblem, type FrameLimits } from './limits.js';
 import { Pacer, type DroppedFrame, type Frame, type FrameSource, type SourceOptions } from './types.js';
 
@@ -52,6 +53,8 @@ export class RawFileSource implements FrameSource {
   private loop = 0;
   private readonly pacer: Pacer;
   private limits = limitsOf({});
+  /** Buffers of raw frames (fixed size), reused once the consumer gives them back. */
+  private pool?: FramePool;
 
   constructor(
     private readonly path: string,
@@ -100,15 +103,23 @@ export class RawFileSource implements FrameSource {
     const tooLarge = pixelLimitProblem(width, height, this.limits);
     if (tooLarge) throw new SourceError(this.description, `${format} frames of ${tooLarge}`);
     const bytes = frameByteLength(format, width, height);
+    // Raw frames are read straight into pooled buffers the pipeline gives back (recycle); Y4M frames
+    // are read into one scratch buffer, since the conversion writes a new one anyway.
+    const pool = convert ? undefined : (this.pool = new FramePool(bytes));
+    const scratch = convert ? Buffer.allocUnsafeSlow(bytes) : undefined;
     let at = start;
     return async () => {
       at += await headerBytes(at);
       // Not zero-filled (a memset of the whole frame on the JS thread): read() fills it, and a short read is dropped.
-      const data = Buffer.allocUnsafeSlow(bytes);
+      const data = pool ? pool.take() : (scratch as Buffer);
       const { bytesRead } = await h.read(data, 0, bytes, at);
-      if (bytesRead === 0) return null;
+      if (bytesRead === 0) {
+        pool?.give(data);
+        return null;
+      }
       at += bytesRead;
       if (bytesRead < bytes) {
+        pool?.give(data);
         return { drop: { reason: 'truncated', detail: `last frame has ${bytesRead} of ${bytes} bytes (${width}x${height} ${format})` } };
       }
       return { frame: { format, width, height, data: convert ? convert(data) : data } };
@@ -187,8 +198,9 @@ export class RawFileSource implements FrameSource {
         const extent = jpegExtent(pending, soi);
         switch (extent.kind) {
           case 'end': {
-            // A copy of the JPEG's bytes only: the native job decodes it and keeps it until then.
-            const jpeg = new Uint8Array(pending.subarray(soi, extent.end));
+            // A view, not a copy: `pending` is never written (each fill makes a new buffer), and the
+            // native job reads the JPEG in place.
+            const jpeg = pending.subarray(soi, extent.end);
             consume(extent.end);
             return this.mjpegFrame(jpeg);
           }
@@ -249,6 +261,10 @@ export class RawFileSource implements FrameSource {
       await this.pacer.wait(seq);
       return { seq, id, ...r.frame!, captureTimeMs: performance.timeOrigin + performance.now() };
     }
+  }
+
+  recycle(data: Uint8Array): void {
+    this.pool?.give(data);
   }
 
   async close(): Promise<void> {

@@ -33,6 +33,12 @@ export interface FrameSource {
   /** The next good frame, or null once a finite source is exhausted. Bad frames are reported through `onDrop` and skipped. */
   next(): Promise<Frame | null>;
   close(): Promise<void>;
+  /**
+   * Takes back the `data` of a frame this source delivered, once the consumer no longer reads it, for
+   * a later frame to be read into (sources that pool their frame buffers implement it). The caller
+   * must not touch the buffer afterwards.
+   */
+  recycle?(data: Uint8Array): void;
 }
 
 export interface SourceOptions extends FrameLimits {

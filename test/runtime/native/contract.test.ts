@@ -5,6 +5,7 @@
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import jpeg from 'jpeg-js';
 
 import { PREPROCESSING } from '../../../src/model/preprocessing.js';
 import { COMPONENT_FIELDS, defaultOnnxRuntimeLibrary, NATIVE_ABI_VERSION, type NativeBinding, type NativeSessionOptions } from '../../../src/runtime/native/binding.js';
@@ -113,17 +114,17 @@ function contract(name: string, get: () => NativeBinding, skip: string | false):
 
     t.throws(() => session.createFrameProcessor(256, 256, 'zoom' as 'stretch', mean, std, scale), { code: 'ERR_INVALID_ARGUMENT' });
     const p = session.createFrameProcessor(256, 256, 'letterbox', mean, std, scale);
-    t.throws(() => p.process(new Uint8Array(10), 4, 2, 'RGB24', 0.5, 'short', false), { code: 'ERR_FRAME_SIZE', frameId: 'short', stage: 'preprocess' });
-    t.throws(() => p.process(new Uint8Array(12), 3, 2, 'YUYV', 0.5, 'odd', false), { code: 'ERR_INVALID_ARGUMENT', frameId: 'odd', stage: 'preprocess' });
-    t.throws(() => p.process(new Uint8Array(24), 4, 2, 'RGB24', 2, 'bad-threshold', false), { code: 'ERR_INVALID_ARGUMENT', frameId: 'bad-threshold', message: /threshold/ });
+    t.throws(() => p.process(new Uint8Array(10), 4, 2, 'RGB24', 0.5, 'short', false, true), { code: 'ERR_FRAME_SIZE', frameId: 'short', stage: 'preprocess' });
+    t.throws(() => p.process(new Uint8Array(12), 3, 2, 'YUYV', 0.5, 'odd', false, true), { code: 'ERR_INVALID_ARGUMENT', frameId: 'odd', stage: 'preprocess' });
+    t.throws(() => p.process(new Uint8Array(24), 4, 2, 'RGB24', 2, 'bad-threshold', false, true), { code: 'ERR_INVALID_ARGUMENT', frameId: 'bad-threshold', message: /threshold/ });
 
     // Submitted together: each resolves with its own result. (Only inference is serialised per processor;
     // preprocessing and postprocessing run on the libuv pool, so the addon may finish them out of order.)
     const frame = yuyvFrame();
-    const results = await Promise.all(['a', 'b', 'c'].map((id) => p.process(frame, 640, 480, 'YUYV', 0.5, id, false)));
+    const results = await Promise.all(['a', 'b', 'c'].map((id) => p.process(frame, 640, 480, 'YUYV', 0.5, id, false, true)));
     for (const r of results) {
       t.equal(r.maskModel.length, 256 * 256);
-      t.equal(r.maskFrame.length, 640 * 480);
+      t.equal(r.maskFrame?.length, 640 * 480);
       t.equal(r.components.length % COMPONENT_FIELDS, 0);
       t.equal(r.times.length, 7);
       const stages = [...r.times.subarray(0, 6)];
@@ -133,13 +134,59 @@ function contract(name: string, get: () => NativeBinding, skip: string | false):
     }
     t.same(results[1].maskFrame, results[0].maskFrame, 'the same frame gives the same mask');
     p.release();
-    t.throws(() => p.process(frame, 640, 480, 'YUYV', 0.5, 'late', false), /released/);
+    t.throws(() => p.process(frame, 640, 480, 'YUYV', 0.5, 'late', false, true), /released/);
     session.release();
     t.throws(() => session.describe(), /released/);
   });
 }
 
+/** A 640x480 baseline JPEG of a disc (jpeg-js: an encoder independent of both bindings). */
+function jpegFrame(): Uint8Array {
+  const w = 640, h = 480;
+  const rgba = new Uint8Array(w * h * 4);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const v = (x - w / 2) ** 2 + (y - h / 2) ** 2 < (h / 4) ** 2 ? 220 : 30;
+      rgba.set([v, v / 2, v / 3, 255], (y * w + x) * 4);
+    }
+  }
+  return new Uint8Array(jpeg.encode({ width: w, height: h, data: rgba }, 85).data);
+}
+
+function mjpegContract(name: string, get: () => NativeBinding, skip: string | false): void {
+  t.test(`${name}: MJPEG decode and the fused path on JPEG frames`, { skip }, async (t) => {
+    const b = get();
+    const j = jpegFrame();
+    const d = b.decodeJpeg(j, 640, 480, 256, 256);
+    t.same([d.width, d.height], [400, 300], 'the smallest num/8 scale still at least the model input (5/8)');
+    t.equal(d.data.length, 400 * 300 * 3);
+    t.throws(() => b.decodeJpeg(j, 640, 400, 256, 256), { code: 'ERR_FRAME_SIZE', message: /640x400.*640x480/ });
+    t.throws(() => b.decodeJpeg(Uint8Array.of(1, 2, 3, 4, 5), 640, 480, 256, 256), { code: 'ERR_JPEG_CORRUPT' });
+
+    const session = await b.loadRuntime(defaultOnnxRuntimeLibrary()).createSession(MODEL, options());
+    const p = session.createFrameProcessor(256, 256, 'letterbox', mean, std, scale);
+    t.throws(() => p.process(new Uint8Array(2), 640, 480, 'MJPEG', 0.5, 'tiny', false, true), { code: 'ERR_JPEG_TRUNCATED', frameId: 'tiny', stage: 'preprocess' });
+    const [ok, cut, lying] = await Promise.allSettled([
+      p.process(j, 640, 480, 'MJPEG', 0.5, 'ok', true, false),
+      p.process(j.subarray(0, j.length >> 1), 640, 480, 'MJPEG', 0.5, 'cut', false, false),
+      p.process(j, 320, 240, 'MJPEG', 0.5, 'lying', false, false),
+    ]);
+    if (ok.status !== 'fulfilled') throw ok.reason;
+    t.same([...ok.value.decodedSize], [400, 300], 'decodedSize: the DCT-scaled decode');
+    t.equal(ok.value.maskFrame, undefined, 'the frame mask stays native when not asked for');
+    t.equal(ok.value.maskModel.length, 256 * 256);
+    t.equal(ok.value.rleCounts?.reduce((a, v) => a + v, 0), 640 * 480, 'RLE counts cover the frame');
+    t.ok(ok.value.times[6] >= ok.value.times[0] && ok.value.times[6] <= ok.value.times[1], 'decode ends inside preprocessing');
+    t.match(cut, { status: 'rejected', reason: { code: 'ERR_JPEG_TRUNCATED', frameId: 'cut', stage: 'preprocess' } });
+    t.match(lying, { status: 'rejected', reason: { code: 'ERR_FRAME_SIZE', frameId: 'lying', stage: 'preprocess' } });
+    p.release();
+    session.release();
+  });
+}
+
 contract('fake', () => fakeBinding(), false);
+mjpegContract('fake', () => fakeBinding(), false);
+mjpegContract('addon', () => real.binding as NativeBinding, real.skip);
 contract('addon', () => real.binding as NativeBinding, real.skip);
 
 t.test('fake and addon agree on a frame through the fused path (masks equal but for rounding at the threshold)', { skip: real.skip }, async (t) => {
@@ -147,7 +194,9 @@ t.test('fake and addon agree on a frame through the fused path (masks equal but 
   for (const b of [fakeBinding(), real.binding as NativeBinding]) {
     const session = await b.loadRuntime(defaultOnnxRuntimeLibrary()).createSession(MODEL, options());
     const p = session.createFrameProcessor(256, 256, 'stretch', mean, std, scale);
-    masks.push((await p.process(yuyvFrame(), 640, 480, 'YUYV', 0.5, 'same', false)).maskFrame);
+    const { maskFrame } = await p.process(yuyvFrame(), 640, 480, 'YUYV', 0.5, 'same', false, true);
+    if (!maskFrame) throw new Error('process() with maskFrame true returned no frame mask');
+    masks.push(maskFrame);
     p.release();
     session.release();
   }

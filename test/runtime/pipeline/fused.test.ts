@@ -16,7 +16,7 @@ import { toRgb } from '../../../src/runtime/native/pixel-formats.js';
 import { OrtSession } from '../../../src/runtime/native/runtime.js';
 import { loadModel, type LoadedModel } from '../../../src/runtime/model-loader.js';
 import { openSession, Pipeline } from '../../../src/runtime/pipeline/index.js';
-import { summarize, summaryJson, type Summary } from '../../../src/runtime/postprocess/index.js';
+import { summarize, summaryJson, type ReferenceSummary, type Summary } from '../../../src/runtime/postprocess/index.js';
 import type { ResultSink, SinkItem } from '../../../src/runtime/sinks/index.js';
 import type { Frame, FrameSource } from '../../../src/runtime/sources/types.js';
 import { native } from '../native/fixtures/native.js';
@@ -74,15 +74,17 @@ class YuyvSource implements FrameSource {
 
 class MemorySink implements ResultSink {
   readonly description = 'memory';
-  readonly items: SinkItem[] = [];
+  readonly needsMask = true;
+  readonly items: Required<SinkItem>[] = [];
   async open(): Promise<void> {}
   async write(item: SinkItem): Promise<void> {
-    this.items.push(item);
+    if (!item.mask) throw new Error(`frame ${item.result.frame.id}: a sink that needsMask got none`);
+    this.items.push({ result: item.result, mask: item.mask });
   }
   async close(): Promise<void> {}
 }
 
-async function reference(modelPath: string, model: LoadedModel, frame: Uint8Array, fit: Fit, threshold: number): Promise<Summary> {
+async function reference(modelPath: string, model: LoadedModel, frame: Uint8Array, fit: Fit, threshold: number): Promise<ReferenceSummary> {
   const session = await ort.InferenceSession.create(modelPath, { intraOpNumThreads: 1, graphOptimizationLevel: 'all' });
   try {
     const x = preprocessRgb({ width: W, height: H, data: toRgb(frame, W, H, 'YUYV') }, { width: model.width, height: model.height }, fit);

@@ -20,7 +20,7 @@ import { jpegDecodedSize, jpegDecodeScale } from '../../../src/model/preprocessi
 import { decodeJpegFrame, OrtSession } from '../../../src/runtime/native/runtime.js';
 import { loadModel, type LoadedModel } from '../../../src/runtime/model-loader.js';
 import { openSession, Pipeline } from '../../../src/runtime/pipeline/index.js';
-import { summarize, summaryJson, type Summary } from '../../../src/runtime/postprocess/index.js';
+import { summarize, summaryJson, type ReferenceSummary, type Summary } from '../../../src/runtime/postprocess/index.js';
 import type { ResultSink, SinkItem } from '../../../src/runtime/sinks/index.js';
 import { createReplaySource } from '../../../src/runtime/sources/index.js';
 import { KVASIR, REPO_ROOT } from '../../helpers/paths.js';
@@ -68,15 +68,17 @@ function scanStart(j: Uint8Array): number {
 
 class MemorySink implements ResultSink {
   readonly description = 'memory';
-  readonly items: SinkItem[] = [];
+  readonly needsMask = true;
+  readonly items: Required<SinkItem>[] = [];
   async open(): Promise<void> {}
   async write(item: SinkItem): Promise<void> {
-    this.items.push(item);
+    if (!item.mask) throw new Error(`frame ${item.result.frame.id}: a sink that needsMask got none`);
+    this.items.push({ result: item.result, mask: item.mask });
   }
   async close(): Promise<void> {}
 }
 
-async function reference(session: ort.InferenceSession, model: LoadedModel, id: string, bytes: Uint8Array, width: number, height: number, fit: 'stretch' | 'letterbox'): Promise<Summary> {
+async function reference(session: ort.InferenceSession, model: LoadedModel, id: string, bytes: Uint8Array, width: number, height: number, fit: 'stretch' | 'letterbox'): Promise<ReferenceSummary> {
   const decoded = decodeJpegFrame({ id, data: bytes, width, height }, model);
   const x = preprocessRgb(decoded, { width: model.width, height: model.height }, fit);
   const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', x, [1, 3, model.height, model.width]) });

@@ -147,8 +147,12 @@ export class V4l2FrameSource implements FrameSource {
       const frame = await this.source.next();
       if (!frame) return null;
       try {
-        return toPipelineFrame(frame);
+        const out = toPipelineFrame(frame);
+        // Row padding removed into a new buffer: the dequeued one can be reused at once.
+        if (out.data.buffer !== frame.data.buffer) this.source.recycle(frame.data);
+        return out;
       } catch (err) {
+        this.source.recycle(frame.data);
         if (!(err instanceof ImageDecodeError)) throw err;
         this.decodeDrops++;
         const drop: DroppedFrame = { seq: frame.seq, id: frame.id, reason: 'decode', detail: err.reason };
@@ -164,6 +168,10 @@ export class V4l2FrameSource implements FrameSource {
   stats(): V4l2SourceStats {
     const s = this.source.stats();
     return { ...s, drops: { ...s.drops, decode: this.decodeDrops } };
+  }
+
+  recycle(data: Uint8Array): void {
+    this.source.recycle(data);
   }
 
   async close(): Promise<void> {

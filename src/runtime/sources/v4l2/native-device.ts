@@ -90,10 +90,10 @@ class NativeDevice implements V4l2Device {
   streamOff(): void {
     this.call(() => this.inner.streamOff());
   }
-  async dequeue(timeoutMs: number): Promise<V4l2DequeuedBuffer | null> {
+  async dequeue(timeoutMs: number, into?: Buffer): Promise<V4l2DequeuedBuffer | null> {
     const site = new Error();
     try {
-      return await this.inner.dequeue(timeoutMs);
+      return await (into ? this.inner.dequeue(timeoutMs, into) : this.inner.dequeue(timeoutMs));
     } catch (err) {
       throw fromNative(err, site);
     }

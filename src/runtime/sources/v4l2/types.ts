@@ -122,8 +122,13 @@ export interface V4l2Device {
   releaseBuffers(): void;
   streamOn(): void;
   streamOff(): void;
-  /** The next filled buffer, or null when none arrived within timeoutMs (or the device was closed). */
-  dequeue(timeoutMs: number): Promise<V4l2DequeuedBuffer | null>;
+  /**
+   * The next filled buffer, or null when none arrived within timeoutMs (or the device was closed).
+   * `into`: a Buffer (sizeImage bytes or more, e.g. from a FramePool) the frame is copied into, and
+   * `data` is a view of; without it each frame gets a new Buffer. Not touched by the caller until
+   * the promise settles.
+   */
+  dequeue(timeoutMs: number, into?: Buffer): Promise<V4l2DequeuedBuffer | null>;
   /** Idempotent; a dequeue in flight resolves with null. */
   close(): void;
 }

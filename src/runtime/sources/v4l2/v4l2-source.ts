@@ -13,6 +13,7 @@
  *
  * Timers are injectable (`clock`), so all of this is tested without a camera or real waiting.
  */
+import { FramePool } from '../frame-pool.js';
 import type { DroppedFrame } from '../types.js';
 import { applyControls, validateControls, type ControlValue } from './controls.js';
 import { probeCapabilities } from './capabilities.js';
@@ -130,6 +131,8 @@ export class V4l2Source {
   private seq = 0;
   private lastSequence?: number;
   private lastProgressAt = 0;
+  /** Buffers frames are copied into (sizeImage bytes), given back by recycle(): none allocated per frame. */
+  private pool?: FramePool;
   private readonly counters: MutableStats = {
     frames: 0,
     drops: { corrupt: 0, truncated: 0, empty: 0, decode: 0, driver: 0, refused: 0 },
@@ -188,10 +191,14 @@ export class V4l2Source {
         await this.recover();
         continue;
       }
+      const sizeImage = this.current!.format.sizeImage;
+      if (this.pool?.byteLength !== sizeImage) this.pool = sizeImage > 0 ? new FramePool(sizeImage) : undefined;
+      const into = this.pool?.take() as Buffer | undefined;
       let buffer;
       try {
-        buffer = await device.dequeue(Math.max(1, Math.min(this.pollMs, this.stallTimeoutMs - silentMs)));
+        buffer = await device.dequeue(Math.max(1, Math.min(this.pollMs, this.stallTimeoutMs - silentMs)), into);
       } catch (err) {
+        if (into) this.recycle(into);
         if (this.closed) return null;
         if (!isDeviceLost(err)) throw err;
         this.counters.lost++;
@@ -200,7 +207,10 @@ export class V4l2Source {
         await this.recover();
         continue;
       }
-      if (!buffer || this.closed) continue;
+      if (!buffer || this.closed) {
+        if (into) this.recycle(into);
+        continue;
+      }
       this.lastProgressAt = this.clock.now();
 
       if (this.lastSequence !== undefined && buffer.sequence > this.lastSequence + 1) {
@@ -216,6 +226,7 @@ export class V4l2Source {
       const id = `${this.description}#${seq}`;
       const check = checkFrame(format, buffer);
       if (!check.ok) {
+        if (into) this.recycle(into);
         this.counters.drops[check.reason]++;
         const drop: DroppedFrame = { seq, id, reason: check.reason, detail: `sequence ${buffer.sequence}: ${check.detail}` };
         this.options.onDrop?.(drop);
@@ -237,6 +248,11 @@ export class V4l2Source {
         captureTimeMs: Date.now(),
       };
     }
+  }
+
+  /** Takes back a frame's data (or any view of it) once the consumer is done with it, for a later frame. */
+  recycle(data: Uint8Array): void {
+    this.pool?.give(data);
   }
 
   async close(): Promise<void> {

@@ -183,7 +183,10 @@ export class FakeDevice implements V4l2Device {
     this.live('streamOff');
     this.streaming = false;
   }
-  async dequeue(timeoutMs: number): Promise<V4l2DequeuedBuffer | null> {
+  /** Buffers the caller passed to dequeue(), in order. */
+  readonly intoBuffers: Buffer[] = [];
+  async dequeue(timeoutMs: number, into?: Buffer): Promise<V4l2DequeuedBuffer | null> {
+    if (into) this.intoBuffers.push(into);
     this.live('dequeue');
     if (!this.streaming) throw new V4l2Error('ERR_V4L2_STATE', 'not streaming', { path: this.path });
     const step = this.script.shift();
@@ -195,10 +198,17 @@ export class FakeDevice implements V4l2Device {
     const f = step.frame;
     const sequence = f.sequence ?? this.nextSequence;
     this.nextSequence = sequence + 1;
-    const data = f.data ?? new Uint8Array(f.bytes ?? this.frameBytes()).fill(sequence & 0xff);
+    const filled = f.data ?? new Uint8Array(f.bytes ?? this.frameBytes()).fill(sequence & 0xff);
+    // As the addon: copied into the caller's buffer (cut at its end), or into a new one.
+    let data = filled;
+    if (into) {
+      const n = Math.min(filled.length, into.length);
+      into.set(filled.subarray(0, n));
+      data = into.subarray(0, n);
+    }
     return {
       index: f.index ?? sequence % Math.max(1, this.buffers),
-      bytesUsed: f.bytesUsed ?? data.length,
+      bytesUsed: f.bytesUsed ?? filled.length,
       sequence,
       flags: f.flags ?? 0,
       timestampNs: f.timestampNs ?? BigInt(sequence) * 33_333_333n + 5_000_000_000_000n,

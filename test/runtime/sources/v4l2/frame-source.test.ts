@@ -99,3 +99,27 @@ t.test('V4l2FrameSource refuses formats the pipeline cannot take', async (t) => 
     { code: 'ERR_INVALID_ARGUMENT', message: /the pipeline cannot take H264/ },
   );
 });
+
+t.test('V4l2FrameSource: frames are copied into pooled buffers; a buffer given back takes a later frame', async (t) => {
+  const clock = new ManualClock();
+  let device: FakeDevice | undefined;
+  const source = new V4l2FrameSource({
+    path: '/dev/video0',
+    request: { width: 640, height: 480, fps: 30, formats: ['YUYV'] },
+    clock,
+    openDevice: (path) => (device = new FakeDevice(path, UVC_WEBCAM, [0, 1, 2].map((sequence) => ({ frame: { sequence } })), clock)),
+  });
+  await source.open();
+  const a = await source.next();
+  const b = await source.next();
+  if (!a || !b) throw new Error('two frames expected');
+  t.same([a.data.length, a.data[0], b.data[0]], [640 * 480 * 2, 0, 1]);
+  t.not(a.data.buffer, b.data.buffer, 'frames in use have buffers of their own');
+  source.recycle(a.data);
+  const c = await source.next();
+  t.equal(c?.data.buffer, a.data.buffer, 'the third frame is copied into the first frame\'s buffer');
+  t.equal(c?.data[0], 2);
+  t.equal(b.data[0], 1, 'a frame not given back is untouched');
+  t.equal(device?.intoBuffers.length, 3, 'every dequeue got a buffer to copy into');
+  await source.close();
+});
