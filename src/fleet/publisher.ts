@@ -456,14 +456,6 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     else this.store.flush();
   }
 
-  /**
-   * Drops the connection without DISCONNECT, as a crash or a pulled cable would (the broker then
-   * publishes the will). The link reconnects by itself. For tests and fault drills.
-   */
-  dropConnection(): void {
-    this.client?.stream?.destroy();
-  }
-
   // -------------------------------------------------------------------------------------------
 
   /**
