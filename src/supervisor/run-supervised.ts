@@ -13,11 +13,12 @@ import { reasonOf } from '../fleet/bundles/errors.js';
 import type { Precision } from '../model/manifest.js';
 import type { Fit } from '../runtime/native/binding.js';
 import type { QueueMode } from '../runtime/pipeline/queue.js';
-import { assertResultV1, type ResultSink, type ResultV1 } from '../runtime/sinks/index.js';
+import type { ResultSink } from '../runtime/sinks/index.js';
 import type { SourceFactoryOptions } from '../runtime/sources/index.js';
 import { registerRunCommands } from './fleet-commands.js';
 import { connectFleet, deliverySummary, FleetEvents } from './fleet-wiring.js';
 import { ModelUpdater } from './model-update.js';
+import { ResultIntake } from './result-intake.js';
 import { openModels, ServingState } from './serving.js';
 import type { SessionConfig } from './session.js';
 import { Supervisor } from './supervisor.js';
@@ -81,8 +82,6 @@ export interface SupervisedRunOptions {
   readonly mqttDrainMs?: number;
 }
 
-const EMPTY_MASK = { width: 0, height: 0, data: new Uint8Array(0) };
-
 function workerPath(): string {
   return join(dirname(fileURLToPath(import.meta.url)), 'worker-main.js');
 }
@@ -132,9 +131,6 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
   const config = loaded.config;
   /** Changed by the config file and set-threshold; every (re)started worker gets the latest. */
   let settings: WorkerSettings = { ...options.start.settings };
-  let everyN = config.publish.every_n;
-  let results = 0;
-  let pastLimit = 0;
   let attempt = 0;
   let lastFault: string | undefined;
 
@@ -172,6 +168,24 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     events.emit('config', 'error', e.message, { kind: 'config.fallback', file: e.file, issues: e.issues.map((i) => ({ ...i })), lastKnownGood: { ...e.lastKnownGood } });
   }
 
+  let finish!: () => void;
+  let fail!: (err: Error) => void;
+  const done = new Promise<void>((resolve, reject) => {
+    finish = resolve;
+    fail = reject;
+  });
+  const intake = new ResultIntake({
+    sinks: opened,
+    maxFrames,
+    everyN: config.publish.every_n,
+    publish: (result) => link?.publishResult(result),
+    onFirst: () => saveKnownGood(loaded, log, events),
+    onLatency: (ms) => stats.onLatency(ms),
+    onBad: (message) => events.fromWorker({ type: 'fault', severity: 'warning', message }),
+    onLimit: () => finish(),
+    onWriteError: (err) => fail(err),
+  });
+
   const supervisor = new Supervisor({
     workerPath: workerPath(),
     heartbeatTimeoutMs: config.supervisor.heartbeat_timeout_s * 1000,
@@ -189,19 +203,11 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
       model: serving.current.model,
       precision: serving.current.precision,
       attempt: attempt++,
-      maxFrames: maxFrames === undefined ? undefined : Math.max(0, maxFrames - results),
+      maxFrames: intake.remaining(),
       settings,
     }),
   });
   const rpc = new WorkerRpc({ send: (m) => supervisor.send(m), workerState: () => supervisor.status });
-
-  let writes: Promise<void> = Promise.resolve();
-  let finish!: () => void;
-  let fail!: (err: Error) => void;
-  const done = new Promise<void>((resolve, reject) => {
-    finish = resolve;
-    fail = reject;
-  });
 
   supervisor.on('ready', (report) => {
     serving.report = report;
@@ -210,31 +216,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
       events.fromWorker({ type: 'fallback', severity: 'warning', message: `${f.provider} not used: ${f.reason}`, details: { provider: f.provider, active: report.providers.active, plan: report.plan } });
     }
   });
-  supervisor.on('result', (raw) => {
-    if (maxFrames !== undefined && results >= maxFrames) {
-      // Frames already in flight when the limit was reached still finish in the worker.
-      pastLimit++;
-      return;
-    }
-    try {
-      assertResultV1(raw);
-    } catch (err) {
-      events.fromWorker({ type: 'fault', severity: 'warning', message: `worker sent a bad result: ${(err as Error).message}` });
-      return;
-    }
-    const result: ResultV1 = raw;
-    results++;
-    if (results === 1) saveKnownGood(loaded, log, events);
-    stats.onLatency(result.latencyMs.total);
-    // publish.every_n thins the MQTT stream only; local sinks keep every result.
-    if ((results - 1) % everyN === 0) link?.publishResult(result);
-    // (A result the link cannot publish is counted there: rejected, unpublished, dropped.)
-    writes = writes.then(async () => {
-      for (const sink of opened) await sink.write({ result, mask: EMPTY_MASK });
-    });
-    writes.catch((err: unknown) => fail(err instanceof Error ? err : new Error(String(err))));
-    if (maxFrames !== undefined && results >= maxFrames) finish();
-  });
+  supervisor.on('result', (raw) => intake.take(raw));
   supervisor.on('event', (e) => {
     if (e.severity === 'error') lastFault = e.message;
     log(`${e.type}${e.severity === 'info' ? '' : ` (${e.severity})`}: ${e.message}`);
@@ -274,7 +256,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
       group: config.device.group,
       serving,
       store: models.store,
-      supervisor: () => ({ pid: process.pid, state: supervisor.status, restarts: supervisor.restarts, results }),
+      supervisor: () => ({ pid: process.pid, state: supervisor.status, restarts: supervisor.restarts, results: intake.results }),
       ask,
       updater,
       onThreshold: (value, id) => {
@@ -297,7 +279,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
             return;
           }
           settings = settingsFromConfig(change.config.config, change.config.origins, settings);
-          everyN = change.config.config.publish.every_n;
+          intake.everyN = change.config.config.publish.every_n;
           supervisor.send({ type: 'update', patch: { ...settings } });
           const restartKeys = change.kind === 'restart-required' ? change.restartKeys : [];
           const message = `config: applied ${change.changed.join(', ')}${restartKeys.length ? `; ${restartKeys.join(', ')} take effect after a restart` : ''}`;
@@ -337,9 +319,8 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     watcher?.close();
     await supervisor.stop();
     rpc.close();
-    await writes.catch((err: unknown) => {
-      failure ??= err as Error;
-    });
+    const writeError = await intake.settled();
+    failure ??= writeError;
     for (const sink of opened) await sink.close().catch((err: unknown) => log(`closing ${sink.description}: ${(err as Error).message}`));
     if (fleet) {
       // A run that failed has little to flush (events); the disk queue keeps it for the next start.
@@ -348,10 +329,10 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
       // Taken before close(): a closed store no longer counts what it keeps on disk.
       const final = fleet.link.stats();
       await fleet.link.close(2_000);
-      for (const line of deliverySummary(results, everyN, fleet.droppedAtStart, final)) log(line);
+      for (const line of deliverySummary(intake.results, intake.everyN, fleet.droppedAtStart, final)) log(line);
     }
-    const extra = pastLimit > 0 ? `; ${pastLimit} more from frames in flight at --max-frames were not published` : '';
-    log(`${results} result(s), ${supervisor.restarts} worker restart(s)${extra}`);
+    const extra = intake.pastLimit > 0 ? `; ${intake.pastLimit} more from frames in flight at --max-frames were not published` : '';
+    log(`${intake.results} result(s), ${supervisor.restarts} worker restart(s)${extra}`);
   }
   if (failure) throw failure;
 }
