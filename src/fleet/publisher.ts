@@ -38,14 +38,14 @@
  *   seq file) are emitted as `incident` and published as events once online.
  */
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import { CommandDispatcher, type CommandHandler } from './commands.js';
-import { reconnectDelayMs } from './link/backoff.js';
 import { CommandIntake } from './link/command-intake.js';
+import { applyBackoff, clientOptions, type ConnectionSettings } from './link/connection.js';
 import { QueueDrain } from './link/drain.js';
 import { checkCertificateIdentity } from './link/identity.js';
+import { IncidentBacklog, type LinkIncident } from './link/incidents.js';
 import { eventMessage, statusMessage, telemetryMessage, type PipelineStats, type Stamp } from './link/messages.js';
 import { ReplySender } from './link/replies.js';
 import { DiskStore, type DiskStoreOptions } from './queue/disk.js';
@@ -220,7 +220,7 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
   /** The broker's Maximum Packet Size from its last CONNACK, if it sent one. */
   private brokerMaxPacket: number | undefined;
   /** Incidents waiting to be published as events once online. */
-  private pendingIncidents: EventMessage[] = [];
+  private readonly incidents: IncidentBacklog;
   private telemetrySent = 0;
   private reportedDropped = 0;
   private reconnectAttempts = 0;
@@ -236,6 +236,7 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     this.maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024;
     this.now = options.now ?? Date.now;
     this.stamp = { device: this.topics.device, now: this.now };
+    this.incidents = new IncidentBacklog(this.stamp);
     this.timers = options.timers ?? {
       setInterval: (fn, ms) => setInterval(fn, ms),
       clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
@@ -313,40 +314,22 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     if (o.tls?.cert) checkCertificateIdentity(o.tls.cert, this.topics.device);
     const minMs = o.reconnectMinMs ?? 1000;
     const maxMs = o.reconnectMaxMs ?? 30_000;
-    const clientOptions: IClientOptions = {
+    const settings: ConnectionSettings = {
       clientId: o.clientId ?? o.device,
       protocolVersion: o.protocolVersion ?? 5,
-      // Durability lives in our store; a persistent broker session would also deliver commands
-      // queued while the device was off, which may be hours stale (a reload-model to an old file).
-      clean: true,
-      keepalive: o.keepaliveS ?? 30,
-      reconnectPeriod: minMs,
-      connectTimeout: o.connectTimeoutMs ?? 10_000,
-      resubscribe: true,
-      will: {
-        topic: this.topics.status,
-        payload: Buffer.from(JSON.stringify(this.statusMessage('offline'))),
-        qos: 1,
-        retain: true,
-      },
+      keepaliveS: o.keepaliveS ?? 30,
+      reconnectMinMs: minMs,
+      connectTimeoutMs: o.connectTimeoutMs ?? 10_000,
+      username: o.username,
+      password: o.password,
+      tls: o.tls,
+      will: { topic: this.topics.status, payload: JSON.stringify(this.statusMessage('offline')) },
     };
-    if (o.username !== undefined) clientOptions.username = o.username;
-    if (o.password !== undefined) clientOptions.password = o.password;
-    if (o.tls) {
-      if (o.tls.ca) clientOptions.ca = readFileSync(o.tls.ca);
-      if (o.tls.cert) clientOptions.cert = readFileSync(o.tls.cert);
-      if (o.tls.key) clientOptions.key = readFileSync(o.tls.key);
-      if (o.tls.servername) clientOptions.servername = o.tls.servername;
-      clientOptions.rejectUnauthorized = o.tls.rejectUnauthorized ?? true;
-    }
+    const options = clientOptions(settings);
     this.setState('connecting');
-    const client = mqtt.connect(o.url, clientOptions);
+    const client = mqtt.connect(o.url, options);
     this.client = client;
-    // Runs before mqtt.js's own 'close' listener arms the reconnect timer, so the new period is
-    // the one used for the coming attempt: exponential backoff with jitter on top of mqtt.js's
-    // fixed reconnectPeriod.
-    client.prependListener('close', () => {
-      client.options.reconnectPeriod = reconnectDelayMs(this.reconnectAttempts, minMs, maxMs);
+    applyBackoff(client, minMs, maxMs, () => this.reconnectAttempts, () => {
       this.reconnectAttempts++;
       if (this.stateValue !== 'closed') this.setState('offline');
     });
@@ -488,20 +471,13 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
 
   /** Takes the store's and seq file's incidents: emitted now, published as events once online. */
   private collectIncidents(): void {
-    const found: Array<StoreIncident | (SeqIncident & { lost?: number })> = [...this.store.takeIncidents(), ...this.seq.takeIncidents()];
+    const found: LinkIncident[] = [...this.store.takeIncidents(), ...this.seq.takeIncidents()];
     if (this.startupIncident) {
       found.unshift(this.startupIncident);
       this.startupIncident = undefined;
     }
-    for (const incident of found) {
-      this.emit('incident', incident);
-      const lost = incident.lost ?? 0;
-      const details: Record<string, unknown> = { kind: incident.kind, lost, file: incident.file };
-      if ('code' in incident && incident.code !== undefined) details.code = incident.code;
-      this.pendingIncidents.push(eventMessage(this.stamp, lost > 0 ? 'drop' : 'fault', lost > 0 || incident.kind === 'stalled' ? 'error' : 'warning', incident.message, details));
-    }
-    // Bounded: a long outage with a failing disk must not grow this without end.
-    if (this.pendingIncidents.length > 100) this.pendingIncidents.splice(0, this.pendingIncidents.length - 100);
+    for (const incident of found) this.emit('incident', incident);
+    this.incidents.add(found);
     this.publishIncidents();
   }
 
@@ -509,7 +485,7 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     const client = this.client;
     if (!client?.connected || this.stateValue !== 'online') return;
     // Sent directly, not through the store: the store may be what is failing.
-    for (const event of this.pendingIncidents.splice(0)) client.publish(this.topics.event, JSON.stringify(event), { qos: 1 }, NOOP);
+    this.incidents.flush((event) => client.publish(this.topics.event, JSON.stringify(event), { qos: 1 }, NOOP));
   }
 
   private onConnect(): void {

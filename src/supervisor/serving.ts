@@ -39,8 +39,6 @@ export interface ModelStoreSetup {
   readonly modelExplicit?: boolean;
   readonly configured: Serving;
   readonly log: (line: string) => void;
-  /** Injectable for tests of the expiry warning. */
-  readonly now?: () => number;
 }
 
 export interface OpenedModels {
@@ -75,7 +73,7 @@ export async function openModels(o: ModelStoreSetup): Promise<OpenedModels> {
       serving = { model: installed.modelPath, version: installed.version };
       o.log(`models: serving installed bundle ${installed.version} (${installed.modelPath}) instead of ${o.configured.model}`);
       const notAfter = installed.manifest.release?.notAfter;
-      if (notAfter !== undefined && (o.now ?? Date.now)() > Date.parse(notAfter)) {
+      if (notAfter !== undefined && Date.now() > Date.parse(notAfter)) {
         // Serving never stops on a date (or a wrong clock); the fleet should replace it.
         expired = `installed bundle ${installed.version} expired at ${notAfter}; it keeps serving, but a rollback to it would be refused: install a current bundle`;
         o.log(`models: ${expired}`);

@@ -5,6 +5,7 @@ import t from 'tap';
 import { reconnectDelayMs, refusedRetryMs } from '../../../src/fleet/link/backoff.js';
 import { CommandIntake } from '../../../src/fleet/link/command-intake.js';
 import type { PublishClient } from '../../../src/fleet/link/drain.js';
+import { IncidentBacklog, type LinkIncident } from '../../../src/fleet/link/incidents.js';
 import { eventMessage, statusMessage, telemetryMessage } from '../../../src/fleet/link/messages.js';
 import { ReplySender } from '../../../src/fleet/link/replies.js';
 import { REPLY_SCHEMA, type CommandReply, type EventMessage } from '../../../src/fleet/schemas.js';
@@ -110,4 +111,27 @@ t.test('command intake: this device only; retained commands are ignored and repo
   t.equal(intake.ignoredRetained, 1);
   t.match(faults, [/ignored a retained set-threshold command/]);
   t.match(events, [{ type: 'command', severity: 'warning', details: { kind: 'retained-command-ignored', topic: 'lvunet/cart-1/cmd/set-threshold' } }]);
+});
+
+t.test('incident backlog: losses are drop errors, damage without loss a warning; bounded to the latest 100', async (t) => {
+  const backlog = new IncidentBacklog(stamp);
+  backlog.add([
+    { kind: 'write-failed', lost: 3, code: 'ENOSPC', file: '/q/seg-1', message: 'disk full' },
+    { kind: 'torn', lost: 0, file: '/q/seg-2', message: 'torn record' },
+    { kind: 'stalled', lost: 0, file: '/q', message: 'stalled' },
+  ] as LinkIncident[]);
+  const out: EventMessage[] = [];
+  backlog.flush((e) => out.push(e));
+  t.match(out, [
+    { type: 'drop', severity: 'error', message: 'disk full', details: { kind: 'write-failed', lost: 3, file: '/q/seg-1', code: 'ENOSPC' } },
+    { type: 'fault', severity: 'warning', details: { kind: 'torn', lost: 0 } },
+    { type: 'fault', severity: 'error', details: { kind: 'stalled' } },
+  ]);
+  t.notOk('code' in (out[1].details ?? {}));
+  t.equal(backlog.size, 0, 'flushed events are forgotten');
+  backlog.add(Array.from({ length: 150 }, (_, i) => ({ kind: 'torn', lost: 0, file: 'f', message: `m${i}` }) as LinkIncident));
+  t.equal(backlog.size, 100);
+  const kept: string[] = [];
+  backlog.flush((e) => kept.push(e.message));
+  t.equal(kept[0], 'm50', 'the oldest are let go of');
 });
