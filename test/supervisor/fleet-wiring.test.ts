@@ -8,12 +8,12 @@ import { deliverySummary, FleetEvents } from '../../src/supervisor/fleet-wiring.
 import type { ModelUpdater } from '../../src/supervisor/model-update.js';
 import { ServingState } from '../../src/supervisor/serving.js';
 
-function stats(over: Partial<LinkStats> & { queue?: Partial<LinkStats['queue']> } = {}): LinkStats {
+function stats(over: Omit<Partial<LinkStats>, 'queue'> & { queue?: Partial<LinkStats['queue']> } = {}): LinkStats {
   const { queue, ...rest } = over;
   return {
     state: 'online', connects: 1, acked: 10, rejected: 0, refused: 0, unpublished: 0, inflight: 0, telemetrySent: 0,
     commands: { ok: 0, failed: 0, ignoredRetained: 0 }, replies: { sent: 0, failed: 0, oversized: 0 }, messageLimit: 1 << 20,
-    queue: { pending: 0, dropped: 0, damaged: 0, ...queue } as LinkStats['queue'], seq: 10, reconnect: { attempts: 0, nextDelayMs: 0 },
+    queue: { pending: 0, bytes: 0, dropped: 0, torn: 0, damaged: 0, writeErrors: 0, ...queue }, seq: 10, reconnect: { attempts: 0, nextDelayMs: 0 },
     ...rest,
   };
 }
