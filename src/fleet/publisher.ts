@@ -38,25 +38,24 @@
  *   seq file) are emitted as `incident` and published as events once online.
  */
 import { EventEmitter } from 'node:events';
-import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import { CommandDispatcher, type CommandHandler } from './commands.js';
+import { CommandIntake } from './link/command-intake.js';
+import { applyBackoff, clientOptions, type ConnectionSettings } from './link/connection.js';
+import { QueueDrain } from './link/drain.js';
+import { checkCertificateIdentity } from './link/identity.js';
+import { IncidentBacklog, type LinkIncident } from './link/incidents.js';
+import { eventMessage, statusMessage, telemetryMessage, type PipelineStats, type Stamp } from './link/messages.js';
+import { ReplySender } from './link/replies.js';
 import { DiskStore, type DiskStoreOptions } from './queue/disk.js';
 import { MemoryStore } from './queue/memory.js';
-import type { MessageStore, QueuedMessage, StoreIncident, StoreStats } from './queue/store.js';
+import type { MessageStore, StoreIncident, StoreStats } from './queue/store.js';
 import {
-  EVENT_SCHEMA,
-  REPLY_SCHEMA,
-  STATUS_SCHEMA,
-  TELEMETRY_SCHEMA,
   type CommandName,
   type CommandReply,
   type EventMessage,
   type EventType,
-  type ModelRef,
-  type Percentiles,
   type ResultBody,
   type ResultMessage,
   type Severity,
@@ -65,7 +64,10 @@ import {
 } from './schemas.js';
 import { SeqCounter, type SeqIncident } from './seq.js';
 import { CpuMeter, readTemperatureC } from './system.js';
-import { DeviceTopics, parseTopic } from './topics.js';
+import { DeviceTopics } from './topics.js';
+
+export { certificateCommonName } from './link/identity.js';
+export type { PipelineStats } from './link/messages.js';
 
 export type LinkState = 'idle' | 'connecting' | 'online' | 'offline' | 'closed';
 
@@ -79,15 +81,6 @@ export interface TlsFiles {
   rejectUnauthorized?: boolean;
   /** Name to check the broker certificate against when it differs from the URL host. */
   servername?: string;
-}
-
-/** What the pipeline reports for telemetry; the link adds system figures. */
-export interface PipelineStats {
-  fps: number;
-  latency_ms: Percentiles;
-  drops: number;
-  provider: string;
-  model: ModelRef | null;
 }
 
 export interface Timers {
@@ -214,33 +207,24 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
   private readonly timers: Timers;
   private readonly cpu = new CpuMeter();
   private readonly startedAt: number;
+  private readonly stamp: Stamp;
+  private readonly drainLoop: QueueDrain;
+  private readonly replies: ReplySender;
+  private readonly intake: CommandIntake;
   private client: MqttClient | undefined;
   private stateValue: LinkState = 'idle';
-  private readonly inflight = new Set<number>();
-  /** Highest queued id handed to mqtt.js; the pump continues after it. */
-  private cursor = 0;
   private connects = 0;
-  private acked = 0;
-  private rejectedCount = 0;
-  private refusedCount = 0;
-  private refusedStreak = 0;
+  /** Messages refused before they were queued (over the limit); the drain counts those taken out of the queue. */
+  private rejectedBeforeQueue = 0;
   private unpublished = 0;
-  private ignoredRetained = 0;
-  private replies = { sent: 0, failed: 0, oversized: 0 };
   /** The broker's Maximum Packet Size from its last CONNACK, if it sent one. */
   private brokerMaxPacket: number | undefined;
-  /** While set, the queue waits: the broker refused its head; the timer resumes it. */
-  private holdTimer: NodeJS.Timeout | undefined;
-  private readonly refusedRetryMaxMs: number;
   /** Incidents waiting to be published as events once online. */
-  private pendingIncidents: EventMessage[] = [];
+  private readonly incidents: IncidentBacklog;
   private telemetrySent = 0;
-  private commandsOk = 0;
-  private commandsFailed = 0;
   private reportedDropped = 0;
   private reconnectAttempts = 0;
   private telemetryTimer: unknown;
-  private drainWaiters: Array<() => void> = [];
   private stateWaiters: Array<{ state: LinkState; resolve: () => void }> = [];
 
   constructor(options: FleetLinkOptions) {
@@ -250,8 +234,9 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     this.maxInflight = options.maxInflight ?? 16;
     if (!Number.isSafeInteger(this.maxInflight) || this.maxInflight < 1) throw new RangeError('maxInflight must be a positive integer');
     this.maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024;
-    this.refusedRetryMaxMs = options.refusedRetryMaxMs ?? 300_000;
     this.now = options.now ?? Date.now;
+    this.stamp = { device: this.topics.device, now: this.now };
+    this.incidents = new IncidentBacklog(this.stamp);
     this.timers = options.timers ?? {
       setInterval: (fn, ms) => setInterval(fn, ms),
       clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
@@ -286,6 +271,36 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     this.reportedDropped = 0;
     this.dispatcher = new CommandDispatcher({ maxPayloadBytes: options.maxCommandBytes });
     this.dispatcher.on('status', () => ({ versions: options.versions ?? {}, ...this.stats() }));
+    const sendEvent = (event: EventMessage): void => {
+      this.client?.publish(this.topics.event, JSON.stringify(event), { qos: 1 }, NOOP);
+    };
+    this.drainLoop = new QueueDrain({
+      store: this.store,
+      maxInflight: this.maxInflight,
+      refusedRetryMaxMs: options.refusedRetryMaxMs ?? 300_000,
+      limit: () => this.messageLimit(),
+      client: () => (this.client?.connected && this.stateValue === 'online' ? this.client : undefined),
+      stamp: this.stamp,
+      sendEvent,
+      onRejected: (m, err) => this.emit('rejected', m, err),
+      onRefused: (m, err) => this.emit('refused', m, err),
+      afterPeek: () => this.collectIncidents(),
+    });
+    this.replies = new ReplySender({
+      topic: (name) => this.topics.reply(name),
+      limit: () => this.messageLimit(),
+      client: () => this.client,
+      onAnswered: (name, reply) => this.emit('command', name, reply),
+      onFault: (err) => this.emit('fault', err),
+    });
+    this.intake = new CommandIntake({
+      topics: this.topics,
+      dispatcher: this.dispatcher,
+      stamp: this.stamp,
+      reply: (name, reply) => this.replies.send(name, reply),
+      sendEvent,
+      onFault: (err) => this.emit('fault', err),
+    });
   }
 
   get state(): LinkState {
@@ -299,41 +314,22 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     if (o.tls?.cert) checkCertificateIdentity(o.tls.cert, this.topics.device);
     const minMs = o.reconnectMinMs ?? 1000;
     const maxMs = o.reconnectMaxMs ?? 30_000;
-    const clientOptions: IClientOptions = {
+    const settings: ConnectionSettings = {
       clientId: o.clientId ?? o.device,
       protocolVersion: o.protocolVersion ?? 5,
-      // Durability lives in our store; a persistent broker session would also deliver commands
-      // queued while the device was off, which may be hours stale (a reload-model to an old file).
-      clean: true,
-      keepalive: o.keepaliveS ?? 30,
-      reconnectPeriod: minMs,
-      connectTimeout: o.connectTimeoutMs ?? 10_000,
-      resubscribe: true,
-      will: {
-        topic: this.topics.status,
-        payload: Buffer.from(JSON.stringify(this.statusMessage('offline'))),
-        qos: 1,
-        retain: true,
-      },
+      keepaliveS: o.keepaliveS ?? 30,
+      reconnectMinMs: minMs,
+      connectTimeoutMs: o.connectTimeoutMs ?? 10_000,
+      username: o.username,
+      password: o.password,
+      tls: o.tls,
+      will: { topic: this.topics.status, payload: JSON.stringify(this.statusMessage('offline')) },
     };
-    if (o.username !== undefined) clientOptions.username = o.username;
-    if (o.password !== undefined) clientOptions.password = o.password;
-    if (o.tls) {
-      if (o.tls.ca) clientOptions.ca = readFileSync(o.tls.ca);
-      if (o.tls.cert) clientOptions.cert = readFileSync(o.tls.cert);
-      if (o.tls.key) clientOptions.key = readFileSync(o.tls.key);
-      if (o.tls.servername) clientOptions.servername = o.tls.servername;
-      clientOptions.rejectUnauthorized = o.tls.rejectUnauthorized ?? true;
-    }
+    const options = clientOptions(settings);
     this.setState('connecting');
-    const client = mqtt.connect(o.url, clientOptions);
+    const client = mqtt.connect(o.url, options);
     this.client = client;
-    // Runs before mqtt.js's own 'close' listener arms the reconnect timer, so the new period is
-    // the one used for the coming attempt: exponential backoff with jitter on top of mqtt.js's
-    // fixed reconnectPeriod.
-    client.prependListener('close', () => {
-      const base = Math.min(maxMs, minMs * 2 ** Math.min(this.reconnectAttempts, 20));
-      client.options.reconnectPeriod = Math.round(base * (0.75 + Math.random() * 0.5));
+    applyBackoff(client, minMs, maxMs, () => this.reconnectAttempts, () => {
       this.reconnectAttempts++;
       if (this.stateValue !== 'closed') this.setState('offline');
     });
@@ -342,7 +338,7 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
       this.brokerMaxPacket = typeof max === 'number' && max > 0 ? max : undefined;
       this.onConnect();
     });
-    client.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet.retain));
+    client.on('message', (topic, payload, packet) => this.intake.onMessage(topic, payload, packet.retain));
     client.on('error', (err) => this.emit('fault', err));
     // rh 2: no retained messages at subscribe (MQTT 5); onMessage also drops any that arrive.
     client.subscribe(this.topics.commandFilter, { qos: 1, rh: 2 }, NOOP);
@@ -382,15 +378,7 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
 
   /** Queues an event (QoS 1, through the store like results). */
   publishEvent(type: EventType, severity: Severity, message: string, details?: Record<string, unknown>): boolean {
-    const event: EventMessage = {
-      schema: EVENT_SCHEMA,
-      device: this.topics.device,
-      time: new Date(this.now()).toISOString(),
-      type,
-      severity,
-      message,
-    };
-    if (details) event.details = details;
+    const event = eventMessage(this.stamp, type, severity, message, details);
     return this.enqueue(this.topics.event, JSON.stringify(event)) !== undefined;
   }
 
@@ -403,14 +391,14 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     return {
       state: this.stateValue,
       connects: this.connects,
-      acked: this.acked,
-      rejected: this.rejectedCount,
-      refused: this.refusedCount,
+      acked: this.drainLoop.acked,
+      rejected: this.rejectedBeforeQueue + this.drainLoop.rejected,
+      refused: this.drainLoop.refused,
       unpublished: this.unpublished,
-      inflight: this.inflight.size,
+      inflight: this.drainLoop.inflightCount,
       telemetrySent: this.telemetrySent,
-      commands: { ok: this.commandsOk, failed: this.commandsFailed, ignoredRetained: this.ignoredRetained },
-      replies: { ...this.replies },
+      commands: { ok: this.replies.ok, failed: this.replies.failed, ignoredRetained: this.intake.ignoredRetained },
+      replies: { ...this.replies.counts },
       messageLimit: this.messageLimit(),
       queue: this.store.stats(),
       seq: this.seq.peek(),
@@ -420,17 +408,7 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
 
   /** Resolves once the queue is empty and nothing is in flight, or after timeoutMs (false). */
   drain(timeoutMs = 30_000): Promise<boolean> {
-    if (this.isDrained()) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const done = (ok: boolean): void => {
-        clearTimeout(timer);
-        this.drainWaiters = this.drainWaiters.filter((w) => w !== waiter);
-        resolve(ok);
-      };
-      const waiter = (): void => done(true);
-      const timer = setTimeout(() => done(false), timeoutMs);
-      this.drainWaiters.push(waiter);
-    });
+    return this.drainLoop.drain(timeoutMs);
   }
 
   /**
@@ -441,8 +419,7 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     if (this.stateValue === 'closed') return;
     const client = this.client;
     if (this.telemetryTimer !== undefined) this.timers.clearInterval(this.telemetryTimer);
-    clearTimeout(this.holdTimer);
-    this.holdTimer = undefined;
+    this.drainLoop.stopHold();
     const graceful = client?.connected === true;
     if (client && graceful) {
       await this.drain(drainMs);
@@ -457,17 +434,9 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
       await ended;
       clearTimeout(timer);
     }
-    this.inflight.clear();
+    this.drainLoop.forgetInflight();
     if (this.ownsStore) this.store.close();
     else this.store.flush();
-  }
-
-  /**
-   * Drops the connection without DISCONNECT, as a crash or a pulled cable would (the broker then
-   * publishes the will). The link reconnects by itself. For tests and fault drills.
-   */
-  dropConnection(): void {
-    this.client?.stream?.destroy();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -490,40 +459,25 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     const bytes = Buffer.byteLength(topic) + Buffer.byteLength(payload);
     const limit = this.messageLimit();
     if (bytes > limit) {
-      this.rejectedCount++;
+      this.rejectedBeforeQueue++;
       this.emit('rejected', { topic, id: undefined, bytes }, new RangeError(`message of ${bytes} bytes exceeds the broker limit of ${limit} bytes`));
       return undefined;
     }
     const id = this.store.append({ topic, payload, qos: 1 });
     this.collectIncidents();
-    this.pump();
+    this.drainLoop.pump();
     return id;
   }
 
   /** Takes the store's and seq file's incidents: emitted now, published as events once online. */
   private collectIncidents(): void {
-    const found: Array<StoreIncident | (SeqIncident & { lost?: number })> = [...this.store.takeIncidents(), ...this.seq.takeIncidents()];
+    const found: LinkIncident[] = [...this.store.takeIncidents(), ...this.seq.takeIncidents()];
     if (this.startupIncident) {
       found.unshift(this.startupIncident);
       this.startupIncident = undefined;
     }
-    for (const incident of found) {
-      this.emit('incident', incident);
-      const lost = incident.lost ?? 0;
-      const details: Record<string, unknown> = { kind: incident.kind, lost, file: incident.file };
-      if ('code' in incident && incident.code !== undefined) details.code = incident.code;
-      this.pendingIncidents.push({
-        schema: EVENT_SCHEMA,
-        device: this.topics.device,
-        time: new Date(this.now()).toISOString(),
-        type: lost > 0 ? 'drop' : 'fault',
-        severity: lost > 0 || incident.kind === 'stalled' ? 'error' : 'warning',
-        message: incident.message,
-        details,
-      });
-    }
-    // Bounded: a long outage with a failing disk must not grow this without end.
-    if (this.pendingIncidents.length > 100) this.pendingIncidents.splice(0, this.pendingIncidents.length - 100);
+    for (const incident of found) this.emit('incident', incident);
+    this.incidents.add(found);
     this.publishIncidents();
   }
 
@@ -531,7 +485,7 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     const client = this.client;
     if (!client?.connected || this.stateValue !== 'online') return;
     // Sent directly, not through the store: the store may be what is failing.
-    for (const event of this.pendingIncidents.splice(0)) client.publish(this.topics.event, JSON.stringify(event), { qos: 1 }, NOOP);
+    this.incidents.flush((event) => client.publish(this.topics.event, JSON.stringify(event), { qos: 1 }, NOOP));
   }
 
   private onConnect(): void {
@@ -544,158 +498,14 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
       const lost = dropped - this.reportedDropped;
       this.reportedDropped = dropped;
       // Sent directly: queueing the news of a full queue would push out one more message.
-      const event: EventMessage = {
-        schema: EVENT_SCHEMA,
-        device: this.topics.device,
-        time: new Date(this.now()).toISOString(),
-        type: 'drop',
-        severity: 'warning',
-        message: `offline queue dropped ${lost} message(s) while the broker was unreachable`,
-        details: { dropped_since_last_report: lost, dropped_total: dropped },
-      };
+      const event = eventMessage(this.stamp, 'drop', 'warning', `offline queue dropped ${lost} message(s) while the broker was unreachable`, {
+        dropped_since_last_report: lost,
+        dropped_total: dropped,
+      });
       this.client?.publish(this.topics.event, JSON.stringify(event), { qos: 1 }, NOOP);
     }
     this.collectIncidents();
-    this.pump();
-  }
-
-  private pump(): void {
-    const client = this.client;
-    if (!client?.connected || this.stateValue !== 'online' || this.holdTimer !== undefined) return;
-    const limit = this.messageLimit();
-    while (this.inflight.size < this.maxInflight) {
-      const batch = this.store.peek(this.cursor, this.maxInflight);
-      this.collectIncidents();
-      if (batch.length === 0) break;
-      for (const message of batch) {
-        if (this.inflight.size >= this.maxInflight) break;
-        this.cursor = message.id;
-        if (this.inflight.has(message.id)) continue;
-        const bytes = Buffer.byteLength(message.topic) + message.payload.length;
-        if (bytes > limit) {
-          // Queued under a larger limit; this broker would drop the connection over it, forever.
-          this.store.ack(message.id);
-          this.rejectedCount++;
-          this.emit('rejected', { topic: message.topic, id: message.id, bytes }, new RangeError(`queued message of ${bytes} bytes exceeds the broker limit of ${limit} bytes`));
-          continue;
-        }
-        this.send(client, message);
-      }
-    }
-    if (this.isDrained()) for (const w of [...this.drainWaiters]) w();
-  }
-
-  private send(client: MqttClient, message: QueuedMessage): void {
-    this.inflight.add(message.id);
-    const opts: IClientPublishOptions = { qos: message.qos, retain: message.retain };
-    client.publish(message.topic, message.payload, opts, (err) => {
-      if (!this.inflight.delete(message.id)) return;
-      const code = (err as (Error & { code?: unknown }) | undefined)?.code;
-      if (!err) {
-        this.store.ack(message.id);
-        this.acked++;
-        this.refusedStreak = 0;
-      } else if (typeof code === 'number') {
-        // A PUBACK reason code >= 0x80 (mqtt.js reports nothing else as an error with a number).
-        this.refused(message, code, err);
-        return;
-      } else {
-        // The client gave up on it (forced end); send it again after everything before it.
-        this.cursor = Math.min(this.cursor, message.id - 1);
-      }
-      this.pump();
-    });
-  }
-
-  /** Keeps a refused message queued, holds the queue and tries again later. */
-  private refused(message: QueuedMessage, reasonCode: number, err: Error): void {
-    this.refusedCount++;
-    this.cursor = Math.min(this.cursor, message.id - 1);
-    const first = this.holdTimer === undefined;
-    if (first) {
-      const retryMs = Math.min(this.refusedRetryMaxMs, 1000 * 2 ** Math.min(this.refusedStreak, 20));
-      this.refusedStreak++;
-      this.holdTimer = setTimeout(() => {
-        this.holdTimer = undefined;
-        this.pump();
-      }, retryMs);
-      this.holdTimer.unref();
-      const hex = `0x${reasonCode.toString(16).padStart(2, '0')}`;
-      this.emit('refused', { topic: message.topic, id: message.id, bytes: message.payload.length, reasonCode, retryMs }, err);
-      // One event per streak, sent directly (the broker may refuse it too; the counter is the record).
-      if (this.refusedStreak === 1) {
-        const event: EventMessage = {
-          schema: EVENT_SCHEMA,
-          device: this.topics.device,
-          time: new Date(this.now()).toISOString(),
-          type: 'fault',
-          severity: 'error',
-          message: `broker refused message ${message.id} on ${message.topic} (PUBACK ${hex}: ${err.message}); kept queued, delivery paused and retried`,
-          details: { kind: 'publish-refused', reasonCode, topic: message.topic, refused_total: this.refusedCount },
-        };
-        this.client?.publish(this.topics.event, JSON.stringify(event), { qos: 1 }, NOOP);
-      }
-    } else {
-      this.emit('refused', { topic: message.topic, id: message.id, bytes: message.payload.length, reasonCode, retryMs: 0 }, err);
-    }
-  }
-
-  private isDrained(): boolean {
-    return this.inflight.size === 0 && this.store.stats().pending === 0;
-  }
-
-  private onMessage(topic: string, payload: Buffer, retain: boolean): void {
-    const parsed = parseTopic(topic, this.topics.prefix);
-    if (!parsed || parsed.kind !== 'cmd' || parsed.device !== this.topics.device) return;
-    const name = parsed.command;
-    if (retain) {
-      // A retained command is an old order replayed on every (re)subscribe: never act on it.
-      this.ignoredRetained++;
-      const message = `ignored a retained ${name.slice(0, 64)} command (retained commands would run again on every reconnect); clear it by publishing an empty retained message to ${topic}`;
-      this.emit('fault', new Error(message));
-      this.client?.publish(
-        this.topics.event,
-        JSON.stringify({ schema: EVENT_SCHEMA, device: this.topics.device, time: new Date(this.now()).toISOString(), type: 'command', severity: 'warning', message, details: { kind: 'retained-command-ignored', topic } } satisfies EventMessage),
-        { qos: 1 },
-        NOOP,
-      );
-      return;
-    }
-    void this.dispatcher.dispatch(name, payload).then((reply) => this.reply(name, reply));
-  }
-
-  private reply(name: string, reply: CommandReply): void {
-    let text: string;
-    try {
-      text = JSON.stringify(reply);
-    } catch (err) {
-      // A handler result that is not JSON (cycles, BigInt) must still produce an answer.
-      reply = { schema: REPLY_SCHEMA, id: reply.id, ok: false, error: `result is not serialisable: ${(err as Error).message}` };
-      text = JSON.stringify(reply);
-    }
-    const topic = this.topics.reply(name);
-    const limit = this.messageLimit();
-    const bytes = Buffer.byteLength(topic) + Buffer.byteLength(text);
-    if (bytes > limit) {
-      // Sent as it is, the broker would refuse it and mqtt.js resend it forever, stalling results.
-      this.replies.oversized++;
-      reply = { schema: REPLY_SCHEMA, id: reply.id, ok: false, error: `reply of ${bytes} bytes exceeds the broker limit of ${limit} bytes; not sent` };
-      text = JSON.stringify(reply);
-    }
-    if (reply.ok) this.commandsOk++;
-    else this.commandsFailed++;
-    this.emit('command', name, reply);
-    const client = this.client;
-    if (!client) return;
-    client.publish(topic, text, { qos: 1 }, (err) => {
-      if (!err) {
-        this.replies.sent++;
-        return;
-      }
-      // Never retried: a reply is an answer to someone waiting now, not a record to keep.
-      this.replies.failed++;
-      this.emit('fault', new Error(`reply to ${name} ${String(reply.id)} not delivered: ${err.message}`));
-    });
+    this.drainLoop.pump();
   }
 
   private sendTelemetry(): void {
@@ -706,21 +516,13 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     try {
       const p = source();
       const queue = this.store.stats();
-      message = {
-        schema: TELEMETRY_SCHEMA,
-        device: this.topics.device,
-        time: new Date(this.now()).toISOString(),
-        fps: p.fps,
-        latency_ms: p.latency_ms,
-        drops: p.drops,
-        provider: p.provider,
-        cpu_pct: Math.round(this.cpu.sample() * 10) / 10,
-        memory_rss_bytes: process.memoryUsage.rss(),
-        temperature_c: readTemperatureC(this.options.thermalRoot),
-        uptime_s: Math.round((this.now() - this.startedAt) / 1000),
-        model: p.model,
-        queue: { pending: queue.pending, dropped: queue.dropped, damaged: queue.damaged, refused: this.refusedCount },
+      const sys = {
+        cpuPct: this.cpu.sample(),
+        rssBytes: process.memoryUsage.rss(),
+        temperatureC: readTemperatureC(this.options.thermalRoot),
+        uptimeS: Math.round((this.now() - this.startedAt) / 1000),
       };
+      message = telemetryMessage(this.stamp, p, sys, queue, this.drainLoop.refused);
     } catch (err) {
       this.emit('fault', err instanceof Error ? err : new Error(String(err)));
       return;
@@ -730,13 +532,7 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
   }
 
   private statusMessage(state: 'online' | 'offline'): StatusMessage {
-    return {
-      schema: STATUS_SCHEMA,
-      device: this.topics.device,
-      state,
-      time: new Date(this.now()).toISOString(),
-      versions: this.options.versions ?? {},
-    };
+    return statusMessage(this.stamp, state, this.options.versions ?? {});
   }
 
   private setState(state: LinkState): void {
@@ -746,31 +542,6 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     const ready = this.stateWaiters.filter((w) => w.state === state);
     this.stateWaiters = this.stateWaiters.filter((w) => w.state !== state);
     for (const w of ready) w.resolve();
-  }
-}
-
-/**
- * The deploy broker takes the client certificate's CN as the MQTT username and allows it only
- * lvunet/<CN>/...: a device id that differs would have every result refused (PUBACK 0x87).
- */
-export function certificateCommonName(certFile: string): string | undefined {
-  const cert = new X509Certificate(readFileSync(certFile));
-  const cn = /(?:^|\n)CN=([^\n]*)/.exec(cert.subject);
-  return cn?.[1];
-}
-
-function checkCertificateIdentity(certFile: string, device: string): void {
-  let cn: string | undefined;
-  try {
-    cn = certificateCommonName(certFile);
-  } catch (err) {
-    throw new Error(`client certificate ${certFile} cannot be read: ${(err as Error).message}`, { cause: err });
-  }
-  if (cn !== device) {
-    throw new Error(
-      `device id ${JSON.stringify(device)} does not match the client certificate ${certFile} (CN ${cn === undefined ? 'missing' : JSON.stringify(cn)}): ` +
-        `the broker knows this device by the certificate and would refuse every result; set device.id to ${cn === undefined ? 'the certificate CN' : JSON.stringify(cn)} or use this device's certificate`,
-    );
   }
 }
 

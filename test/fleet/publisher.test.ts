@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startBroker } from '../helpers/mosquitto.js';
+import { startProxy } from '../helpers/tcp-proxy.js';
 import { FleetLink, type FleetLinkOptions } from '../../src/fleet/publisher.js';
 import { MemoryStore } from '../../src/fleet/queue/memory.js';
 import { validateReply, validateResult, validateStatus, validateTelemetry } from '../../src/fleet/schemas.js';
@@ -37,7 +38,10 @@ t.test('birth, last will on a dropped socket, and offline on close are retained'
   const device = 'cart-will';
   const ops = await recorder(broker.url, ['lvunet/+/status']);
   t.teardown(() => ops.close());
-  const l = link(t, { url: broker.url, device, versions: { runtime: '0.1.0' }, reconnectMinMs: 1500, reconnectMaxMs: 1500 });
+  // The link reaches the broker through a relay the test can cut, as a pulled cable would.
+  const net = await startProxy(broker.url);
+  t.teardown(() => net.close());
+  const l = link(t, { url: net.url, device, versions: { runtime: '0.1.0' }, reconnectMinMs: 1500, reconnectMaxMs: 1500 });
   const seen: string[] = [];
   l.on('state', (s) => seen.push(s));
   l.start();
@@ -51,7 +55,7 @@ t.test('birth, last will on a dropped socket, and offline on close are retained'
   // Dropping the socket before the birth's PUBACK arrives would (correctly) make mqtt.js send the
   // birth again after reconnecting; give the acknowledgement time to arrive.
   await sleep(300);
-  l.dropConnection();
+  net.cut();
   await ops.until((m) => states(m, topic).join() === 'online,offline', 'the will');
   // A dashboard that connects now (before the device is back) must be told it is offline.
   const late = await recorder(broker.url, [topic]);
@@ -239,7 +243,9 @@ t.test('retained commands are ignored and counted, live ones run (finding 6)', a
   await ops.client.publishAsync(`lvunet/${device}/cmd/set-threshold`, JSON.stringify({ id: 'old', value: 0.9 }), { qos: 1, retain: true });
   for (const protocolVersion of [4, 5] as const) {
     const applied: number[] = [];
-    const l = link(t, { url: broker.url, device, protocolVersion });
+    const net = await startProxy(broker.url);
+    t.teardown(() => net.close());
+    const l = link(t, { url: net.url, device, protocolVersion });
     l.onCommand('set-threshold', ({ value }) => {
       applied.push(value);
       return { threshold: value };
@@ -255,7 +261,7 @@ t.test('retained commands are ignored and counted, live ones run (finding 6)', a
     }
     await ops.client.publishAsync(`lvunet/${device}/cmd/set-threshold`, JSON.stringify({ id: `live-${protocolVersion}`, value: 0.5 }), { qos: 1 });
     await ops.until((m) => m.some((x) => x.topic.endsWith('/reply') && json(x).id === `live-${protocolVersion}`), 'the live reply');
-    l.dropConnection();
+    net.cut();
     await l.waitFor('offline');
     await l.waitFor('online', 10_000);
     await sleep(500);

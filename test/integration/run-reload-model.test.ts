@@ -5,6 +5,7 @@
 import t from 'tap';
 import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 import { generateKeys, loadPrivateKey } from '../../src/fleet/bundles/keys.js';
 import { signBundle } from '../../src/fleet/bundles/sign.js';
@@ -14,7 +15,10 @@ import { buildModelDir, seededModelWeights } from '../../src/model/build.js';
 import { goldenImages, ortRunner, serveDir } from '../fleet/bundles/fixtures.js';
 import { json, recorder, type Received, type Recorder } from '../fleet/mqtt-helpers.js';
 import { findMosquitto, startBroker } from '../helpers/mosquitto.js';
+import { REPO_ROOT } from '../helpers/paths.js';
 import { ensureStopped, startRun, stateDir } from './run-helpers.js';
+
+const CRASH_HOOK = pathToFileURL(join(REPO_ROOT, 'test', 'helpers', 'worker-crash-hook.mjs')).href;
 
 const DEVICE = 'cart-9';
 
@@ -78,7 +82,9 @@ if (!findMosquitto()) {
     const crashFile = join(work, 'crash-drill');
     const p = startRun(['--demo', '--mqtt', broker.url, '--device-id', DEVICE, '--fps', '10', '--bundle-key', keys.publicPath], {
       LVUNET_STATE_DIR: state,
+      // The crash drill is a test-only preload (test/helpers/worker-crash-hook.mjs), never in production code.
       LVUNET_TEST_WORKER_CRASH: crashFile,
+      NODE_OPTIONS: `--import ${CRASH_HOOK}`,
     });
     t.teardown(() => ensureStopped(p));
     await p.waitStderr(/worker pid (\d+) ready/, 90_000);

@@ -1,0 +1,66 @@
+/**
+ * The MQTT connection's settings: session, keepalive, TLS files, the retained will, and the
+ * reconnect backoff applied on top of mqtt.js's fixed reconnectPeriod.
+ */
+import { readFileSync } from 'node:fs';
+import type { IClientOptions, MqttClient } from 'mqtt';
+
+import { reconnectDelayMs } from './backoff.js';
+
+export interface ConnectionSettings {
+  readonly clientId: string;
+  readonly protocolVersion: 4 | 5;
+  readonly keepaliveS: number;
+  readonly reconnectMinMs: number;
+  readonly connectTimeoutMs: number;
+  readonly username?: string;
+  readonly password?: string;
+  readonly tls?: {
+    readonly ca?: string;
+    readonly cert?: string;
+    readonly key?: string;
+    readonly rejectUnauthorized?: boolean;
+    readonly servername?: string;
+  };
+  /** Published by the broker if the connection drops without DISCONNECT (retained, QoS 1). */
+  readonly will: { readonly topic: string; readonly payload: string };
+}
+
+/** mqtt.js options for these settings; the TLS files are read now, so a missing one fails start(). */
+export function clientOptions(s: ConnectionSettings): IClientOptions {
+  const options: IClientOptions = {
+    clientId: s.clientId,
+    protocolVersion: s.protocolVersion,
+    // Durability lives in our store; a persistent broker session would also deliver commands
+    // queued while the device was off, which may be hours stale (a reload-model to an old file).
+    clean: true,
+    keepalive: s.keepaliveS,
+    reconnectPeriod: s.reconnectMinMs,
+    connectTimeout: s.connectTimeoutMs,
+    resubscribe: true,
+    will: { topic: s.will.topic, payload: Buffer.from(s.will.payload), qos: 1, retain: true },
+  };
+  if (s.username !== undefined) options.username = s.username;
+  if (s.password !== undefined) options.password = s.password;
+  if (s.tls) {
+    if (s.tls.ca) options.ca = readFileSync(s.tls.ca);
+    if (s.tls.cert) options.cert = readFileSync(s.tls.cert);
+    if (s.tls.key) options.key = readFileSync(s.tls.key);
+    if (s.tls.servername) options.servername = s.tls.servername;
+    options.rejectUnauthorized = s.tls.rejectUnauthorized ?? true;
+  }
+  return options;
+}
+
+/**
+ * Exponential backoff with jitter between connection attempts. Runs before mqtt.js's own 'close'
+ * listener arms the reconnect timer, so the new period is the one used for the coming attempt.
+ * `attempts` is the link's count of failed attempts since the last success; `onClose` is told of
+ * each drop after the period is set.
+ */
+export function applyBackoff(client: Pick<MqttClient, 'prependListener' | 'options'>, minMs: number, maxMs: number, attempts: () => number, onClose: () => void): void {
+  client.prependListener('close', () => {
+    client.options.reconnectPeriod = reconnectDelayMs(attempts(), minMs, maxMs);
+    onClose();
+  });
+}
