@@ -27,8 +27,8 @@ namespace {
 
 using lvunet::CoreError;
 using lvunet::binding_util::guarded;
+using lvunet::binding_util::PromiseWorker;
 using lvunet::binding_util::stringArg;
-using lvunet::binding_util::toJsError;
 using lvunet::binding_util::uintArg;
 
 Napi::Uint8Array bytesArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
@@ -78,28 +78,22 @@ Napi::Array tensorInfos(Napi::Env env, const std::vector<lvunet::TensorInfo>& in
 // ---------------------------------------------------------------------------------------------
 // run(): one model run on a libuv worker thread. Everything it needs is copied on the JS thread.
 
-class RunWorker : public Napi::AsyncWorker {
+class RunWorker : public PromiseWorker {
  public:
   RunWorker(Napi::Env env, std::shared_ptr<const lvunet::Session> session, std::vector<float> input,
             std::vector<int64_t> dims)
-      : Napi::AsyncWorker(env, "lvunet_edge:run"),
-        deferred_(Napi::Promise::Deferred::New(env)),
+      : PromiseWorker(env, "lvunet_edge:run"),
         session_(std::move(session)),
         input_(std::move(input)),
         dims_(std::move(dims)) {}
 
-  Napi::Promise promise() const { return deferred_.Promise(); }
-
  protected:
   void Execute() override {
-    try {
-      result_ = session_->run(input_.data(), input_.size(), dims_);
-    } catch (const CoreError& e) {
-      error_ = e;
-      SetError(e.what());
-    } catch (const std::exception& e) {
-      SetError(std::string(e.what()) + " (model '" + session_->modelPath() + "')");
-    }
+    guard([&] { result_ = session_->run(input_.data(), input_.size(), dims_); });
+  }
+
+  std::vector<std::pair<std::string, std::string>> errorContext() const override {
+    return {{"modelPath", session_->modelPath()}};
   }
 
   void OnOK() override {
@@ -112,24 +106,11 @@ class RunWorker : public Napi::AsyncWorker {
     deferred_.Resolve(out);
   }
 
-  void OnError(const Napi::Error& e) override {
-    if (error_) {
-      deferred_.Reject(toJsError(Env(), *error_).Value());
-    } else {
-      Napi::Error js = Napi::Error::New(Env(), e.Message());
-      js.Set("code", Napi::String::New(Env(), "ERR_NATIVE"));
-      js.Set("modelPath", Napi::String::New(Env(), session_->modelPath()));
-      deferred_.Reject(js.Value());
-    }
-  }
-
  private:
-  Napi::Promise::Deferred deferred_;
   std::shared_ptr<const lvunet::Session> session_;
   std::vector<float> input_;
   std::vector<int64_t> dims_;
   lvunet::RunResult result_;
-  std::optional<CoreError> error_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -181,11 +162,10 @@ struct ProcessorCore {
   lvunet::ScratchPool pool;
 };
 
-class ProcessWorker : public Napi::AsyncWorker {
+class ProcessWorker : public PromiseWorker {
  public:
   ProcessWorker(Napi::Env env, std::shared_ptr<ProcessorCore> core, Napi::Uint8Array frame, lvunet::FrameInput input)
-      : Napi::AsyncWorker(env, "lvunet_edge:process"),
-        deferred_(Napi::Promise::Deferred::New(env)),
+      : PromiseWorker(env, "lvunet_edge:process"),
         core_(std::move(core)),
         // The caller does not write the frame until the promise settles (the pipeline hands a pooled
         // buffer back to its source only then), so the worker reads the caller's bytes in place; the
@@ -195,20 +175,15 @@ class ProcessWorker : public Napi::AsyncWorker {
         submitted_(std::chrono::steady_clock::now()),
         ticket_(core_->order.ticket()) {}
 
-  Napi::Promise promise() const { return deferred_.Promise(); }
-
  protected:
   void Execute() override {
     std::unique_ptr<lvunet::FrameScratch> scratch = core_->pool.acquire();
-    try {
-      lvunet::processFrame(*core_->session, core_->spec, input_, core_->order, ticket_, submitted_, *scratch, result_);
-    } catch (const CoreError& e) {
-      error_ = e;
-      SetError(e.what());
-    } catch (const std::exception& e) {
-      SetError(std::string(e.what()) + " (frame '" + input_.frameId + "', model '" + core_->session->modelPath() + "')");
-    }
+    guard([&] { lvunet::processFrame(*core_->session, core_->spec, input_, core_->order, ticket_, submitted_, *scratch, result_); });
     core_->pool.release(std::move(scratch));
+  }
+
+  std::vector<std::pair<std::string, std::string>> errorContext() const override {
+    return {{"frameId", input_.frameId}, {"modelPath", core_->session->modelPath()}};
   }
 
   void OnOK() override {
@@ -237,27 +212,13 @@ class ProcessWorker : public Napi::AsyncWorker {
     deferred_.Resolve(out);
   }
 
-  void OnError(const Napi::Error& e) override {
-    if (error_) {
-      deferred_.Reject(toJsError(Env(), *error_).Value());
-    } else {
-      Napi::Error js = Napi::Error::New(Env(), e.Message());
-      js.Set("code", Napi::String::New(Env(), "ERR_NATIVE"));
-      js.Set("modelPath", Napi::String::New(Env(), core_->session->modelPath()));
-      js.Set("frameId", Napi::String::New(Env(), input_.frameId));
-      deferred_.Reject(js.Value());
-    }
-  }
-
  private:
-  Napi::Promise::Deferred deferred_;
   std::shared_ptr<ProcessorCore> core_;
   Napi::Reference<Napi::Uint8Array> frameRef_;
   lvunet::FrameInput input_;
   std::chrono::steady_clock::time_point submitted_;
   std::uint64_t ticket_;
   lvunet::FrameResult result_;
-  std::optional<CoreError> error_;
 };
 
 class ProcessorWrap : public Napi::ObjectWrap<ProcessorWrap> {
@@ -693,29 +654,21 @@ struct Addon : public Napi::Addon<Addon> {
 
 // createSession(): loading a model (and, for TensorRT, building an engine: minutes) happens on a
 // libuv worker thread too; the JS object wrapping the session is made back on the JS thread.
-class CreateSessionWorker : public Napi::AsyncWorker {
+class CreateSessionWorker : public PromiseWorker {
  public:
   CreateSessionWorker(Napi::Env env, std::shared_ptr<lvunet::OrtLibrary> library, std::string modelPath,
                       lvunet::SessionConfig config)
-      : Napi::AsyncWorker(env, "lvunet_edge:createSession"),
-        deferred_(Napi::Promise::Deferred::New(env)),
+      : PromiseWorker(env, "lvunet_edge:createSession"),
         library_(std::move(library)),
         modelPath_(std::move(modelPath)),
         config_(std::move(config)) {}
 
-  Napi::Promise promise() const { return deferred_.Promise(); }
-
  protected:
   void Execute() override {
-    try {
-      session_ = std::make_shared<lvunet::Session>(library_, modelPath_, config_);
-    } catch (const CoreError& e) {
-      error_ = e;
-      SetError(e.what());
-    } catch (const std::exception& e) {
-      SetError(std::string(e.what()) + " (model '" + modelPath_ + "')");
-    }
+    guard([&] { session_ = std::make_shared<lvunet::Session>(library_, modelPath_, config_); });
   }
+
+  std::vector<std::pair<std::string, std::string>> errorContext() const override { return {{"modelPath", modelPath_}}; }
 
   void OnOK() override {
     Napi::Env env = Env();
@@ -728,24 +681,11 @@ class CreateSessionWorker : public Napi::AsyncWorker {
     }
   }
 
-  void OnError(const Napi::Error& e) override {
-    if (error_) {
-      deferred_.Reject(toJsError(Env(), *error_).Value());
-    } else {
-      Napi::Error js = Napi::Error::New(Env(), e.Message());
-      js.Set("code", Napi::String::New(Env(), "ERR_NATIVE"));
-      js.Set("modelPath", Napi::String::New(Env(), modelPath_));
-      deferred_.Reject(js.Value());
-    }
-  }
-
  private:
-  Napi::Promise::Deferred deferred_;
   std::shared_ptr<lvunet::OrtLibrary> library_;
   std::string modelPath_;
   lvunet::SessionConfig config_;
   std::shared_ptr<lvunet::Session> session_;
-  std::optional<CoreError> error_;
 };
 
 Napi::Value RuntimeWrap::CreateSession(const Napi::CallbackInfo& info) {

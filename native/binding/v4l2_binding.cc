@@ -26,7 +26,7 @@ namespace {
 using lvunet::CoreError;
 using lvunet::binding_util::guarded;
 using lvunet::binding_util::stringArg;
-using lvunet::binding_util::toJsError;
+using lvunet::binding_util::PromiseWorker;
 using lvunet::binding_util::uintArg;
 using lvunet::v4l2::Device;
 
@@ -81,12 +81,11 @@ class V4l2DeviceWrap;
 // accounted by V8): a malloc'd block per frame handed to JS as an external buffer was freed only
 // when a later GC ran its finalizer, on another thread than the one that allocated it, and the
 // process grew by tens of MiB over 300 frames of a real driver (vivid, `npm run test:v4l2`).
-class DequeueWorker : public Napi::AsyncWorker {
+class DequeueWorker : public PromiseWorker {
  public:
   DequeueWorker(Napi::Object owner, V4l2DeviceWrap* wrap, std::shared_ptr<Device> device, int timeoutMs,
                 Napi::Buffer<uint8_t> target)
-      : Napi::AsyncWorker(owner.Env(), "lvunet_edge:v4l2.dequeue"),
-        deferred_(Napi::Promise::Deferred::New(owner.Env())),
+      : PromiseWorker(owner.Env(), "lvunet_edge:v4l2.dequeue"),
         owner_(Napi::Persistent(owner)),
         wrap_(wrap),
         device_(std::move(device)),
@@ -95,32 +94,27 @@ class DequeueWorker : public Napi::AsyncWorker {
         targetData_(target.Data()),
         targetLength_(target.Length()) {}
 
-  Napi::Promise promise() const { return deferred_.Promise(); }
 
  protected:
   void Execute() override {
-    try {
+    guard([&] {
       frame_ = device_->dequeue(timeoutMs_);
       if (!frame_) return;
       const uint8_t* src = device_->bufferData(frame_->index);
       copied_ = std::min<size_t>({frame_->bytesUsed, device_->bufferLength(frame_->index), targetLength_});
       if (copied_ > 0) std::memcpy(targetData_, src, copied_);
       device_->requeue(frame_->index);
-    } catch (const CoreError& e) {
-      error_ = e;
-      SetError(e.what());
-    } catch (const std::exception& e) {
-      SetError(std::string(e.what()) + " (device '" + device_->path() + "')");
-    }
+    });
   }
 
+  std::vector<std::pair<std::string, std::string>> errorContext() const override { return {{"path", device_->path()}}; }
+  // The device takes the next dequeue() once this one has settled, failed or not.
+  void beforeReject() override { finish(); }
   void OnOK() override;
-  void OnError(const Napi::Error& e) override;
 
  private:
   void finish();
 
-  Napi::Promise::Deferred deferred_;
   // Keeps the JS object (and so `wrap_`) alive while the worker runs, even if JS dropped it.
   Napi::ObjectReference owner_;
   V4l2DeviceWrap* wrap_;
@@ -132,7 +126,6 @@ class DequeueWorker : public Napi::AsyncWorker {
   size_t targetLength_;
   size_t copied_ = 0;
   std::optional<lvunet::v4l2::Dequeued> frame_;
-  std::optional<CoreError> error_;
 };
 
 class V4l2DeviceWrap : public Napi::ObjectWrap<V4l2DeviceWrap> {
@@ -468,19 +461,6 @@ void DequeueWorker::OnOK() {
   o.Set("timestampNs", Napi::BigInt::New(env, frame_->timestampNs));
   o.Set("data", data);
   deferred_.Resolve(o);
-}
-
-void DequeueWorker::OnError(const Napi::Error& e) {
-  Napi::Env env = Env();
-  finish();
-  if (error_) {
-    deferred_.Reject(toJsError(env, *error_).Value());
-    return;
-  }
-  Napi::Error js = Napi::Error::New(env, e.Message());
-  js.Set("code", Napi::String::New(env, "ERR_NATIVE"));
-  js.Set("path", Napi::String::New(env, device_->path()));
-  deferred_.Reject(js.Value());
 }
 
 }  // namespace
