@@ -1,36 +1,18 @@
 // FleetLink over mutual TLS against mosquitto with the shipped ACL (deploy/mosquitto/acl): the
 // certificate CN is the device id, and what the ACL refuses is counted, not retried forever.
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { grantBrokerAccess, startBroker } from '../helpers/mosquitto.js';
+import { startDeployTlsBroker } from '../helpers/mosquitto.js';
 import { FleetLink } from '../../src/fleet/publisher.js';
 import { sampleBody } from './fixtures.js';
 import { json, recorder } from './mqtt-helpers.js';
 
-const DEPLOY = fileURLToPath(new URL('../../deploy/mosquitto/', import.meta.url));
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'lvunet-fleet-tls-'));
 t.teardown(() => rm(tmp, { recursive: true, force: true }));
-const pki = path.join(tmp, 'pki');
-await promisify(execFile)(path.join(DEPLOY, 'make-certs.sh'), [pki, 'cart-a']);
-const acl = path.join(tmp, 'acl');
-await copyFile(path.join(DEPLOY, 'acl'), acl);
-await grantBrokerAccess(tmp);
-const broker = await startBroker({
-  t,
-  aclFile: acl,
-  tls: { caFile: path.join(pki, 'ca.crt'), certFile: path.join(pki, 'broker.crt'), keyFile: path.join(pki, 'broker.key') },
-});
-const files = (name: string): { ca: string; cert: string; key: string } => ({
-  ca: path.join(pki, 'ca.crt'),
-  cert: path.join(pki, `${name}.crt`),
-  key: path.join(pki, `${name}.key`),
-});
+const { broker, pki: files } = await startDeployTlsBroker(t, tmp, ['cart-a']);
 
 t.test('a device connects with its certificate and publishes birth and results', async (t) => {
   const ops = await recorder(broker.url, ['lvunet/#'], { ...readFiles(files('operator')), protocolVersion: 5 });
@@ -54,7 +36,7 @@ t.test("a device configured with another device's id is stopped at start, naming
 });
 
 t.test('a client without a certificate never gets online', async (t) => {
-  const link = new FleetLink({ url: broker.url, device: 'cart-a', tls: { ca: path.join(pki, 'ca.crt') }, reconnectMinMs: 200, connectTimeoutMs: 2_000 });
+  const link = new FleetLink({ url: broker.url, device: 'cart-a', tls: { ca: files('cart-a').ca }, reconnectMinMs: 200, connectTimeoutMs: 2_000 });
   t.teardown(() => link.close(0));
   link.start();
   await t.rejects(link.waitFor('online', 2_000), /not online/);

@@ -5,12 +5,14 @@
 // SIGKILL), wait, and bring it back where clients expect it with its
 // retained messages and persistent sessions intact.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
-import { chown, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, copyFile, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
 /** Anything with tap's `t.teardown`. */
 export interface TeardownHost {
@@ -449,4 +451,36 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker
     throw err;
   }
   return broker;
+}
+
+const DEPLOY_MOSQUITTO = fileURLToPath(new URL('../../deploy/mosquitto/', import.meta.url));
+
+/**
+ * A broker with the shipped deployment's security: a test PKI from deploy/mosquitto/make-certs.sh
+ * (in `dir`/pki, with client certificates for `devices` and the operator), the shipped ACL, mutual
+ * TLS with the certificate CN as username. `pki(name)` gives a client's ca/cert/key paths.
+ */
+export async function startDeployTlsBroker(
+  t: TeardownHost,
+  dir: string,
+  devices: readonly string[],
+  extraConfig?: string,
+): Promise<{ broker: Broker; pki: (name: string) => { ca: string; cert: string; key: string } }> {
+  const pkiDir = path.join(dir, 'pki');
+  await promisify(execFile)(path.join(DEPLOY_MOSQUITTO, 'make-certs.sh'), [pkiDir, ...devices]);
+  const acl = path.join(dir, 'acl');
+  await copyFile(path.join(DEPLOY_MOSQUITTO, 'acl'), acl);
+  await grantBrokerAccess(dir);
+  const broker = await startBroker({
+    t,
+    aclFile: acl,
+    ...(extraConfig === undefined ? {} : { extraConfig }),
+    tls: { caFile: path.join(pkiDir, 'ca.crt'), certFile: path.join(pkiDir, 'broker.crt'), keyFile: path.join(pkiDir, 'broker.key') },
+  });
+  const pki = (name: string): { ca: string; cert: string; key: string } => ({
+    ca: path.join(pkiDir, 'ca.crt'),
+    cert: path.join(pkiDir, `${name}.crt`),
+    key: path.join(pkiDir, `${name}.key`),
+  });
+  return { broker, pki };
 }

@@ -2,19 +2,15 @@
 // and 2): a snapshot of 1280x720 frames under the 1 MiB limit, and a device id that is not the
 // certificate's.
 import t from 'tap';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { copyFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 
 import { json, recorder } from '../fleet/mqtt-helpers.js';
-import { findMosquitto, grantBrokerAccess, startBroker } from '../helpers/mosquitto.js';
+import { findMosquitto, startBroker, startDeployTlsBroker } from '../helpers/mosquitto.js';
 import { ensureStopped, startRun, stateDir } from './run-helpers.js';
 
-const DEPLOY = fileURLToPath(new URL('../../deploy/mosquitto/', import.meta.url));
 const LIMIT = 1048576;
 
 if (!findMosquitto()) {
@@ -60,22 +56,12 @@ if (!findMosquitto()) {
 
   t.test('deploy mTLS broker: a device id that is not the certificate CN stops the run at start, naming both (finding 2)', async (t) => {
     const tmp = stateDir(t, 'run-mtls');
-    const pki = path.join(tmp, 'pki');
-    await promisify(execFile)(path.join(DEPLOY, 'make-certs.sh'), [pki, 'cart-a']);
-    const acl = path.join(tmp, 'acl');
-    await copyFile(path.join(DEPLOY, 'acl'), acl);
-    await grantBrokerAccess(tmp);
-    const broker = await startBroker({
-      t,
-      aclFile: acl,
-      extraConfig: `message_size_limit ${LIMIT}\nuse_username_as_clientid true`,
-      tls: { caFile: path.join(pki, 'ca.crt'), certFile: path.join(pki, 'broker.crt'), keyFile: path.join(pki, 'broker.key') },
-    });
+    const { broker, pki } = await startDeployTlsBroker(t, tmp, ['cart-a'], `message_size_limit ${LIMIT}\nuse_username_as_clientid true`);
     const env = {
       LVUNET_STATE_DIR: path.join(tmp, 'state'),
-      LVUNET_MQTT_TLS_CA: path.join(pki, 'ca.crt'),
-      LVUNET_MQTT_TLS_CERT: path.join(pki, 'cart-a.crt'),
-      LVUNET_MQTT_TLS_KEY: path.join(pki, 'cart-a.key'),
+      LVUNET_MQTT_TLS_CA: pki('cart-a').ca,
+      LVUNET_MQTT_TLS_CERT: pki('cart-a').cert,
+      LVUNET_MQTT_TLS_KEY: pki('cart-a').key,
     };
     const wrong = startRun(['--demo', '--max-frames', '30', '--mqtt', broker.url, '--device-id', 'cart-b', '--sink', 'none'], env);
     t.teardown(() => ensureStopped(wrong));
@@ -85,9 +71,9 @@ if (!findMosquitto()) {
 
     // Without device.id the certificate names the device, said out loud; all 30 results arrive.
     const ops = await recorder(broker.url, ['lvunet/#'], {
-      ca: readFileSync(path.join(pki, 'ca.crt')),
-      cert: readFileSync(path.join(pki, 'operator.crt')),
-      key: readFileSync(path.join(pki, 'operator.key')),
+      ca: readFileSync(pki('operator').ca),
+      cert: readFileSync(pki('operator').cert),
+      key: readFileSync(pki('operator').key),
       protocolVersion: 5,
     });
     t.teardown(() => ops.close());
