@@ -340,7 +340,11 @@ await check('stream off and on: frames resume after STREAMOFF/STREAMON and after
 
 // The device going away: vivid's "Disconnect" control unregisters the node as a USB unplug would
 // (every call on an open handle fails with ENODEV); it comes back when its last handle is closed.
-await check('disconnect: vivid "Disconnect" -> lost (ENODEV) -> reopened, counted, frames resume', async () => {
+/**
+ * Streams 3 frames, sets `controls` on a second handle (the fault), then streams 3 more: the
+ * source must lose the device once, reopen it once, and deliver frames of generation 2.
+ */
+async function faultAndReopen(controls, expectErrno) {
   const events = [];
   const source = new V4l2Source({
     path: DEVICE,
@@ -352,32 +356,36 @@ await check('disconnect: vivid "Disconnect" -> lost (ENODEV) -> reopened, counte
   });
   try {
     await source.open();
-    for (let i = 0; i < 3; i++) assert(await withTimeout(source.next(), 10000, 'frame before disconnect'), 'source ended');
+    for (let i = 0; i < 3; i++) assert(await withTimeout(source.next(), 10000, 'frame before the fault'), 'source ended');
     const handle = openDevice(DEVICE);
     try {
-      applyControls(handle, validateControls(caps.controls, { disconnect: true }), caps.controls);
+      applyControls(handle, validateControls(caps.controls, controls), caps.controls);
     } finally {
       handle.close();
     }
     let after;
     for (let i = 0; i < 3; i++) {
-      after = await withTimeout(source.next(), 20000, 'frame after disconnect');
+      after = await withTimeout(source.next(), 20000, 'frame after the fault');
       assert(after, 'source ended');
     }
     const stats = source.stats();
     const lost = events.filter((e) => e.type === 'lost');
     const reopened = events.filter((e) => e.type === 'reopened');
     assert(stats.lost === 1 && lost.length === 1, `lost ${stats.lost} (events ${lost.length}), expected 1`);
-    assert(lost[0].error.errno === 'ENODEV', `lost with ${lost[0].error.errno ?? lost[0].error.message}, expected ENODEV`);
+    assert(lost[0].error.errno === expectErrno, `lost with ${lost[0].error.syscall} ${lost[0].error.errno ?? lost[0].error.message}, expected ${expectErrno}`);
     assert(stats.reopens === 1 && reopened.length === 1, `reopens ${stats.reopens}, expected 1`);
     assert(after.generation === 2, `frames after the reopen have generation ${after.generation}, expected 2`);
-    const frame = { ...after, format: 'YUYV', data: after.data.subarray(0, 640 * 480 * 2) };
-    checkColourBars(frame);
-    measurements.disconnect = { downtimeMs: Math.round(reopened[0].downtimeMs), reopenFailures: stats.reopenFailures, lostWith: `${lost[0].error.syscall} ${lost[0].error.errno}` };
-    return `lost on ${lost[0].error.syscall} ${lost[0].error.errno}, reopened after ${reopened[0].attempts} attempt(s), ${Math.round(reopened[0].downtimeMs)} ms down, generation ${after.generation}`;
+    return { after, stats, lost: lost[0], reopened: reopened[0] };
   } finally {
     await source.close();
   }
+}
+
+await check('disconnect: vivid "Disconnect" -> lost (ENODEV) -> reopened, counted, frames resume', async () => {
+  const { after, stats, lost, reopened } = await faultAndReopen({ disconnect: true }, 'ENODEV');
+  checkColourBars({ ...after, format: 'YUYV', data: after.data.subarray(0, 640 * 480 * 2) });
+  measurements.disconnect = { downtimeMs: Math.round(reopened.downtimeMs), reopenFailures: stats.reopenFailures, lostWith: `${lost.error.syscall} ${lost.error.errno}` };
+  return `lost on ${lost.error.syscall} ${lost.error.errno}, reopened after ${reopened.attempts} attempt(s), ${Math.round(reopened.downtimeMs)} ms down, generation ${after.generation}`;
 });
 
 // A fatal streaming error (vivid's "Inject Fatal Streaming Error": vb2_queue_error, as a UVC
@@ -385,35 +393,8 @@ await check('disconnect: vivid "Disconnect" -> lost (ENODEV) -> reopened, counte
 await check('fatal streaming error: EIO -> lost -> reopened, frames resume', async () => {
   const inject = caps.controls.find((c) => /fatal streaming error/i.test(c.name));
   assert(inject, 'vivid has no "Inject Fatal Streaming Error" control');
-  const events = [];
-  const source = new V4l2Source({
-    path: DEVICE,
-    request: { width: 640, height: 480, formats: ['YUYV'] },
-    controls: patternControls(caps),
-    openDevice,
-    backoff: { initialMs: 100, maxMs: 1000 },
-    onEvent: (e) => events.push(e),
-  });
-  try {
-    await source.open();
-    for (let i = 0; i < 3; i++) assert(await withTimeout(source.next(), 10000, 'frame before the error'), 'source ended');
-    const handle = openDevice(DEVICE);
-    try {
-      applyControls(handle, validateControls(caps.controls, { [inject.key]: true }), caps.controls);
-    } finally {
-      handle.close();
-    }
-    let after;
-    for (let i = 0; i < 3; i++) after = await withTimeout(source.next(), 20000, 'frame after the error');
-    const lost = events.filter((e) => e.type === 'lost');
-    const stats = source.stats();
-    assert(stats.lost === 1 && lost.length === 1, `lost ${stats.lost}, expected 1`);
-    assert(lost[0].error.errno === 'EIO', `lost with ${lost[0].error.syscall} ${lost[0].error.errno ?? lost[0].error.message}, expected EIO`);
-    assert(stats.reopens === 1 && after?.generation === 2, `reopens ${stats.reopens}, generation ${after?.generation}`);
-    return `lost on ${lost[0].error.syscall} ${lost[0].error.errno}, reopened, generation ${after.generation}`;
-  } finally {
-    await source.close();
-  }
+  const { after, lost } = await faultAndReopen({ [inject.key]: true }, 'EIO');
+  return `lost on ${lost.error.syscall} ${lost.error.errno}, reopened, generation ${after.generation}`;
 });
 
 // Frames the driver drops (vivid's "Percentage of Dropped Buffers") show as gaps in the real
