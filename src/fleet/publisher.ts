@@ -267,7 +267,12 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
       }
     }
     const seqFile = options.seqFile ?? (queue !== undefined && !isStore(queue) ? path.join(queue.dir, 'result-seq.json') : undefined);
-    this.seq = new SeqCounter(seqFile);
+    // The seq file lives beside the queue: an unusable queue directory cannot hold it either, and a
+    // counter restarting at 0 would make consumers drop new results as duplicates of old ones.
+    this.seq =
+      this.startupIncident && options.seqFile === undefined
+        ? SeqCounter.withoutFile(`the queue directory ${this.startupIncident.file} cannot be used`, this.now)
+        : new SeqCounter(seqFile);
     this.reportedDropped = 0;
     this.dispatcher = new CommandDispatcher({ maxPayloadBytes: options.maxCommandBytes });
     this.dispatcher.on('status', () => ({ versions: options.versions ?? {}, ...this.stats() }));

@@ -122,18 +122,35 @@ export class SeqCounter {
     } catch {
       // Kept in place; the next reservation replaces it.
     }
+    return this.fromClock(`sequence file ${file} ${problem}`, `moved to ${aside}`);
+  }
+
+  /**
+   * Numbering that needs no file: the wall clock in microseconds, above any number issued before
+   * (a file-backed counter would need 1.7e15 results to get there). A clock before 2025 cannot be
+   * trusted for that, so nothing is numbered until it is set.
+   */
+  private fromClock(why: string, note: string): number {
     const now = this.now();
     if (now < PLAUSIBLE_CLOCK_MS) {
-      this.blocked = problem;
+      this.blocked = why;
       this.report(
         'stalled',
-        `sequence file ${file} ${problem} and the clock (${new Date(now).toISOString()}) is too early to continue numbering safely: ` +
+        `${why} and the clock (${new Date(now).toISOString()}) is too early to continue numbering safely: ` +
           `results are not published (inference and local sinks go on) until the clock is set and the run restarted`,
       );
       return 0;
     }
     const jumped = now * 1000;
-    this.report('recovered', `sequence file ${file} ${problem} (moved to ${aside}); result seq continues at ${jumped} (wall clock in microseconds), above any number issued before`);
+    this.report('recovered', `${why} (${note}); result seq continues at ${jumped} (wall clock in microseconds), above any number issued before`);
     return jumped;
+  }
+
+  /** For a queue directory that cannot be used: numbers from the clock, none kept on disk. */
+  static withoutFile(reason: string, now: () => number = Date.now): SeqCounter {
+    const c = new SeqCounter(undefined, 100, now);
+    c.next = c.fromClock(reason, 'no sequence file can be kept');
+    c.reservedUntil = c.next;
+    return c;
   }
 }

@@ -122,8 +122,11 @@ export function deliverySummary(results: number, everyN: number, droppedBefore: 
   const left = s.queue.pending;
   const dropped = s.queue.dropped - droppedBefore;
   const lost = s.rejected + s.unpublished + dropped + s.queue.damaged;
-  if (left === 0 && s.inflight === 0 && lost === 0 && s.refused === 0) {
-    return [`mqtt: all ${published} result(s) delivered${everyN > 1 ? ` (every ${everyN}th of ${results})` : ''}`];
+  if (left === 0 && s.inflight === 0 && lost === 0) {
+    // A refused publish stays queued and is retried: with nothing left and nothing lost, it got through.
+    const lines = [`mqtt: all ${published} result(s) delivered${everyN > 1 ? ` (every ${everyN}th of ${results})` : ''}`];
+    if (s.refused > 0) lines.push(`mqtt: the broker refused ${s.refused} publish(es) on the way; each stayed queued and was delivered on a later try`);
+    return lines;
   }
   const lines = [`mqtt: NOT all results delivered: ${s.acked} message(s) acknowledged by the broker, ${left} still queued for the next start`];
   if (s.refused > 0) lines.push(`mqtt: the broker refused ${s.refused} publish(es) (kept queued; see the REFUSED lines: device id, ACL or quota)`);

@@ -32,6 +32,8 @@ export class ResultIntake {
   /** publish.every_n; a config change applies from the next result. */
   everyN: number;
   private writes: Promise<void> = Promise.resolve();
+  /** Set by the first failed sink write: later results are not written (the run reports the failure once). */
+  private writeFailed = false;
 
   constructor(private readonly o: ResultIntakeOptions) {
     this.everyN = o.everyN;
@@ -60,10 +62,17 @@ export class ResultIntake {
     if (this.results === 1) this.o.onFirst();
     this.o.onLatency(result.latencyMs.total);
     if ((this.results - 1) % this.everyN === 0) this.o.publish(result);
-    this.writes = this.writes.then(async () => {
-      for (const sink of this.o.sinks) await sink.write({ result, mask: EMPTY_MASK });
-    });
-    this.writes.catch((err: unknown) => this.o.onWriteError(err instanceof Error ? err : new Error(String(err))));
+    // After a failed write the chain stays rejected: report that once, not again for every result.
+    if (!this.writeFailed) {
+      this.writes = this.writes.then(async () => {
+        for (const sink of this.o.sinks) await sink.write({ result, mask: EMPTY_MASK });
+      });
+      this.writes.catch((err: unknown) => {
+        if (this.writeFailed) return;
+        this.writeFailed = true;
+        this.o.onWriteError(err instanceof Error ? err : new Error(String(err)));
+      });
+    }
     if (maxFrames !== undefined && this.results >= maxFrames) this.o.onLimit();
   }
 

@@ -90,3 +90,18 @@ t.test('a queue directory that cannot be opened does not stop the link: memory q
   t.equal(link.stats().queue.pending, 1);
   await link.close(0);
 });
+
+t.test('the same without a seq file of its own: results are numbered from the clock, not lost', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(path.join(dir, 'file'), 'x');
+  const queueDir = path.join(dir, 'file', 'queue');
+  const now = Date.UTC(2026, 11, 3);
+  const link = new FleetLink({ url: 'mqtt://127.0.0.1:1', device: 'cart-ro', queue: { dir: queueDir }, now: () => now });
+  const incidents: string[] = [];
+  link.on('incident', (i) => incidents.push(`${i.kind}: ${i.message}`));
+  t.equal(link.publishResult(sampleBody(0)), now * 1000, 'numbered from the clock in microseconds (the seq file would sit in the unusable directory)');
+  t.equal(link.publishResult(sampleBody(1)), now * 1000 + 1);
+  t.equal(link.stats().unpublished, 0, 'nothing left unpublished');
+  t.match(incidents.join('\n'), /recovered: the queue directory .* cannot be used/);
+  await link.close(0);
+});
