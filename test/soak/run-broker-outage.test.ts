@@ -50,8 +50,10 @@ if (!findMosquitto()) {
     const outageMs = performance.now() - down;
     const during = produced() - before;
     await broker.start();
-    t.ok(restartedAfterMs < outageMs, `the worker was back ${(restartedAfterMs / 1000).toFixed(1)} s into the outage`);
-    t.ok(outageMs >= OUTAGE_MS - TIMER_SLACK_MS, `the broker was down ${(outageMs / 1000).toFixed(3)} s (asked: ${OUTAGE_MS / 1000} s)`);
+    t.ok(restartedAfterMs < OUTAGE_MS, `the worker was back ${(restartedAfterMs / 1000).toFixed(1)} s into the outage`);
+    // The test's own sleep, not the product: a precondition of the drill rather than an assertion.
+    if (outageMs < OUTAGE_MS - TIMER_SLACK_MS) throw new Error(`the outage lasted only ${(outageMs / 1000).toFixed(3)} s of ${OUTAGE_MS / 1000} s`);
+    t.comment(`the broker was down ${(outageMs / 1000).toFixed(3)} s`);
     t.ok(during > 0, `${during} results produced while the broker was down`);
 
     // The link reconnects with back-off (up to 30 s +-25% after a long outage): wait for the queue to flow again.
