@@ -57,6 +57,10 @@ process.on('uncaughtException', (err) => {
   crashes++;
   console.error('uncaught in the drill:', err);
 });
+// Each step fails on its own crash, not only the summary at the end.
+t.afterEach((t) => {
+  t.equal(crashes, 0, 'nothing escaped as an uncaught exception');
+});
 
 if (!findMosquitto()) {
   t.plan(0, 'skipped: mosquitto is not installed');
