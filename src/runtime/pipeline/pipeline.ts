@@ -467,7 +467,6 @@ export class Pipeline {
         contours: pp.contours,
         minArea: pp.minArea,
         maxComponents: pp.maxComponents,
-        letterbox: this.fit === 'letterbox' ? letterboxOf(frame, model) : undefined,
       };
       try {
         summary = summarizeNative(job.native as NativeFrameResult, model, frame, options);
