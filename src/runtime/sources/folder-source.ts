@@ -9,7 +9,7 @@ import { readdir } from 'node:fs/promises';
 import { extname, join, parse } from 'node:path';
 import { decodeImage, ImageDecodeError, sniffFormat } from '../../image/decode.js';
 import { jpegSize } from '../../image/jpeg-header.js';
-import { limitsOf, pixelLimitProblem, readImageFile } from './limits.js';
+import { isFrameFileRefusal, limitsOf, pixelLimitProblem, readImageFile } from './limits.js';
 import { SourceError } from './raw-file-source.js';
 import { Pacer, type Frame, type FrameSource, type SourceOptions } from './types.js';
 
@@ -58,8 +58,7 @@ export class FolderSource implements FrameSource {
       try {
         bytes = await readImageFile(file, this.limits);
       } catch (err) {
-        const refused = / only regular files | over the limit /.test((err as Error).message);
-        this.options.onDrop?.({ seq, id, reason: refused ? 'refused' : 'corrupt', detail: (err as Error).message });
+        this.options.onDrop?.({ seq, id, reason: isFrameFileRefusal(err) ? 'refused' : 'corrupt', detail: (err as Error).message });
         continue;
       }
       if (bytes.length === 0) {

@@ -35,6 +35,19 @@ export function pixelLimitProblem(width: number, height: number, limits: Require
   return `${width}x${height} (${((width * height) / 1e6).toFixed(1)} MP) exceeds the frame limit of ${limits.maxFramePixels / 1e6} MP (maxFramePixels)`;
 }
 
+/** A file refused before reading: `code` ENOTREG (not a regular file) or EFBIG (over a limit), as FileReadError uses. */
+export type FrameFileRefusal = Error & { code: 'ENOTREG' | 'EFBIG' };
+
+function refusal(code: FrameFileRefusal['code'], message: string): FrameFileRefusal {
+  return Object.assign(new Error(message), { code });
+}
+
+/** Whether `err` is a refusal by openRegularFile or readImageFile (as opposed to a read or decode error). */
+export function isFrameFileRefusal(err: unknown): err is FrameFileRefusal {
+  const code = (err as { code?: unknown } | null)?.code;
+  return err instanceof Error && (code === 'ENOTREG' || code === 'EFBIG');
+}
+
 /**
  * Opens `path` for reading only if it is a regular file, and returns it with its size. O_NONBLOCK
  * keeps the open of a FIFO from waiting for a writer; the check is on the opened descriptor (fstat),
@@ -44,7 +57,7 @@ export async function openRegularFile(path: string): Promise<{ handle: FileHandl
   const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const st = await handle.stat();
-    if (!st.isFile()) throw new Error(`${path} is ${fileKind(st)}: only regular files are read as frames`);
+    if (!st.isFile()) throw refusal('ENOTREG', `${path} is ${fileKind(st)}: only regular files are read as frames`);
     return { handle, size: st.size };
   } catch (err) {
     await handle.close();
@@ -60,7 +73,7 @@ export async function readImageFile(path: string, limits: Required<FrameLimits>)
   const { handle, size } = await openRegularFile(path);
   try {
     if (size > limits.maxFrameBytes) {
-      throw new Error(`${path} is ${size} bytes, over the limit of ${limits.maxFrameBytes} bytes per frame (maxFrameBytes)`);
+      throw refusal('EFBIG', `${path} is ${size} bytes, over the limit of ${limits.maxFrameBytes} bytes per frame (maxFrameBytes)`);
     }
     const data = new Uint8Array(size);
     let at = 0;
