@@ -5,6 +5,7 @@
       "sources": [
         "native/core/preprocess.cc",
         "native/core/jpeg_decode.cc",
+        "native/core/preview.cc",
         "native/core/postprocess.cc",
         "native/core/frame_job.cc",
         "native/core/ort_runtime.cc",

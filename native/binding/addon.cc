@@ -19,6 +19,7 @@
 #include "../core/ort_runtime.h"
 #include "../core/postprocess.h"
 #include "../core/preprocess.h"
+#include "../core/preview.h"
 #include "../core/sd_notify.h"
 
 namespace lvunet { namespace binding { Napi::Function DefineV4l2Device(Napi::Env env); } }
@@ -403,11 +404,52 @@ class RuntimeWrap : public Napi::ObjectWrap<RuntimeWrap> {
   std::shared_ptr<lvunet::OrtLibrary> library_;
 };
 
+// ---------------------------------------------------------------------------------------------
+// previewJpeg(): a live-view picture (core/preview.h) made on a libuv worker thread.
+
+class PreviewWorker : public PromiseWorker {
+ public:
+  // The frame is copied here, on the JS thread: the caller may hand its buffer back to a pool (or
+  // drop it) as soon as this returns, and a preview is at most a few a second.
+  PreviewWorker(Napi::Env env, Napi::Uint8Array frame, lvunet::PixelFormat format, uint32_t width, uint32_t height,
+                uint32_t outW, uint32_t outH, int quality)
+      : PromiseWorker(env, "lvunet_edge:previewJpeg"),
+        frame_(frame.Data(), frame.Data() + frame.ByteLength()),
+        format_(format),
+        width_(width),
+        height_(height),
+        outW_(outW),
+        outH_(outH),
+        quality_(quality) {}
+
+ protected:
+  void Execute() override {
+    guard([&] { jpeg_ = lvunet::previewJpeg(format_, frame_.data(), frame_.size(), width_, height_, outW_, outH_, quality_); });
+  }
+
+  std::vector<std::pair<std::string, std::string>> errorContext() const override {
+    return {{"format", lvunet::pixelFormatName(format_)}};
+  }
+
+  void OnOK() override {
+    Napi::Uint8Array out = Napi::Uint8Array::New(Env(), jpeg_.size());
+    std::memcpy(out.Data(), jpeg_.data(), jpeg_.size());
+    deferred_.Resolve(out);
+  }
+
+ private:
+  std::vector<std::uint8_t> frame_;
+  lvunet::PixelFormat format_;
+  uint32_t width_, height_, outW_, outH_;
+  int quality_;
+  std::vector<std::uint8_t> jpeg_;
+};
+
 // Version of the JS <-> C++ interface (the NativeBinding interface in src/runtime/native/binding.ts):
 // bump it, and NATIVE_ABI_VERSION there, whenever an export, a signature or a returned shape changes,
 // so that an addon built from other sources (a stale build/, an old prebuilt, LVUNET_EDGE_NATIVE)
 // is refused at load with a clear message instead of failing later with a confusing TypeError.
-constexpr int kAddonAbiVersion = 2;
+constexpr int kAddonAbiVersion = 3;
 
 struct Addon : public Napi::Addon<Addon> {
   Napi::FunctionReference runtimeCtor;
@@ -425,6 +467,7 @@ struct Addon : public Napi::Addon<Addon> {
                              InstanceMethod<&Addon::Preprocess>("preprocess"),
                              InstanceMethod<&Addon::DecodeJpeg>("decodeJpeg"),
                              InstanceMethod<&Addon::EncodeJpeg>("encodeJpeg"),
+                             InstanceMethod<&Addon::PreviewJpeg>("previewJpeg"),
                              InstanceMethod<&Addon::CocoRle>("cocoRle"),
                              InstanceMethod<&Addon::Postprocess>("postprocess"),
                              InstanceMethod<&Addon::Exp>("exp"),
@@ -550,6 +593,25 @@ struct Addon : public Napi::Addon<Addon> {
       Napi::Uint8Array out = Napi::Uint8Array::New(env, bytes.size());
       std::memcpy(out.Data(), bytes.data(), bytes.size());
       return out;
+    });
+  }
+
+  // previewJpeg(frame, width, height, format, outWidth, outHeight, quality): Promise<Uint8Array> — a
+  // live-view JPEG of the frame at outWidth x outHeight, sampled and encoded off the JS thread.
+  Napi::Value PreviewJpeg(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Uint8Array frame = bytesArg(info, 0, "frame");
+    const uint32_t width = uintArg(info, 1, "width");
+    const uint32_t height = uintArg(info, 2, "height");
+    const std::string format = stringArg(info, 3, "format");
+    const uint32_t outW = uintArg(info, 4, "outWidth");
+    const uint32_t outH = uintArg(info, 5, "outHeight");
+    const uint32_t quality = uintArg(info, 6, "quality");
+    return guarded(env, [&] {
+      auto* worker = new PreviewWorker(env, frame, lvunet::parsePixelFormat(format), width, height, outW, outH,
+                                       static_cast<int>(quality));
+      worker->Queue();
+      return worker->promise();
     });
   }
 

@@ -1,13 +1,14 @@
 /** `lvunet-edge run`: the inference pipeline from a source to sinks, with a start-up report on stderr. */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { loadConfig, type ProviderSpec } from '../config/index.js';
+import { loadConfig, type Config, type ProviderSpec } from '../config/index.js';
 import { buildModelDir, seededModelWeights } from '../model/build.js';
 import { packageRoot } from '../runtime/native/binding.js';
-import { runSupervised, settingsFromConfig } from '../supervisor/run-supervised.js';
+import { runSupervised, settingsFromConfig, type UiOptions } from '../supervisor/run-supervised.js';
+import { parseListen } from '../view/listen.js';
 
 import type { Precision } from '../model/manifest.js';
 import type { Fit } from '../runtime/native/binding.js';
@@ -217,6 +218,9 @@ export async function runCommand(argv: string[], log: (line: string) => void): P
       sink: { type: 'string', default: 'stdout' },
       'max-frames': { type: 'string' },
       'save-masks': { type: 'string' },
+      'save-overlays': { type: 'string' },
+      ui: { type: 'string' },
+      'ui-token': { type: 'string' },
       rle: { type: 'boolean', default: false },
       contours: { type: 'boolean', default: false },
       config: { type: 'string' },
@@ -242,6 +246,9 @@ export async function runCommand(argv: string[], log: (line: string) => void): P
   const cliOverrides: Record<string, unknown> = {};
   if (values.mqtt !== undefined) cliOverrides['mqtt.url'] = values.mqtt;
   if (values['device-id'] !== undefined) cliOverrides['device.id'] = values['device-id'];
+  if (values.ui !== undefined) cliOverrides['ui.listen'] = values.ui;
+  registerSecret(values['ui-token']);
+  registerSecret(process.env.LVUNET_UI_TOKEN);
   // Before the config is read, so that even an error about it cannot print the password.
   registerSecret(process.env.LVUNET_MQTT_PASSWORD);
   const loaded = loadConfig({ path: values.config, cli: cliOverrides, lastKnownGood: values.config !== undefined });
@@ -301,6 +308,7 @@ export async function runCommand(argv: string[], log: (line: string) => void): P
       fit: args.fit,
       queue: mode,
       saveMasks: values['save-masks'],
+      saveOverlays: values['save-overlays'],
       settings,
     },
     modelExplicit: values.model !== undefined,
@@ -317,7 +325,24 @@ export async function runCommand(argv: string[], log: (line: string) => void): P
     configFile: loaded.file ?? undefined,
     cliOverrides,
     log,
+    ui: uiOptions(config, values['ui-token']),
   });
+}
+
+/** The live view's settings (ui.*), with its token from --ui-token, ui.token or ui.token_file. */
+function uiOptions(config: Config, cliToken: string | undefined): UiOptions | undefined {
+  if (config.ui.listen === null) return undefined;
+  let token = cliToken ?? config.ui.token ?? undefined;
+  if (token === undefined && config.ui.token_file !== null) {
+    try {
+      token = readFileSync(config.ui.token_file, 'utf8').split('\n')[0].trim();
+    } catch (err) {
+      throw new Error(`ui.token_file ${config.ui.token_file}: ${(err as Error).message}`);
+    }
+    if (token === '') throw new Error(`ui.token_file ${config.ui.token_file} is empty`);
+    registerSecret(token);
+  }
+  return { listen: parseListen(config.ui.listen), token: token || undefined, maxFps: config.ui.max_fps, maxWidth: config.ui.max_width };
 }
 
 /** Every *.pem in `dir` (none when it does not exist): the trusted keys for model bundles. */

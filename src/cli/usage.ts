@@ -31,6 +31,11 @@ configured. SIGTERM/SIGINT stop capture, finish frames in flight and flush MQTT,
   --require-golden    reload-model refuses bundles without golden frames
   --max-frames N      stop after N frames from the source
   --save-masks DIR    write each frame-size mask as DIR/<file stem or frame id>.png
+  --save-overlays DIR write each frame with its mask, outline and component boxes drawn over it as
+                      DIR/<file stem or frame id>.png (PNG encoding on the worker's JS thread: a debugging aid)
+  --ui [HOST:]PORT    serve the live view, /metrics and /healthz (ui.listen); a bare port binds
+                      127.0.0.1; any other address needs a token
+  --ui-token TOKEN    the token the view requires (ui.token; prefer LVUNET_UI_TOKEN or ui.token_file)
   --fps N             pace replay at N frames/s (live sources and paced replay keep the newest frame)
   --width W --height H --format F
                       frame size and pixel format of raw files (yuyv, nv12, grey, rgb24, rgba) and of

@@ -5,6 +5,7 @@
 import { isAbsolute, join, resolve } from 'node:path';
 
 import { PIXEL_FORMATS } from '../runtime/native/pixel-formats.js';
+import { parseListen } from '../view/listen.js';
 import {
   ArraySchema,
   BooleanSchema,
@@ -96,6 +97,16 @@ function mqttUrl(value: string): string | undefined {
   if (!['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(url.protocol)) return 'must use mqtt://, mqtts://, ws:// or wss://';
   if (url.hostname === '') return 'has no host';
   return undefined;
+}
+
+/** `[host:]port` of the live view (parseListen in src/view/listen.ts is the one parser). */
+function listenSpec(value: string): string | undefined {
+  try {
+    parseListen(value);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
 }
 
 function topicPrefix(value: string): string | undefined {
@@ -221,6 +232,16 @@ export const configSchema = new ObjectSchema('lvunet-edge configuration', {
       max_messages: new NumberSchema('Queue capacity', { default: 10000, min: 1, integer: true }),
       drop_policy: new EnumSchema('What a full queue drops', ['drop-oldest', 'drop-newest'] as const, 'drop-oldest'),
     }),
+  }),
+  ui: new ObjectSchema('Live view, /metrics and /healthz (src/view/); off unless listen is set', {
+    listen: new NullableSchema(
+      '[HOST:]PORT to serve on; a bare port binds 127.0.0.1 only. Any other host needs ui.token or ui.token_file. null: off',
+      new StringSchema('', { default: '', validate: listenSpec, format: '[host:]port' }),
+    ),
+    token: new NullableSchema('Bearer token every request but /healthz must carry (prefer LVUNET_UI_TOKEN or ui.token_file)', str('', '')),
+    token_file: optionalPath('File whose first line is the token (0600)'),
+    max_fps: new NumberSchema('Pictures a second sent to each viewer, at most', { default: 10, min: 0, minExclusive: true, max: 30 }),
+    max_width: new NumberSchema('Widest picture sent to viewers, px', { default: 640, min: 16, max: 3840, integer: true }),
   }),
   telemetry: new ObjectSchema('Telemetry', {
     interval_s: new NumberSchema('Telemetry period, seconds (hot-reloadable)', { default: 10, min: 0, minExclusive: true }),

@@ -48,7 +48,7 @@ function chunk(type: string, data: Uint8Array): Buffer {
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 /** Palette index 0 is black, 1 is white: a 0/1 mask is stored as it is and viewed as 0/255. */
-const MASK_PALETTE = Buffer.from([0, 0, 0, 255, 255, 255]);
+const MASK_PALETTE = new Uint8Array([0, 0, 0, 255, 255, 255]);
 
 /**
  * A 0/1 mask as an 8-bit palette PNG whose two colours are black and white, so that it looks and
@@ -59,7 +59,20 @@ const MASK_PALETTE = Buffer.from([0, 0, 0, 255, 255, 255]);
  */
 export async function encodeMaskPngAsync(mask: GrayImage): Promise<Buffer> {
   assertGrayImage(mask, 'encodeMaskPngAsync');
-  const { width: w, height: h, data } = mask;
+  return encodeIndexedPngAsync(mask, MASK_PALETTE);
+}
+
+/**
+ * An 8-bit palette PNG of per-pixel palette indices (encodeMaskPngAsync, the live view's overlay
+ * layer). `palette`: RGB triples; `alpha` (tRNS): one opacity per leading palette entry, the rest
+ * opaque. As in encodeMaskPngAsync, only the row copy and checksums run on the JS thread, deflate on
+ * the libuv thread pool.
+ */
+export async function encodeIndexedPngAsync(img: GrayImage, palette: Uint8Array, alpha?: Uint8Array): Promise<Buffer> {
+  assertGrayImage(img, 'encodeIndexedPngAsync');
+  if (palette.length === 0 || palette.length % 3 !== 0 || palette.length > 768) throw new RangeError(`a PNG palette holds 1..256 RGB triples, got ${palette.length} bytes`);
+  if (alpha && alpha.length > palette.length / 3) throw new RangeError(`${alpha.length} alpha values for ${palette.length / 3} palette entries`);
+  const { width: w, height: h, data } = img;
   const filtered = Buffer.alloc(h * (w + 1)); // filter type 0 (None) leads each row
   for (let y = 0; y < h; y++) filtered.set(data.subarray(y * w, (y + 1) * w), y * (w + 1) + 1);
   const idat = await deflateAsync(filtered);
@@ -68,5 +81,8 @@ export async function encodeMaskPngAsync(mask: GrayImage): Promise<Buffer> {
   ihdr.writeUInt32BE(h, 4);
   ihdr[8] = 8; // bit depth
   ihdr[9] = 3; // colour type: palette
-  return Buffer.concat([PNG_SIGNATURE, chunk('IHDR', ihdr), chunk('PLTE', MASK_PALETTE), chunk('IDAT', idat), chunk('IEND', Buffer.alloc(0))]);
+  const chunks = [PNG_SIGNATURE, chunk('IHDR', ihdr), chunk('PLTE', palette)];
+  if (alpha) chunks.push(chunk('tRNS', alpha));
+  chunks.push(chunk('IDAT', idat), chunk('IEND', Buffer.alloc(0)));
+  return Buffer.concat(chunks);
 }

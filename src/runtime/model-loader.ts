@@ -43,6 +43,8 @@ export interface LoadedModel {
   /** Where the description came from. */
   readonly describedBy: 'manifest' | 'onnx-metadata';
   readonly manifestPath?: string;
+  /** The manifest's model name, where there is a manifest with one. */
+  readonly name?: string;
 }
 
 export interface ModelLoadOptions {
@@ -138,6 +140,7 @@ function fromDirectory(dir: string, options: ModelLoadOptions): LoadedModel {
     threshold: typeof manifest.output?.threshold === 'number' ? manifest.output.threshold : DEFAULT_THRESHOLD,
     describedBy: 'manifest',
     manifestPath,
+    ...(typeof (manifest as { name?: unknown }).name === 'string' ? { name: (manifest as { name: string }).name } : {}),
   };
 }
 

@@ -6,7 +6,7 @@
  * completeness and for tools that read the IPC stream.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { Closed, Count, Int, OneOf, Sha256, Str, compile, type Immutable } from './kit.js';
+import { Closed, Count, Int, Num, OneOf, Sha256, Str, compile, type Immutable } from './kit.js';
 
 const Details = () => Type.Record(Type.String(), Type.Unknown());
 
@@ -27,6 +27,7 @@ export const StartupReportSchema = Type.Object({
   plan: Type.Array(PlannedProviderSchema, { description: 'The providers and options the session was created with (the config plan, placeholders filled).' }),
   model: Type.Object({
     path: Type.String(),
+    name: Type.Optional(Str(256, { description: "The manifest's model name." })),
     sha256: Sha256(),
     precision: Str(32),
     inputSize: Type.Tuple([Int({ minimum: 1 }), Int({ minimum: 1 })], { description: '[width, height] of the model input.' }),
@@ -42,6 +43,21 @@ export const WorkerEventSchema = Type.Object({
   details: Type.Optional(Details()),
 });
 export type WorkerEvent = Immutable<Static<typeof WorkerEventSchema>>;
+
+/**
+ * A live-view picture (src/view/): the frame shrunk to the preview size as JPEG and the overlay
+ * layer (src/image/overlay.ts) at the same size as a transparent palette PNG, both base64. Sent only
+ * while the supervisor asked for previews, at its rate.
+ */
+export const PreviewMessageSchema = Type.Object({
+  type: Type.Literal('preview'),
+  frame: Str(256, { description: 'The id of the frame (and of its result).' }),
+  width: Int({ minimum: 1 }),
+  height: Int({ minimum: 1 }),
+  jpeg: Type.String({ contentEncoding: 'base64', description: 'The frame, JPEG.' }),
+  overlay: Type.String({ contentEncoding: 'base64', description: 'The overlay layer, palette PNG with transparency.' }),
+});
+export type PreviewMessage = Immutable<Static<typeof PreviewMessageSchema>>;
 
 export const WorkerMessageSchema = Type.Union(
   [
@@ -64,6 +80,7 @@ export const WorkerMessageSchema = Type.Union(
       details: Type.Optional(Details()),
     }),
     Type.Object({ type: Type.Literal('stopped'), frames: Count(), reason: Type.String() }),
+    PreviewMessageSchema,
   ],
   { title: 'lvunet-edge/ipc/worker@1', description: 'Worker -> supervisor.' },
 );
@@ -75,6 +92,14 @@ export const SupervisorMessageSchema = Type.Union(
     Type.Object({ type: Type.Literal('update'), patch: Details() }),
     Type.Object({ type: Type.Literal('command'), id: Str(128), name: Str(64), args: Type.Unknown() }),
     Closed({ type: Type.Literal('reopen-source') }),
+    Closed(
+      {
+        type: Type.Literal('preview'),
+        fps: Num({ minimum: 0, maximum: 30, description: 'Previews a second at most; 0 stops them (no viewer).' }),
+        maxWidth: Int({ minimum: 16, maximum: 3840, description: 'Widest preview picture, px (a narrower frame keeps its size).' }),
+      },
+      { description: 'The live view wants pictures (a viewer is connected) or no longer does.' },
+    ),
     Closed({ type: Type.Literal('stop') }),
   ],
   { title: 'lvunet-edge/ipc/supervisor@1', description: 'Supervisor -> worker.' },

@@ -21,8 +21,11 @@ export interface RunCommandsOptions {
   readonly supervisor: () => { pid: number; state: string; restarts: number; results: number };
   readonly ask: (name: string, args: unknown, timeoutMs?: number) => Promise<unknown>;
   readonly updater: ModelUpdater;
-  /** An operator set the threshold: a restarted worker must keep it (and the fleet hears of it). */
-  readonly onThreshold: (value: number, commandId: string) => void;
+  /**
+   * Sets the threshold in the worker, kept for restarted workers and announced: the one path for
+   * the fleet command and the live view's slider (run-supervised.ts).
+   */
+  readonly setThreshold: (value: number, by: string) => Promise<unknown>;
 }
 
 /** The status reply: who this device is, what it serves, and how supervisor, worker and link are doing. */
@@ -46,10 +49,6 @@ export function snapshotBudget(link: Pick<FleetLink, 'replyBudget'>): number {
 export function registerRunCommands(link: FleetLink, o: RunCommandsOptions): void {
   link.onCommand('status', () => assembleStatus(link, o));
   link.onCommand('snapshot', () => o.ask('snapshot', { maxBytes: snapshotBudget(link) }));
-  link.onCommand('set-threshold', async (c) => {
-    const r = await o.ask('set-threshold', { value: c.value });
-    o.onThreshold(c.value, c.id);
-    return r;
-  });
+  link.onCommand('set-threshold', (c) => o.setThreshold(c.value, `command ${c.id}`));
   link.onCommand('reload-model', (c) => o.updater.reload(c), { timeoutMs: RELOAD_TIMEOUT_MS });
 }

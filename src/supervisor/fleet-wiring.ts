@@ -104,10 +104,16 @@ const EVENT_TYPES: Record<string, EventType> = { restart: 'restart', fault: 'fau
  * only logged by their callers.
  */
 export class FleetEvents {
-  constructor(private readonly link: FleetLink | undefined) {}
+  constructor(
+    private readonly link: FleetLink | undefined,
+    /** Also told of every event, redacted (the live view's list). */
+    private readonly also?: (e: WorkerEvent) => void,
+  ) {}
 
   emit(type: EventType, severity: Severity, message: string, details?: Record<string, unknown>): void {
-    this.link?.publishEvent(type, severity, redactText(message), details === undefined ? undefined : redactValue(details));
+    const text = redactText(message);
+    this.link?.publishEvent(type, severity, text, details === undefined ? undefined : redactValue(details));
+    this.also?.({ type, severity: severity === 'debug' ? 'info' : severity === 'critical' ? 'error' : severity, message: text });
   }
 
   /** A worker or supervisor event; types the fleet schema does not know go out as 'other'. */

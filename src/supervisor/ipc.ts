@@ -7,6 +7,7 @@ export {
   isWorkerMessage,
   supervisorMessage,
   workerMessage,
+  type PreviewMessage,
   type StartupReport,
   type SupervisorMessage,
   type WorkerEvent,

@@ -16,6 +16,8 @@ export interface ResultIntakeOptions {
   /** The first good result of the run (the config it started from works end to end). */
   readonly onFirst: () => void;
   readonly onLatency: (totalMs: number) => void;
+  /** Every good result taken (the live figures). */
+  readonly onResult?: (result: ResultV1) => void;
   /** The worker sent something that is not a result. */
   readonly onBad: (message: string) => void;
   /** --max-frames reached. */
@@ -61,6 +63,7 @@ export class ResultIntake {
     this.results++;
     if (this.results === 1) this.o.onFirst();
     this.o.onLatency(result.latencyMs.total);
+    this.o.onResult?.(result);
     if ((this.results - 1) % this.everyN === 0) this.o.publish(result);
     // After a failed write the chain stays rejected: report that once, not again for every result.
     if (!this.writeFailed) {

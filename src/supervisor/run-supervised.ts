@@ -7,6 +7,8 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import type { AddressInfo } from 'node:net';
+
 import type { Config, LoadedConfig } from '../config/index.js';
 import { saveLastKnownGood, watchConfig, type ConfigWatcher } from '../config/index.js';
 import { reasonOf } from '../fleet/bundles/errors.js';
@@ -25,6 +27,10 @@ import { Supervisor } from './supervisor.js';
 import { systemdNotifier } from './systemd.js';
 import { WorkerRpc } from './worker-rpc.js';
 import { WorkerStats } from './worker-stats.js';
+import type { ListenAddress } from '../view/listen.js';
+import { LiveFigures } from '../view/live-figures.js';
+import { createMetrics } from '../view/metrics.js';
+import { ViewServer } from '../view/server.js';
 
 /** What postprocessing uses; threshold undefined: the model manifest's. */
 export interface WorkerSettings {
@@ -52,6 +58,8 @@ export interface WorkerStart {
   /** Results still wanted in this run (a restarted worker does the rest of --max-frames). */
   readonly maxFrames?: number;
   readonly saveMasks?: string;
+  /** --save-overlays: each frame with its overlay as a PNG in this folder. */
+  readonly saveOverlays?: string;
   readonly settings: WorkerSettings;
 }
 
@@ -80,6 +88,18 @@ export interface SupervisedRunOptions {
   readonly log: (line: string) => void;
   /** How long the end of a run waits for MQTT to take the queue; what is left stays on disk. */
   readonly mqttDrainMs?: number;
+  /** The live view, /metrics and /healthz (src/view/); off when absent. */
+  readonly ui?: UiOptions;
+}
+
+export interface UiOptions {
+  readonly listen: ListenAddress;
+  readonly token?: string;
+  /** Pictures a second to viewers, and their widest size. */
+  readonly maxFps: number;
+  readonly maxWidth: number;
+  /** Called once the server listens (tests and the benchmark learn the port). */
+  readonly onListening?: (address: AddressInfo, server: ViewServer) => void;
 }
 
 function workerPath(): string {
@@ -146,7 +166,17 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     throw err;
   }
   const link = fleet?.link;
-  const events = new FleetEvents(link);
+  // Read lazily: the supervisor and the view server exist only further down.
+  let supervisorRef: Supervisor | undefined;
+  let view: ViewServer | undefined;
+  const figures = new LiveFigures({
+    worker: () => ({ state: supervisorRef?.status ?? 'idle', pid: supervisorRef?.workerPid, restarts: supervisorRef?.restarts ?? 0 }),
+    version: () => serving.current.version,
+    link: () => link?.stats(),
+    viewers: () => view?.viewerCount ?? 0,
+  });
+
+  const events = new FleetEvents(link, (e) => figures.onEvent(e));
 
   const bundleKeys = options.bundles?.trustedKeys ?? [];
   const models = await openModels({
@@ -178,9 +208,13 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     sinks: opened,
     maxFrames,
     everyN: config.publish.every_n,
-    publish: (result) => link?.publishResult(result),
+    publish: (result) => {
+      figures.onPublished();
+      link?.publishResult(result);
+    },
     onFirst: () => saveKnownGood(loaded, log, events),
     onLatency: (ms) => stats.onLatency(ms),
+    onResult: (result) => figures.onResult(result),
     onBad: (message) => events.fromWorker({ type: 'fault', severity: 'warning', message }),
     onLimit: () => finish(),
     onWriteError: (err) => fail(err),
@@ -207,10 +241,27 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
       settings,
     }),
   });
+  supervisorRef = supervisor;
   const rpc = new WorkerRpc({ send: (m) => supervisor.send(m), workerState: () => supervisor.status });
+  /** The one threshold path: the fleet's set-threshold command and the live view's slider. */
+  const setThreshold = async (value: number, by: string): Promise<unknown> => {
+    const r = await rpc.ask('set-threshold', { value });
+    // A restarted worker keeps the operator's threshold.
+    settings = { ...settings, threshold: value };
+    figures.onThreshold(value);
+    events.emit('config', 'info', `threshold set to ${value} by ${by}`);
+    return r;
+  };
+  const ui = options.ui;
+  /** Pictures only while someone watches: the worker makes none without a viewer. */
+  const askPreviews = (): void => {
+    if (ui) supervisor.send({ type: 'preview', fps: (view?.viewerCount ?? 0) > 0 ? ui.maxFps : 0, maxWidth: ui.maxWidth });
+  };
 
   supervisor.on('ready', (report) => {
     serving.report = report;
+    figures.onReady(report);
+    askPreviews();
     log(`worker pid ${supervisor.workerPid ?? '?'} ready: ${report.providers.active[0] ?? '?'} on ${report.source}`);
     for (const f of report.providers.fallbacks) {
       events.fromWorker({ type: 'fallback', severity: 'warning', message: `${f.provider} not used: ${f.reason}`, details: { provider: f.provider, active: report.providers.active, plan: report.plan } });
@@ -222,7 +273,11 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     log(`${e.type}${e.severity === 'info' ? '' : ` (${e.severity})`}: ${e.message}`);
     events.fromWorker(e);
   });
-  supervisor.on('stats', (s) => stats.onStats(s));
+  supervisor.on('stats', (s) => {
+    stats.onStats(s);
+    figures.onStats(s);
+  });
+  supervisor.on('preview', (p) => view?.onPreview(p));
   supervisor.on('stopped', (s) => {
     if (s.reason === 'end') log(`source finished after ${s.frames} result(s) from this worker`);
     finish();
@@ -231,7 +286,10 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     fail(new Error(lastFault ? `${lastFault}\n(${err.message})` : err.message));
   });
   supervisor.on('reply', (r) => rpc.onReply(r));
-  supervisor.on('exit', ({ code, signal }) => rpc.onExit(code, signal));
+  supervisor.on('exit', ({ code, signal }) => {
+    figures.onWorkerExit();
+    rpc.onExit(code, signal);
+  });
 
   if (fleet) {
     const ask = (name: string, args: unknown, timeoutMs?: number): Promise<unknown> => rpc.ask(name, args, timeoutMs);
@@ -259,12 +317,29 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
       supervisor: () => ({ pid: process.pid, state: supervisor.status, restarts: supervisor.restarts, results: intake.results }),
       ask,
       updater,
-      onThreshold: (value, id) => {
-        // A restarted worker keeps the operator's threshold.
-        settings = { ...settings, threshold: value };
-        events.emit('config', 'info', `threshold set to ${value} by command ${id}`);
-      },
+      setThreshold,
     });
+  }
+
+  if (ui) {
+    try {
+      view = new ViewServer({
+        listen: ui.listen,
+        token: ui.token,
+        figures,
+        metrics: createMetrics(figures),
+        setThreshold: (value) => setThreshold(value, 'the live view'),
+        onViewers: () => askPreviews(),
+        log,
+      });
+      const address = await view.start();
+      ui.onListening?.(address, view);
+    } catch (err) {
+      figures.close();
+      for (const sink of opened) await sink.close().catch(() => undefined);
+      await fleet?.link.close(2_000);
+      throw new Error(`live view: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   let watcher: ConfigWatcher | undefined;
@@ -317,6 +392,8 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     watcher?.close();
+    await view?.close();
+    figures.close();
     await supervisor.stop();
     rpc.close();
     const writeError = await intake.settled();

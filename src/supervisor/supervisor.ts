@@ -7,7 +7,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { RestartTracker, DEFAULT_RESTART_POLICY, type RestartPolicy } from './backoff.js';
-import { isWorkerMessage, workerMessage, type StartupReport, type SupervisorMessage, type WorkerEvent, type WorkerMessage } from './ipc.js';
+import { isWorkerMessage, workerMessage, type PreviewMessage, type StartupReport, type SupervisorMessage, type WorkerEvent, type WorkerMessage } from './ipc.js';
 import type { SystemdNotifier } from './systemd.js';
 
 export interface SupervisorOptions {
@@ -38,6 +38,8 @@ export interface SupervisorEvents {
   result: [Record<string, unknown>];
   event: [WorkerEvent];
   stats: [Record<string, unknown>];
+  /** A live-view picture (only while previews were asked for). */
+  preview: [PreviewMessage];
   reply: [{ id: string; ok: boolean; result?: unknown; error?: string; details?: Record<string, unknown> }];
   /** A worker process ended (crash, kill or normal exit); commands it had not answered never will be. */
   exit: [{ code: number | null; signal: NodeJS.Signals | null }];
@@ -177,6 +179,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         break;
       case 'stats':
         this.emit('stats', msg.stats);
+        break;
+      case 'preview':
+        this.emit('preview', msg);
         break;
       case 'reply':
         this.emit('reply', { id: msg.id, ok: msg.ok, result: msg.result, error: msg.error, details: msg.details });

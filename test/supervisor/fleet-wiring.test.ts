@@ -61,11 +61,11 @@ t.test('the status reply: device, bundle, supervisor, worker and link', async (t
     supervisor: () => ({ pid: 42, state: 'running', restarts: 1, results: 7 }),
     ask: async (name) => (asked.push(name), { pid: 43 }),
     updater: {} as ModelUpdater,
-    onThreshold: () => undefined,
+    setThreshold: async () => null,
   });
   t.same(asked, ['status']);
   t.same(status, { device: 'cart-9', group: 'ward-3', bundle: { version: 'v1', release }, supervisor: { pid: 42, state: 'running', restarts: 1, results: 7 }, worker: { pid: 43 }, link: stats() });
   serving.current = { model: '/m/b.onnx' };
-  t.equal((await assembleStatus(link, { deviceId: 'x', group: null, serving, store: undefined, supervisor: () => ({ pid: 1, state: 'idle', restarts: 0, results: 0 }), ask: async () => null, updater: {} as ModelUpdater, onThreshold: () => undefined })).bundle, null, 'no bundle when serving a plain model');
+  t.equal((await assembleStatus(link, { deviceId: 'x', group: null, serving, store: undefined, supervisor: () => ({ pid: 1, state: 'idle', restarts: 0, results: 0 }), ask: async () => null, updater: {} as ModelUpdater, setThreshold: async () => null })).bundle, null, 'no bundle when serving a plain model');
   t.equal(snapshotBudget(link), 1_000_000 - 'snapshot'.length - 1024, 'the reply budget less the envelope');
 });

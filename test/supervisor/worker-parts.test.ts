@@ -23,18 +23,18 @@ function readPng(b64: string): { width: number; height: number; rgb: Uint8Array 
 }
 
 function source(f: Frame | undefined, maskBits: number[]): SnapshotSource {
-  const result = { frame: { id: f?.id ?? 'gone#1' }, coverage: 0.25 } as unknown as SnapshotSource['result'];
+  const result = { frame: { id: f?.id ?? 'gone#1' }, coverage: 0.25, components: [] } as unknown as SnapshotSource['result'];
   // A model-size mask of the frame's own size: drawn onto the frame one to one.
   return { result, maskModel: { width: 4, height: 2, data: Uint8Array.from(maskBits) }, letterbox: undefined, frame: f };
 }
 
-t.test('snapshot: the frame with its foreground tinted red, as a PNG', async (t) => {
+t.test('snapshot: the frame with the overlay drawn over it (here every mask pixel is on its outline), as a PNG', async (t) => {
   const s = renderSnapshot(source(frame('cam#3'), [1, 0, 0, 0, 0, 0, 0, 1]), {});
   t.match(s, { frame: 'cam#3', coverage: 0.25, mimeType: 'image/png', width: 4, height: 2 });
   t.notOk('scale' in s);
   const png = readPng(s.png as string);
-  t.same([...png.rgb.subarray(0, 6)], [177, 50, 50, 100, 100, 100], 'masked pixel tinted, unmasked one as captured');
-  t.same([...png.rgb.subarray(21, 24)], [177, 50, 50]);
+  t.same([...png.rgb.subarray(0, 6)], [255, 40, 40, 100, 100, 100], 'masked pixel outlined, unmasked one as captured');
+  t.same([...png.rgb.subarray(21, 24)], [255, 40, 40]);
 });
 
 t.test('snapshot: scaled down by the smallest factor that fits, and says so', async (t) => {

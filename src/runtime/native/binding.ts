@@ -167,7 +167,7 @@ export interface NativeRuntime {
  * The version of this interface the loader accepts: equal to kAddonAbiVersion in
  * native/binding/addon.cc, bumped with it whenever an export, a signature or a returned shape changes.
  */
-export const NATIVE_ABI_VERSION = 2;
+export const NATIVE_ABI_VERSION = 3;
 
 export interface NativeBinding {
   /** The addon's interface version (kAddonAbiVersion); the loader refuses any other than NATIVE_ABI_VERSION. */
@@ -198,6 +198,12 @@ export interface NativeBinding {
   decodeJpeg(frame: Uint8Array, width: number, height: number, minWidth: number, minHeight: number): { width: number; height: number; data: Uint8Array };
   /** A baseline JPEG of an RGB24 image (libjpeg-turbo), quality 1..100, chroma subsampling 444, 422 or 420. */
   encodeJpeg(rgb: Uint8Array, width: number, height: number, quality: number, subsampling: 444 | 422 | 420): Uint8Array;
+  /**
+   * A live-view picture (native/core/preview.h): the frame sampled (nearest neighbour) to
+   * outWidth x outHeight, at most its own size, and encoded as a 4:2:0 JPEG, on a libuv thread (the
+   * frame is copied first, so its buffer is free again when this returns).
+   */
+  previewJpeg(frame: Uint8Array, width: number, height: number, format: PixelFormat, outWidth: number, outHeight: number, quality: number): Promise<Uint8Array>;
   /** COCO counts of a 0/1 mask (column-major, background run first). */
   cocoRle(mask: Uint8Array, width: number, height: number): Uint32Array;
   /**

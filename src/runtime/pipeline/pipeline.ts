@@ -196,6 +196,11 @@ export class Pipeline {
     this.postprocessOptions = pp;
   }
 
+  /** Frames captured and dropped so far, for live figures (the report has them at the end). */
+  live(): { captured: number; drops: DropCounts } {
+    return { captured: this.captured, drops: this.drops.counts() };
+  }
+
   /** The values the next frame will be summarised with. */
   settings(): Required<RuntimeSettings> {
     const pp = this.postprocessOptions;

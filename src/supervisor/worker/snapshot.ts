@@ -3,6 +3,7 @@
  * reply under the broker's limit.
  */
 import { encodePngRgb } from '../../image/encode.js';
+import { composeOverlay, drawOverlay } from '../../image/overlay.js';
 import type { LetterboxGeometry } from '../../image/preprocess.js';
 import type { GrayImage, RgbImage } from '../../image/types.js';
 import { decodeJpegFrame } from '../../runtime/native/runtime.js';
@@ -73,6 +74,13 @@ export function shrink(rgb: Uint8Array, w: number, h: number, k: number): { rgb:
   return { rgb: out, width, height };
 }
 
+/** The frame with its result drawn over it (src/image/overlay.ts), at frame size. */
+export function overlayPicture(last: SnapshotSource, frame: Frame): RgbImage {
+  const mask = modelMaskToFrame(last.maskModel, frame, last.letterbox);
+  const layer = drawOverlay({ mask, boxes: last.result.components.map((c) => c.bbox), frame });
+  return composeOverlay(frameToRgb(frame), layer);
+}
+
 /**
  * The snapshot reply: a PNG overlay of the last frame, base64. `maxBytes` (from the supervisor:
  * the broker's limit less the reply envelope) caps the base64 text; a frame whose overlay does
@@ -86,17 +94,8 @@ export function renderSnapshot(last: SnapshotSource | undefined, args: unknown):
   if (!last) throw new Error('no frame processed yet');
   const { result, maskModel, letterbox, frame } = last;
   if (!frame) throw new Error(`frame ${result.frame.id} is no longer held`);
-  const mask = modelMaskToFrame(maskModel, frame, letterbox);
-  const rgb = frameToRgb(frame);
-  const data = Uint8Array.from(rgb.data);
-  // Foreground tinted red at half strength: the frame stays recognisable under the mask.
-  for (let i = 0; i < mask.data.length; i++) {
-    if (mask.data[i]) {
-      data[i * 3] = (data[i * 3] + 255) >> 1;
-      data[i * 3 + 1] >>= 1;
-      data[i * 3 + 2] >>= 1;
-    }
-  }
+  const rgb = overlayPicture(last, frame);
+  const data = rgb.data;
   const base = { frame: result.frame.id, coverage: result.coverage, mimeType: 'image/png' };
   let png = encodePngRgb({ width: rgb.width, height: rgb.height, data }).toString('base64');
   if (maxBytes === undefined || png.length <= maxBytes) return { ...base, width: rgb.width, height: rgb.height, png };

@@ -3,6 +3,8 @@
  * config updates, source reopening, commands, stop. Its process (IPC channel, exit, signals) is
  * injected by worker-main.ts, so nothing here lives in module-level state.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
 import { loadModel, type LoadedModel } from '../../runtime/model-loader.js';
 import { letterboxOf, Pipeline, type RuntimeSettings } from '../../runtime/pipeline/pipeline.js';
 import { createSource } from '../../runtime/pipeline/setup.js';
@@ -16,6 +18,8 @@ import { EXIT_CONFIG } from '../supervisor.js';
 import { FpsWindow, InFlightFrames } from './frames.js';
 import { describeModel, ModelSwap, stringArg } from './model-swap.js';
 import { ReopenableSource } from './reopenable-source.js';
+import { OverlayFiles } from './overlay-files.js';
+import { PreviewMaker } from './preview.js';
 import { renderSnapshot, type SnapshotSource } from './snapshot.js';
 
 export interface WorkerProcess {
@@ -60,8 +64,11 @@ export class Worker {
   private lastSnapshot: SnapshotSource | undefined;
   private readonly frames = new InFlightFrames();
   private readonly fps = new FpsWindow();
+  private readonly preview: PreviewMaker;
 
-  constructor(private readonly proc: WorkerProcess) {}
+  constructor(private readonly proc: WorkerProcess) {
+    this.preview = new PreviewMaker((m) => proc.send(m), proc.log);
+  }
 
   /** One IPC message from the supervisor. */
   async handle(m: unknown): Promise<void> {
@@ -83,6 +90,9 @@ export class Worker {
         } catch (err) {
           await this.event('config', 'warning', `update refused: ${(err as Error).message}`);
         }
+        break;
+      case 'preview':
+        this.preview.set({ fps: msg.fps, maxWidth: msg.maxWidth });
         break;
       case 'reopen-source':
         try {
@@ -217,9 +227,16 @@ export class Worker {
       ortLibrary: ortInfo.path,
       providers: session.providers,
       plan,
-      model: { path: model.path, sha256: model.sha256, precision: model.precision, inputSize: [model.height, model.width] },
+      model: { path: model.path, ...(model.name !== undefined ? { name: model.name } : {}), sha256: model.sha256, precision: model.precision, inputSize: [model.height, model.width] },
       source: src.description,
     };
+    let overlays: OverlayFiles | undefined;
+    try {
+      overlays = config.saveOverlays ? new OverlayFiles(config.saveOverlays, (message) => void this.event('fault', 'warning', message)) : undefined;
+    } catch (err) {
+      await this.event('fault', 'error', (err as Error).message, { stage: 'start' });
+      return this.exit(EXIT_CONFIG);
+    }
     const sinks: ResultSink[] = [new IpcSink(this.proc.send)];
     if (config.saveMasks) sinks.push(new MaskDirSink(config.saveMasks));
     const pipeline = new Pipeline({
@@ -247,17 +264,32 @@ export class Worker {
           letterbox: config.fit === 'letterbox' && frame ? letterboxOf(frame, summary.maskModel) : undefined,
           frame,
         };
+        this.preview.offer(this.lastSnapshot);
+        overlays?.write(this.lastSnapshot);
       },
     });
     this.pipeline = pipeline;
     await this.proc.send({ type: 'ready', report });
     if (this.stopping || config.maxFrames === 0) pipeline.stop();
+    // The worker's own event-loop delay, reported per stats interval (the live view and /metrics
+    // show it beside the supervisor's): what a preview or a busy JS thread costs the pipeline.
+    const lag = monitorEventLoopDelay({ resolution: 1 });
+    lag.enable();
     const statsTimer = setInterval(() => {
-      void this.proc.send({ type: 'stats', stats: { frames: this.processed, fps: this.fps.current() } });
+      const live = pipeline.live();
+      const ms = (ns: number): number => Math.round(ns / 1e3) / 1e3;
+      const loopLagMs = { p50: ms(lag.percentile(50)), p99: ms(lag.percentile(99)), max: ms(lag.max) };
+      lag.reset();
+      void this.proc.send({
+        type: 'stats',
+        stats: { frames: this.processed, fps: this.fps.current(), threshold: pipeline.settings().threshold, captured: live.captured, drops: live.drops.total, dropsByReason: live.drops.byReason, loopLagMs, previews: this.preview.sent },
+      });
     }, 1000);
     try {
       const result = await pipeline.run();
       clearInterval(statsTimer);
+      lag.disable();
+      await overlays?.settled();
       // Loaded only now: the CLI module graph would slow every worker start (and so every restart).
       const { formatReport } = await import('../../cli/run-command.js');
       for (const line of formatReport(result)) log(line);
@@ -268,6 +300,7 @@ export class Worker {
       this.proc.exit(0);
     } catch (err) {
       clearInterval(statsTimer);
+      lag.disable();
       await this.event('fault', 'error', `pipeline failed: ${(err as Error).message}`, { stage: 'run' });
       return this.exit(1);
     }
