@@ -42,4 +42,14 @@ export default tseslint.config(
       ),
     },
   },
+  {
+    // The live view's page runs in a browser (src/view/page/): browser globals, no Node ones.
+    files: ['src/view/page/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: Object.fromEntries(
+        ['window', 'document', 'location', 'WebSocket', 'URL', 'URLSearchParams', 'Blob', 'Event', 'fetch', 'alert', 'atob', 'createImageBitmap', 'setTimeout'].map((g) => [g, 'readonly']),
+      ),
+    },
+  },
 );

@@ -167,10 +167,10 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
   }
   const link = fleet?.link;
   // Read lazily: the supervisor and the view server exist only further down.
-  let supervisorRef: Supervisor | undefined;
+  const later: { supervisor?: Supervisor } = {};
   let view: ViewServer | undefined;
   const figures = new LiveFigures({
-    worker: () => ({ state: supervisorRef?.status ?? 'idle', pid: supervisorRef?.workerPid, restarts: supervisorRef?.restarts ?? 0 }),
+    worker: () => ({ state: later.supervisor?.status ?? 'idle', pid: later.supervisor?.workerPid, restarts: later.supervisor?.restarts ?? 0 }),
     version: () => serving.current.version,
     link: () => link?.stats(),
     viewers: () => view?.viewerCount ?? 0,
@@ -241,7 +241,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
       settings,
     }),
   });
-  supervisorRef = supervisor;
+  later.supervisor = supervisor;
   const rpc = new WorkerRpc({ send: (m) => supervisor.send(m), workerState: () => supervisor.status });
   /** The one threshold path: the fleet's set-threshold command and the live view's slider. */
   const setThreshold = async (value: number, by: string): Promise<unknown> => {

@@ -92,7 +92,7 @@ export function renderSnapshot(last: SnapshotSource | undefined, args: unknown):
   const maxBytes = (args as { maxBytes?: unknown } | null)?.maxBytes;
   if (maxBytes !== undefined && (typeof maxBytes !== 'number' || !(maxBytes > 0))) throw new TypeError('snapshot maxBytes must be a positive number');
   if (!last) throw new Error('no frame processed yet');
-  const { result, maskModel, letterbox, frame } = last;
+  const { result, frame } = last;
   if (!frame) throw new Error(`frame ${result.frame.id} is no longer held`);
   const rgb = overlayPicture(last, frame);
   const data = rgb.data;
