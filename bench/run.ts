@@ -1,13 +1,14 @@
 /**
  * `npm run bench`: every figure the issues ask for, measured side by side in one run, written to
  * bench/results/bench.json and bench/results/bench.md and printed as a short table.
- * `--quick` shortens the runs (for a smoke check, not for reporting); `--only model,pipeline,fleet,train`
+ * `--quick` shortens the runs (for a smoke check, not for reporting); `--only model,pipeline,fleet,train,live`
  * runs some sections.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { benchFleet, type FleetBenchResult } from './fleet-load.js';
+import { benchLiveView, liveViewTable, type LiveViewBench } from './live-view.js';
 import { benchModel, INT8_FORM } from './model.js';
 import { benchPipelineRuns } from './pipeline.js';
 import { benchTrain, trainTable, type TrainBenchResult } from './train.js';
@@ -34,6 +35,8 @@ async function main(): Promise<void> {
   }
   let train: TrainBenchResult | undefined;
   if (want('train')) train = await benchTrain({ log, steps: quick ? 1 : 3, rounds: quick ? 1 : 2 });
+  let liveView: LiveViewBench | undefined;
+  if (want('live')) liveView = await benchLiveView(log, quick);
   const result = {
     when: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, loadavg: loadavg() },
@@ -42,6 +45,7 @@ async function main(): Promise<void> {
     pipeline,
     fleet,
     train,
+    liveView,
   };
   const md: string[] = [
     `# lvunet-edge benchmark (${result.when}${quick ? ', quick' : ''})`,
@@ -71,6 +75,7 @@ async function main(): Promise<void> {
         `publish-to-receive p50 ${fleet.latency_ms.p50} ms, p99 ${fleet.latency_ms.p99} ms.`,
     );
   }
+  if (liveView) md.push(...liveViewTable(liveView));
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'bench.json'), `${JSON.stringify(result, null, 2)}\n`);
   writeFileSync(join(outDir, 'bench.md'), `${md.join('\n')}\n`);
