@@ -12,7 +12,7 @@ t.test('IPC messages: the type tag picks the variant; an unknown tag lists the k
   t.notOk(isSupervisorMessage({ type: 'stop', now: true }), 'stop carries nothing');
   t.notOk(isSupervisorMessage('stop'));
   t.same(workerMessage.errors({ type: 'heartbeat', frames: -1 }), ['frames: expected a finite integer >= 0, got -1']);
-  t.same(workerMessage.errors({ type: 'bogus' }), ['type: expected one of ready|result|heartbeat|event|stats|reply|stopped, got "bogus"']);
+  t.same(workerMessage.errors({ type: 'bogus' }), ['type: expected one of ready|result|heartbeat|event|stats|reply|stopped|preview, got "bogus"']);
   t.same(workerMessage.errors({ type: 'event', event: { type: 'x', severity: 'loud', message: 'm' } }), [
     'event.severity: expected one of info|warning|error, got "loud"',
   ]);
