@@ -160,9 +160,11 @@ export class ViewServer {
 
   private async threshold(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!(req.headers['content-type'] ?? '').startsWith('application/json')) return send(res, 415, 'text/plain', 'send {"value": 0.5} as application/json\n');
+    const text = await readBody(req);
+    if (text === undefined) return send(res, 413, 'text/plain', `a threshold body is a few bytes, not over ${MAX_BODY_BYTES}\n`);
     let body: unknown;
     try {
-      body = JSON.parse(await readBody(req));
+      body = JSON.parse(text);
     } catch (err) {
       return send(res, 400, 'text/plain', `not a JSON body: ${(err as Error).message}\n`);
     }
@@ -210,20 +212,16 @@ function send(res: ServerResponse, status: number, type: string, body: string | 
   res.end(body);
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+/** The body as text; undefined when it is over MAX_BODY_BYTES (read to its end, not kept). */
+function readBody(req: IncomingMessage): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let n = 0;
     req.on('data', (c: Buffer) => {
       n += c.length;
-      if (n > MAX_BODY_BYTES) {
-        reject(new Error(`body over ${MAX_BODY_BYTES} bytes`));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
+      if (n <= MAX_BODY_BYTES) chunks.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(n > MAX_BODY_BYTES ? undefined : Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
 }
