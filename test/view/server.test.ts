@@ -36,11 +36,11 @@ interface Harness {
 
 async function harness(t: { teardown: (f: () => Promise<void>) => void }, extra: Partial<ViewServerOptions> = {}): Promise<Harness> {
   const worker = { state: 'running', pid: 4242 as number | undefined, restarts: 0 };
-  let server: ViewServer | undefined;
-  const figures = new LiveFigures({ worker: () => worker, version: () => undefined, link: () => undefined, viewers: () => server?.viewerCount ?? 0 });
+  const later: { server?: ViewServer } = {};
+  const figures = new LiveFigures({ worker: () => worker, version: () => undefined, link: () => undefined, viewers: () => later.server?.viewerCount ?? 0 });
   const thresholds: number[] = [];
   const viewerCounts: number[] = [];
-  server = new ViewServer({
+  const server = new ViewServer({
     listen: { host: '127.0.0.1', port: 0 },
     figures,
     metrics: createMetrics(figures),
@@ -54,6 +54,7 @@ async function harness(t: { teardown: (f: () => Promise<void>) => void }, extra:
     stateIntervalMs: 50,
     ...extra,
   });
+  later.server = server;
   const address = await server.start();
   t.teardown(async () => {
     await server.close();
