@@ -75,6 +75,7 @@ export async function evalCommand(argv: string[], log: (line: string) => void, p
       subset: { type: 'string' },
       limit: { type: 'string' },
       'save-masks': { type: 'string' },
+      'save-overlays': { type: 'string' },
       csv: { type: 'string' },
       threads: { type: 'string' },
       json: { type: 'boolean', default: false },
@@ -108,6 +109,7 @@ export async function evalCommand(argv: string[], log: (line: string) => void, p
   const report = await evaluate(values.model, pairs, {
     threads,
     saveMasksDir: values['save-masks'],
+    saveOverlaysDir: values['save-overlays'],
     onProgress: (done, total, row) => {
       if (done % every === 0 || done === total) {
         log(`eval: ${done}/${total} ${row.stem} dice ${fmt(row.native.dice)} (native), ${fmt(row.model.dice)} (model)`);
@@ -119,6 +121,7 @@ export async function evalCommand(argv: string[], log: (line: string) => void, p
     log(`eval: wrote ${report.perImage.length} rows to ${values.csv}`);
   }
   if (values['save-masks'] !== undefined) log(`eval: wrote ${report.perImage.length} masks to ${values['save-masks']}`);
+  if (values['save-overlays'] !== undefined) log(`eval: wrote ${report.perImage.length} overlays (prediction red, truth green) to ${values['save-overlays']}`);
   // NaN (no image with a defined HD95) becomes null in JSON, which is what "undefined" should read as.
   print(values.json ? JSON.stringify(report, null, 2) : formatReport(report));
 }

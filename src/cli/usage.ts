@@ -188,7 +188,7 @@ each epoch, and lvunet.safetensors: the λ = 1 epoch with the best validation Di
             on are those of the new N). Data order and augmentation depend only on --seed.`;
 
 export const EVAL_USAGE = `usage: lvunet-edge eval --model FILE.onnx|DIR --data DIR [--split FILE [--subset test]] [--limit N]
-                         [--save-masks DIR] [--csv FILE] [--threads N] [--json]
+                         [--save-masks DIR] [--save-overlays DIR] [--csv FILE] [--threads N] [--json]
 
 Runs the model on DIR/images/* and scores the masks (sigmoid > 0.5, i.e. logit > 0) against
 DIR/masks/*, per image and pooled over all pixels, at the model's input size (truth resized by
@@ -202,6 +202,9 @@ undefined when either mask is empty and such images are counted. std is over ima
   --subset NAME      train, val or test (default test; needs --split)
   --limit N          only the first N pairs (in stem order)
   --save-masks DIR   write each predicted mask at the image's native size as DIR/<image stem>.png
+  --save-overlays DIR
+                     write each image with the prediction (red fill and outline) and the ground
+                     truth (green outline) drawn over it as DIR/<image stem>.png
   --csv FILE         per-image rows: stem, native-size dice, iou, precision, recall, specificity,
                      hd95 (empty when undefined), and dice at model size
   --threads N        ONNX Runtime intra-op threads (default 1)

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 
 import type { Pair } from '../data/dataset.js';
 import { readImageFile, readMaskFile } from '../image/decode.js';
-import { encodeMaskPng } from '../image/encode.js';
+import { encodeMaskPng, encodePngRgb } from '../image/encode.js';
+import { composeOverlay, drawOverlay } from '../image/overlay.js';
 import { preprocessRgb, resizeMaskNearest, type Size } from '../image/preprocess.js';
 import { PREPROCESSING } from '../model/preprocessing.js';
 import { FloatSession } from '../model/precision/ort.js';
@@ -29,6 +30,11 @@ export interface EvaluateOptions {
   readonly threads?: number;
   /** Writes each native-size predicted mask as `<dir>/<stem>.png` (0/255). */
   readonly saveMasksDir?: string;
+  /**
+   * Writes each image with the predicted mask (filled, outlined in red) and the ground truth
+   * (outlined in green) drawn over it, at native size, as `<dir>/<stem>.png` (src/image/overlay.ts).
+   */
+  readonly saveOverlaysDir?: string;
   readonly onProgress?: (done: number, total: number, row: ImageRow) => void;
 }
 
@@ -85,6 +91,7 @@ export async function evaluate(
     );
   }
   if (options.saveMasksDir !== undefined) mkdirSync(options.saveMasksDir, { recursive: true });
+  if (options.saveOverlaysDir !== undefined) mkdirSync(options.saveOverlaysDir, { recursive: true });
 
   const { width: mw, height: mh } = modelSize;
   const session = await FloatSession.create(readFileSync(loaded.path), [1, 3, mh, mw], { optimization: 'all', threads }, loaded.path);
@@ -114,6 +121,10 @@ export async function evaluate(
         native: imageMetrics(predNative.data, truth.data, frame.width, frame.height),
       };
       if (options.saveMasksDir !== undefined) writeFileSync(join(options.saveMasksDir, `${pair.stem}.png`), encodeMaskPng(predNative));
+      if (options.saveOverlaysDir !== undefined) {
+        const layer = drawOverlay({ mask: predNative, truth });
+        writeFileSync(join(options.saveOverlaysDir, `${pair.stem}.png`), encodePngRgb(composeOverlay(image, layer)));
+      }
       rows.push(row);
       options.onProgress?.(i + 1, pairs.length, row);
     }

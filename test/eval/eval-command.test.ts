@@ -7,6 +7,7 @@ import { listPairs } from '../../src/data/dataset.js';
 import { evaluate, type EvaluationReport } from '../../src/eval/evaluate.js';
 import { imageMetrics } from '../../src/eval/metrics.js';
 import { readImageFile, readMaskFile } from '../../src/image/decode.js';
+import { composeOverlay, drawOverlay, LAYER } from '../../src/image/overlay.js';
 import { buildModelDir, FP32_FILE, seededModelWeights } from '../../src/model/build.js';
 import { KVASIR } from '../helpers/paths.js';
 
@@ -38,7 +39,8 @@ async function runEval(argv: string[]): Promise<{ out: string; err: string[] }> 
 t.test('eval on 3 Kvasir images: report, CSV and native-size masks', async (t) => {
   const masksOut = join(root, 'pred');
   const csv = join(root, 'rows.csv');
-  const { out, err } = await runEval(['--model', model, '--data', data, '--save-masks', masksOut, '--csv', csv, '--json']);
+  const overlaysOut = join(root, 'overlays');
+  const { out, err } = await runEval(['--model', model, '--data', data, '--save-masks', masksOut, '--save-overlays', overlaysOut, '--csv', csv, '--json']);
   const report = JSON.parse(out) as EvaluationReport;
 
   t.equal(report.images, 3);
@@ -85,6 +87,32 @@ t.test('eval on 3 Kvasir images: report, CSV and native-size masks', async (t) =
     const truth = await readMaskFile(join(data, 'masks', `${row.stem}.jpg`));
     t.same(imageMetrics(saved.data, truth.data, saved.width, saved.height), row.native, `${row.stem} rescored`);
   }
+  // Overlays: the image where neither mask is, red fill inside the prediction, green on the truth's outline.
+  for (const row of report.perImage) {
+    const image = await readImageFile(join(data, 'images', `${row.stem}.jpg`));
+    const pred = await readMaskFile(join(masksOut, `${row.stem}.png`));
+    const truth = await readMaskFile(join(data, 'masks', `${row.stem}.jpg`));
+    const overlay = await readImageFile(join(overlaysOut, `${row.stem}.png`));
+    t.same([overlay.width, overlay.height], [image.width, image.height], `${row.stem} overlay at native size`);
+    const layer = drawOverlay({ mask: pred, truth });
+    t.same(overlay.data, composeOverlay(image, layer).data, `${row.stem}: the image with the one overlay drawing over it`);
+    let truthOutline = 0, untouched = 0, outside = 0;
+    for (let i = 0; i < layer.data.length; i++) {
+      if (layer.data[i] === LAYER.truth) {
+        truthOutline++;
+        t.same([...overlay.data.subarray(i * 3, i * 3 + 3)], [40, 220, 90], 'truth outline is green');
+        break;
+      }
+    }
+    for (let i = 0; i < layer.data.length; i++) {
+      if (pred.data[i] || truth.data[i]) continue;
+      outside++;
+      if (overlay.data[i * 3] === image.data[i * 3] && overlay.data[i * 3 + 1] === image.data[i * 3 + 1] && overlay.data[i * 3 + 2] === image.data[i * 3 + 2]) untouched++;
+    }
+    t.ok(truthOutline > 0, `${row.stem}: the truth is outlined`);
+    t.equal(untouched, outside, `${row.stem}: every pixel outside both masks is the image's own (eval draws no boxes)`);
+  }
+  t.ok(err.some((l) => /wrote 3 overlays \(prediction red, truth green\)/.test(l)));
   t.ok(err.some((l) => /eval: 3\/3 /.test(l)), 'progress reaches 3/3 on stderr');
   t.ok(err.some((l) => /wrote 3 rows/.test(l)));
 });
