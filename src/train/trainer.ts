@@ -61,7 +61,7 @@ export const LAST_OPTIMIZER = 'last.optim.safetensors';
 export const STATE_FILE = 'state.json';
 export const SPLIT_FILE = 'split.json';
 export const LOG_FILE = 'log.csv';
-export const PLOT_FILE = 'curves.png';
+export const PLOT_FILE = 'curves.svg';
 const CSV_HEADER = 'epoch,lambda,lr,train_loss,val_loss,val_dice,val_dice_std,images_per_s,seconds\n';
 
 /** What a resumed run must agree with, and where the previous one stopped. */

@@ -69,7 +69,8 @@ t.test('train(): files, λ = 1 final weights that model build loads, and --resum
   t.equal(weights.lambda, 1, 'lvunet.safetensors records λ = 1 for model build');
   t.equal(readFileSync(join(out, LOG_FILE), 'utf8').trim().split('\n').length, 3, 'CSV header + one line per epoch');
   t.same(readLog(join(out, LOG_FILE)).map((r) => r.epoch), [1, 2]);
-  t.same([...readFileSync(join(out, PLOT_FILE)).subarray(1, 4)], [...Buffer.from('PNG')], 'curves.png written');
+  const svg = readFileSync(join(out, PLOT_FILE), 'utf8');
+  t.match(svg, /^<svg [^>]*>[\s\S]*>epoch<[\s\S]*>validation Dice<[\s\S]*<\/svg>\n$/, 'curves.svg written, axes and legend labelled');
 
   const resumed = await train({ ...base, resume: true }, () => {});
   t.equal(resumed.records.length, 0, 'a finished run resumes to nothing left to do');
