@@ -40,14 +40,21 @@ export interface OverlayInput {
   readonly truth?: GrayImage;
 }
 
-/** Pixels of a 0/1 mask with a 4-neighbour outside it (or on the image border). */
-function outline(mask: GrayImage, layer: Uint8Array, index: number): void {
+/**
+ * Marks the pixels of a 0/1 mask: `edge` where a 4-neighbour is outside it (or it is on the image
+ * border), else `inside` (skipped when 0). One pass, row by row: it runs on the worker's JS thread
+ * for every live-view picture.
+ */
+function mark(mask: GrayImage, layer: Uint8Array, inside: number, edge: number): void {
   const { width: w, height: h, data } = mask;
   for (let y = 0; y < h; y++) {
+    const row = y * w;
+    const border = y === 0 || y === h - 1;
     for (let x = 0; x < w; x++) {
-      const i = y * w + x;
-      if (!data[i]) continue;
-      if (x === 0 || y === 0 || x === w - 1 || y === h - 1 || !data[i - 1] || !data[i + 1] || !data[i - w] || !data[i + w]) layer[i] = index;
+      const i = row + x;
+      if (data[i] === 0) continue;
+      if (border || x === 0 || x === w - 1 || data[i - 1] === 0 || data[i + 1] === 0 || data[i - w] === 0 || data[i + w] === 0) layer[i] = edge;
+      else if (inside !== 0) layer[i] = inside;
     }
   }
 }
@@ -59,9 +66,8 @@ export function drawOverlay(input: OverlayInput): GrayImage {
   const { width: w, height: h } = mask;
   if (truth && (truth.width !== w || truth.height !== h)) throw new RangeError(`overlay: truth is ${truth.width}x${truth.height}, the mask ${w}x${h}`);
   const layer = new Uint8Array(w * h);
-  for (let i = 0; i < layer.length; i++) if (mask.data[i]) layer[i] = LAYER.fill;
-  outline(mask, layer, LAYER.outline);
-  if (truth) outline(truth, layer, LAYER.truth);
+  mark(mask, layer, LAYER.fill, LAYER.outline);
+  if (truth) mark(truth, layer, LAYER.none, LAYER.truth);
   const frame = input.frame ?? { width: w, height: h };
   const sx = w / frame.width;
   const sy = h / frame.height;

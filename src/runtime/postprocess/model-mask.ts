@@ -13,9 +13,13 @@ export function modelMaskToFrame(maskModel: GrayImage, frame: Size, letterbox?: 
   const cols = new Int32Array(fw);
   for (let x = 0; x < fw; x++) cols[x] = rect.ox + Math.min(rect.newW - 1, Math.floor(((x + 0.5) * rect.newW) / fw));
   const out = new Uint8Array(fw * fh);
+  let previous = -1;
   for (let y = 0; y < fh; y++) {
     const row = (rect.oy + Math.min(rect.newH - 1, Math.floor(((y + 0.5) * rect.newH) / fh))) * maskModel.width;
-    for (let x = 0; x < fw; x++) out[y * fw + x] = maskModel.data[row + cols[x]];
+    // Enlarging: consecutive rows often sample the same model row; copy it rather than sample again.
+    if (row === previous) out.copyWithin(y * fw, (y - 1) * fw, y * fw);
+    else for (let x = 0; x < fw; x++) out[y * fw + x] = maskModel.data[row + cols[x]];
+    previous = row;
   }
   return { width: fw, height: fh, data: out };
 }
