@@ -2,10 +2,11 @@
  * What the live view costs the pipeline: `lvunet-edge run` (supervisor + worker, shipped model,
  * Kvasir-SEG JPEGs replayed as fast as the pipeline goes) measured side by side without a viewer,
  * with one viewer reading every picture, and with five viewers of which one has stopped reading
- * (its socket paused). Runs alternate (none, one, none, one, five) so load drifts hit both.
+ * (its socket paused). Unpaced runs alternate (none, one, none, one) so load drifts hit both; two
+ * runs at a camera's 30 fps measure lag where the pipeline has headroom, as on a cart.
  * pipeline fps: results counted from /metrics over a fixed window after warm-up; event-loop lag: the
- * worker's and the supervisor's p99 as /metrics reports them each second (the worst second
- * reported); memory: the supervisor's RSS before and after the window.
+ * worker's p99 as /metrics reports it each second (median and worst second), the supervisor's
+ * (worst 5 s window); memory: the supervisor's RSS before and after the window.
  */
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -22,8 +23,12 @@ const IMAGES = join(ROOT, '..', 'shared', 'datasets', 'kvasir-seg', 'images');
 export interface LiveViewRun {
   viewers: number;
   stalled: number;
+  /** Source pacing: 0 as fast as the pipeline goes, else frames a second (a camera). */
+  paced_fps: number;
   pipeline_fps: number;
+  /** The worker's per-second event-loop lag p99: median over the window's seconds, and the worst second. */
   worker_lag_p99_ms: number;
+  worker_lag_p99_worst_ms: number;
   supervisor_lag_p99_ms: number;
   rss_mb_before: number;
   rss_mb_after: number;
@@ -32,7 +37,7 @@ export interface LiveViewRun {
 
 export interface LiveViewBench {
   runs: LiveViewRun[];
-  /** Mean pipeline fps with one viewer / without, over the paired runs. */
+  /** Mean pipeline fps with one viewer / without, over the paired unpaced runs. */
   fps_ratio_one_viewer: number;
   seconds: number;
 }
@@ -57,9 +62,10 @@ async function scrape(base: string): Promise<Scrape> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function oneRun(frames: string, viewers: number, stalled: number, seconds: number, log: (s: string) => void): Promise<LiveViewRun> {
+async function oneRun(frames: string, viewers: number, stalled: number, paced: number, seconds: number, log: (s: string) => void): Promise<LiveViewRun> {
   const state = mkdtempSync(join(tmpdir(), 'lvunet-bench-view-'));
-  const child = spawn(process.execPath, [CLI, 'run', '--model', MODEL, '--source', `folder:${frames}`, '--loops', '1000000', '--sink', 'none', '--ui', '0', '--threads', '1'], {
+  const pacing = paced > 0 ? ['--fps', String(paced)] : [];
+  const child = spawn(process.execPath, [CLI, 'run', '--model', MODEL, '--source', `folder:${frames}`, '--loops', '1000000', '--sink', 'none', '--ui', '0', '--threads', '1', ...pacing], {
     env: { ...process.env, LVUNET_STATE_DIR: state },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -86,26 +92,29 @@ async function oneRun(frames: string, viewers: number, stalled: number, seconds:
     }
     await sleep(3000); // warm-up: the session's first runs, the viewers' first pictures
     const before = await scrape(base);
-    let workerLag = 0;
+    const workerLags: number[] = [];
     let supervisorLag = 0;
     for (let s = 0; s < seconds; s++) {
       await sleep(1000);
       const now = await scrape(base);
-      workerLag = Math.max(workerLag, now.workerLag);
+      workerLags.push(now.workerLag);
       supervisorLag = Math.max(supervisorLag, now.supervisorLag);
     }
+    const sorted = [...workerLags].sort((a, b) => a - b);
     const after = await scrape(base);
     const r: LiveViewRun = {
       viewers,
       stalled,
+      paced_fps: paced,
       pipeline_fps: Math.round(((after.results - before.results) / seconds) * 10) / 10,
-      worker_lag_p99_ms: Math.round(workerLag * 100) / 100,
+      worker_lag_p99_ms: Math.round(sorted[Math.floor(sorted.length / 2)] * 100) / 100,
+      worker_lag_p99_worst_ms: Math.round(sorted[sorted.length - 1] * 100) / 100,
       supervisor_lag_p99_ms: Math.round(supervisorLag * 100) / 100,
       rss_mb_before: Math.round(before.rss),
       rss_mb_after: Math.round(after.rss),
       pictures_received: pictures,
     };
-    log(`live view: ${viewers} viewer(s) (${stalled} stalled): ${r.pipeline_fps} fps, worker lag p99 ${r.worker_lag_p99_ms} ms, supervisor ${r.supervisor_lag_p99_ms} ms, RSS ${r.rss_mb_before} -> ${r.rss_mb_after} MiB`);
+    log(`live view: ${viewers} viewer(s) (${stalled} stalled)${paced ? ` at ${paced} fps` : ''}: ${r.pipeline_fps} fps, worker lag p99 ${r.worker_lag_p99_ms} ms (worst second ${r.worker_lag_p99_worst_ms}), supervisor ${r.supervisor_lag_p99_ms} ms, RSS ${r.rss_mb_before} -> ${r.rss_mb_after} MiB`);
     return r;
   } finally {
     for (const ws of sockets) ws.terminate();
@@ -126,11 +135,12 @@ export async function benchLiveView(log: (s: string) => void, quick: boolean): P
     mkdirSync(frames);
     for (const f of readdirSync(IMAGES).sort().slice(0, 20)) copyFileSync(join(IMAGES, f), join(frames, f));
     const seconds = quick ? 5 : 15;
-    const plan: [number, number][] = [[0, 0], [1, 0], [0, 0], [1, 0], [5, 1]];
+    // [viewers, stalled, paced fps]: as fast as it goes for the fps ratio, at camera pace for lag.
+    const plan: [number, number, number][] = [[0, 0, 0], [1, 0, 0], [0, 0, 0], [1, 0, 0], [0, 0, 30], [1, 0, 30], [5, 1, 0]];
     const runs: LiveViewRun[] = [];
-    for (const [viewers, stalled] of plan) runs.push(await oneRun(frames, viewers, stalled, seconds, log));
+    for (const [viewers, stalled, paced] of plan) runs.push(await oneRun(frames, viewers, stalled, paced, seconds, log));
     const mean = (v: number): number => {
-      const xs = runs.filter((r) => r.viewers === v).map((r) => r.pipeline_fps);
+      const xs = runs.filter((r) => r.viewers === v && r.paced_fps === 0).map((r) => r.pipeline_fps);
       return xs.reduce((a, b) => a + b, 0) / xs.length;
     };
     return { runs, fps_ratio_one_viewer: Math.round((mean(1) / mean(0)) * 1000) / 1000, seconds };
@@ -142,10 +152,13 @@ export async function benchLiveView(log: (s: string) => void, quick: boolean): P
 export function liveViewTable(b: LiveViewBench): string[] {
   return [
     '',
-    `| live view (run, Kvasir-SEG JPEGs as fast as they go, ${b.seconds} s a run) | pipeline fps | worker lag p99 ms (worst second) | supervisor lag p99 ms | supervisor RSS MiB before → after | pictures received |`,
-    '|---|---:|---:|---:|---:|---:|',
-    ...b.runs.map((r) => `| ${r.viewers} viewer(s)${r.stalled ? `, ${r.stalled} stalled` : ''} | ${r.pipeline_fps} | ${r.worker_lag_p99_ms} | ${r.supervisor_lag_p99_ms} | ${r.rss_mb_before} → ${r.rss_mb_after} | ${r.pictures_received} |`),
+    `| live view (run, Kvasir-SEG JPEGs, ${b.seconds} s a run) | source | pipeline fps | worker lag p99 ms (median second / worst) | supervisor lag p99 ms (worst) | supervisor RSS MiB before → after | pictures received |`,
+    '|---|---|---:|---:|---:|---:|---:|',
+    ...b.runs.map(
+      (r) =>
+        `| ${r.viewers} viewer(s)${r.stalled ? `, ${r.stalled} stalled` : ''} | ${r.paced_fps ? `${r.paced_fps} fps` : 'as fast as it goes'} | ${r.pipeline_fps} | ${r.worker_lag_p99_ms} / ${r.worker_lag_p99_worst_ms} | ${r.supervisor_lag_p99_ms} | ${r.rss_mb_before} → ${r.rss_mb_after} | ${r.pictures_received} |`,
+    ),
     '',
-    `pipeline fps with one viewer / without: **${b.fps_ratio_one_viewer}** (target ≥ 0.95).`,
+    `pipeline fps with one viewer / without (as fast as it goes, paired runs): **${b.fps_ratio_one_viewer}** (target ≥ 0.95).`,
   ];
 }
