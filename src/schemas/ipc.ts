@@ -44,6 +44,25 @@ export const WorkerEventSchema = Type.Object({
 });
 export type WorkerEvent = Immutable<Static<typeof WorkerEventSchema>>;
 
+/** What the worker reports about its pace every second, and once more at the end (final). */
+export const WorkerStatsSchema = Type.Object(
+  {
+    frames: Count('Results this worker produced.'),
+    fps: Type.Optional(Num({ minimum: 0, description: 'Results a second (last 5 s).' })),
+    captured: Type.Optional(Count('Frames captured by this worker.')),
+    drops: Type.Optional(Count('Frames dropped by this worker.')),
+    dropsByReason: Type.Optional(Type.Record(Type.String(), Count(), { description: '`<stage>:<reason>` -> frames.' })),
+    loopLagMs: Type.Optional(
+      Type.Object({ p50: Num({ minimum: 0 }), p99: Num({ minimum: 0 }), max: Num({ minimum: 0 }) }, { description: "The worker's event-loop delay over the last second, ms." }),
+    ),
+    threshold: Type.Optional(Num({ minimum: 0, maximum: 1, description: 'The threshold the next frame is summarised with.' })),
+    previews: Type.Optional(Count('Live-view pictures sent.')),
+    final: Type.Optional(Type.Boolean({ description: 'The last stats of a finished pipeline.' })),
+  },
+  { description: 'Worker pace figures (fleet telemetry, the live view, /metrics).' },
+);
+export type WorkerStatsMessage = Immutable<Static<typeof WorkerStatsSchema>>;
+
 /**
  * A live-view picture (src/view/): the frame shrunk to the preview size as JPEG and the overlay
  * layer (src/image/overlay.ts) at the same size as a transparent palette PNG, both base64. Sent only
@@ -70,7 +89,7 @@ export const WorkerMessageSchema = Type.Union(
     }),
     Type.Object({ type: Type.Literal('heartbeat'), frames: Count() }),
     Type.Object({ type: Type.Literal('event'), event: WorkerEventSchema }),
-    Type.Object({ type: Type.Literal('stats'), stats: Details() }),
+    Type.Object({ type: Type.Literal('stats'), stats: WorkerStatsSchema }),
     Type.Object({
       type: Type.Literal('reply'),
       id: Str(128),

@@ -12,4 +12,5 @@ export {
   type SupervisorMessage,
   type WorkerEvent,
   type WorkerMessage,
+  type WorkerStatsMessage,
 } from '../schemas/ipc.js';

@@ -7,7 +7,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { RestartTracker, DEFAULT_RESTART_POLICY, type RestartPolicy } from './backoff.js';
-import { isWorkerMessage, workerMessage, type PreviewMessage, type StartupReport, type SupervisorMessage, type WorkerEvent, type WorkerMessage } from './ipc.js';
+import { isWorkerMessage, workerMessage, type PreviewMessage, type StartupReport, type SupervisorMessage, type WorkerEvent, type WorkerMessage, type WorkerStatsMessage } from './ipc.js';
 import type { SystemdNotifier } from './systemd.js';
 
 export interface SupervisorOptions {
@@ -37,7 +37,7 @@ export interface SupervisorEvents {
   ready: [StartupReport];
   result: [Record<string, unknown>];
   event: [WorkerEvent];
-  stats: [Record<string, unknown>];
+  stats: [WorkerStatsMessage];
   /** A live-view picture (only while previews were asked for). */
   preview: [PreviewMessage];
   reply: [{ id: string; ok: boolean; result?: unknown; error?: string; details?: Record<string, unknown> }];

@@ -10,7 +10,7 @@ import type { LinkStats } from '../fleet/publisher.js';
 import { LatencyRing } from '../runtime/pipeline/stats.js';
 import { STAGES, type StageName } from '../runtime/pipeline/pipeline.js';
 import type { ResultV1 } from '../runtime/sinks/index.js';
-import type { StartupReport, WorkerEvent } from '../supervisor/ipc.js';
+import type { StartupReport, WorkerEvent, WorkerStatsMessage } from '../supervisor/ipc.js';
 
 /** Results the latency percentiles describe: the last few hundred, seconds to minutes of video. */
 const LATENCY_WINDOW = 500;
@@ -133,16 +133,16 @@ export class LiveFigures {
     this.ready = false;
   }
 
-  onStats(s: Record<string, unknown>): void {
-    if (typeof s.captured === 'number') {
+  /** A stats message (validated by the IPC schema); fields it lacks keep their last value. */
+  onStats(s: WorkerStatsMessage): void {
+    if (s.captured !== undefined) {
       this.captureRate.add(Math.max(0, s.captured - this.lastCaptured));
       this.lastCaptured = s.captured;
     }
-    if (s.dropsByReason && typeof s.dropsByReason === 'object') this.drops = { ...(s.dropsByReason as Record<string, number>) };
-    const lag = s.loopLagMs as Partial<Lag> | undefined;
-    if (lag && typeof lag.p99 === 'number') this.workerLag = { p50: lag.p50 ?? 0, p99: lag.p99, max: lag.max ?? lag.p99 };
-    if (typeof s.threshold === 'number') this.threshold = s.threshold;
-    if (typeof s.previews === 'number') this.previews = s.previews;
+    if (s.dropsByReason) this.drops = { ...s.dropsByReason };
+    if (s.loopLagMs) this.workerLag = { ...s.loopLagMs };
+    if (s.threshold !== undefined) this.threshold = s.threshold;
+    if (s.previews !== undefined) this.previews = s.previews;
   }
 
   onResult(result: ResultV1): void {

@@ -71,7 +71,7 @@ export function createMetrics(figures: LiveFigures): Metrics {
   total('lvunet_results_total', 'Results received from the worker', [], () => [[{}, state().results]]);
   total('lvunet_results_published_total', 'Results handed to the MQTT link', [], () => [[{}, state().published]]);
   total('lvunet_frames_dropped_total', 'Frames dropped, by stage:reason', ['reason'], () => Object.entries(state().drops.byReason).map(([reason, n]) => [{ reason }, n]));
-  const lag = new Gauge({
+  new Gauge({
     name: 'lvunet_event_loop_lag_seconds',
     help: 'Event-loop delay of the supervisor (last 5 s) and the worker (last 1 s)',
     labelNames: ['process', 'quantile'],
@@ -84,8 +84,7 @@ export function createMetrics(figures: LiveFigures): Metrics {
       }
     },
   });
-  void lag;
-  gauge('lvunet_mqtt_connected', '1 while the MQTT link is online (absent without a broker)', () => (state().mqtt?.state === 'online' ? 1 : 0));
+  gauge('lvunet_mqtt_connected', '1 while the MQTT link is online; 0 offline or without a broker', () => (state().mqtt?.state === 'online' ? 1 : 0));
   gauge('lvunet_mqtt_queue_depth', 'Messages in the offline queue, not yet acknowledged by the broker', () => state().mqtt?.queueDepth ?? 0);
   gauge('lvunet_threshold', 'The probability threshold results are computed with', () => state().threshold ?? Number.NaN);
   gauge('lvunet_viewers', 'Live-view viewers connected', () => state().viewers);

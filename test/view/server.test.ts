@@ -102,7 +102,7 @@ t.test('routes, health, threshold and the figures', async (t) => {
   t.equal((await fetch(`${h.base}/../package.json`)).status, 404, 'only the page files');
   t.equal((await fetch(`${h.base}/api/state`, { method: 'DELETE' })).status, 404);
 
-  h.figures.onStats({ captured: 10, dropsByReason: { 'source:truncated': 2 }, loopLagMs: { p50: 1, p99: 3, max: 4 }, threshold: 0.5, previews: 3 });
+  h.figures.onStats({ frames: 10, captured: 10, dropsByReason: { 'source:truncated': 2 }, loopLagMs: { p50: 1, p99: 3, max: 4 }, threshold: 0.5, previews: 3 });
   for (let i = 0; i < 4; i++) h.figures.onResult(result(i));
   h.figures.onPublished();
   h.figures.onEvent({ type: 'config', severity: 'info', message: 'hello' });
@@ -133,7 +133,7 @@ t.test('routes, health, threshold and the figures', async (t) => {
   h.worker.restarts = 1;
   t.equal((await fetch(`${h.base}/healthz`)).status, 503);
   h.figures.onReady(REPORT);
-  h.figures.onStats({ dropsByReason: { 'source:truncated': 1 } });
+  h.figures.onStats({ frames: 0, dropsByReason: { 'source:truncated': 1 } });
   t.same(h.figures.dropsByReason(), { 'source:truncated': 3 });
   h.worker.state = 'restarting';
   t.equal((await fetch(`${h.base}/healthz`)).status, 503, 'supervisor not running the worker: not ready');
@@ -142,7 +142,7 @@ t.test('routes, health, threshold and the figures', async (t) => {
 t.test('/metrics: the same figures, read by an independent parser', async (t) => {
   const h = await harness(t);
   h.figures.onReady(REPORT);
-  h.figures.onStats({ dropsByReason: { 'preprocess:ERR_FRAME_SIZE': 5 }, loopLagMs: { p50: 1, p99: 2, max: 3 }, threshold: 0.4 });
+  h.figures.onStats({ frames: 7, dropsByReason: { 'preprocess:ERR_FRAME_SIZE': 5 }, loopLagMs: { p50: 1, p99: 2, max: 3 }, threshold: 0.4 });
   for (let i = 0; i < 7; i++) h.figures.onResult(result(i));
   const text = await (await fetch(`${h.base}/metrics`)).text();
   const families = parsePrometheusTextFormat(text) as { name: string; type: string; metrics: { value?: string; labels?: Record<string, string> }[] }[];
