@@ -28,9 +28,14 @@ import { systemdNotifier } from './systemd.js';
 import { WorkerRpc } from './worker-rpc.js';
 import { WorkerStats } from './worker-stats.js';
 import type { ListenAddress } from '../view/listen.js';
-import { LiveFigures } from '../view/live-figures.js';
-import { createMetrics } from '../view/metrics.js';
-import { ViewServer } from '../view/server.js';
+import type { LiveFigures } from '../view/live-figures.js';
+import type { ViewServer } from '../view/server.js';
+
+/** The live view's modules, loaded only when it is on: a run without it never loads ws or prom-client. */
+async function loadView(): Promise<typeof import('../view/live-figures.js') & typeof import('../view/metrics.js') & typeof import('../view/server.js')> {
+  const [figures, metrics, server] = await Promise.all([import('../view/live-figures.js'), import('../view/metrics.js'), import('../view/server.js')]);
+  return { ...figures, ...metrics, ...server };
+}
 
 /** What postprocessing uses; threshold undefined: the model manifest's. */
 export interface WorkerSettings {
@@ -169,14 +174,15 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
   // Read lazily: the supervisor and the view server exist only further down.
   const later: { supervisor?: Supervisor } = {};
   let view: ViewServer | undefined;
-  const figures = new LiveFigures({
+  const viewModules = options.ui ? await loadView() : undefined;
+  const figures: LiveFigures | undefined = viewModules && new viewModules.LiveFigures({
     worker: () => ({ state: later.supervisor?.status ?? 'idle', pid: later.supervisor?.workerPid, restarts: later.supervisor?.restarts ?? 0 }),
     version: () => serving.current.version,
     link: () => link?.stats(),
     viewers: () => view?.viewerCount ?? 0,
   });
 
-  const events = new FleetEvents(link, (e) => figures.onEvent(e));
+  const events = new FleetEvents(link, (e) => figures?.onEvent(e));
 
   const bundleKeys = options.bundles?.trustedKeys ?? [];
   const models = await openModels({
@@ -209,12 +215,12 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     maxFrames,
     everyN: config.publish.every_n,
     publish: (result) => {
-      figures.onPublished();
+      figures?.onPublished();
       link?.publishResult(result);
     },
     onFirst: () => saveKnownGood(loaded, log, events),
     onLatency: (ms) => stats.onLatency(ms),
-    onResult: (result) => figures.onResult(result),
+    onResult: (result) => figures?.onResult(result),
     onBad: (message) => events.fromWorker({ type: 'fault', severity: 'warning', message }),
     onLimit: () => finish(),
     onWriteError: (err) => fail(err),
@@ -248,7 +254,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     const r = await rpc.ask('set-threshold', { value });
     // A restarted worker keeps the operator's threshold.
     settings = { ...settings, threshold: value };
-    figures.onThreshold(value);
+    figures?.onThreshold(value);
     events.emit('config', 'info', `threshold set to ${value} by ${by}`);
     return r;
   };
@@ -260,7 +266,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
 
   supervisor.on('ready', (report) => {
     serving.report = report;
-    figures.onReady(report);
+    figures?.onReady(report);
     askPreviews();
     log(`worker pid ${supervisor.workerPid ?? '?'} ready: ${report.providers.active[0] ?? '?'} on ${report.source}`);
     for (const f of report.providers.fallbacks) {
@@ -275,7 +281,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
   });
   supervisor.on('stats', (s) => {
     stats.onStats(s);
-    figures.onStats(s);
+    figures?.onStats(s);
   });
   supervisor.on('preview', (p) => view?.onPreview(p));
   supervisor.on('stopped', (s) => {
@@ -287,7 +293,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
   });
   supervisor.on('reply', (r) => rpc.onReply(r));
   supervisor.on('exit', ({ code, signal }) => {
-    figures.onWorkerExit();
+    figures?.onWorkerExit();
     rpc.onExit(code, signal);
   });
 
@@ -321,13 +327,13 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     });
   }
 
-  if (ui) {
+  if (ui && viewModules && figures) {
     try {
-      view = new ViewServer({
+      view = new viewModules.ViewServer({
         listen: ui.listen,
         token: ui.token,
         figures,
-        metrics: createMetrics(figures),
+        metrics: viewModules.createMetrics(figures),
         setThreshold: (value) => setThreshold(value, 'the live view'),
         onViewers: () => askPreviews(),
         log,
@@ -393,7 +399,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     process.off('SIGTERM', onSignal);
     watcher?.close();
     await view?.close();
-    figures.close();
+    figures?.close();
     await supervisor.stop();
     rpc.close();
     const writeError = await intake.settled();

@@ -47,6 +47,8 @@ t.test('run: the supervisor loads neither tfjs nor onnxruntime-node, nor does th
 
   t.same(heavy(supervisor), [], 'the supervisor loads no tfjs and no onnxruntime-node');
   t.same(heavy(worker), [], 'the worker uses ONNX Runtime through the addon only');
+  const view = supervisor.filter((m) => /[\\/]node_modules[\\/](ws|prom-client)[\\/]|[\\/]src[\\/]view[\\/](server|metrics|live-figures)\.js$/.test(m));
+  t.same(view, [], 'without --ui the supervisor loads no live-view module, ws or prom-client');
   const ours = (ms: string[]): number => ms.filter((m) => m.startsWith(DIST)).length;
   t.comment(`supervisor: ${supervisor.length} modules (${ours(supervisor)} of this package); worker: ${worker.length} (${ours(worker)}); tap's own hooks included`);
 });
