@@ -65,7 +65,8 @@ export type WorkerStatsMessage = Immutable<Static<typeof WorkerStatsSchema>>;
 
 /**
  * A live-view picture (src/view/): the frame shrunk to the preview size as JPEG and the overlay
- * layer (src/image/overlay.ts) at the same size as a transparent palette PNG, both base64. Sent only
+ * layer (src/image/overlay.ts) at the model's resolution as a transparent palette PNG, both
+ * base64; the viewer scales the layer over the picture. Sent only
  * while the supervisor asked for previews, at its rate.
  */
 export const PreviewMessageSchema = Type.Object({
@@ -74,7 +75,7 @@ export const PreviewMessageSchema = Type.Object({
   width: Int({ minimum: 1 }),
   height: Int({ minimum: 1 }),
   jpeg: Type.String({ contentEncoding: 'base64', description: 'The frame, JPEG.' }),
-  overlay: Type.String({ contentEncoding: 'base64', description: 'The overlay layer, palette PNG with transparency.' }),
+  overlay: Type.String({ contentEncoding: 'base64', description: 'The overlay layer at model resolution, palette PNG with transparency, drawn scaled to width x height.' }),
 });
 export type PreviewMessage = Immutable<Static<typeof PreviewMessageSchema>>;
 

@@ -238,12 +238,20 @@ t.test('live view in chromium against a running `run`', { skip }, async (t) => {
   });
 
   await t.test('a page screenshot for the README', async (t) => {
-    await setChecked(page, 'pause', false);
-    await new Promise((r) => setTimeout(r, 1500)); // figures refresh every second
+    // A frame with a clearly visible polyp, frozen; the figures keep refreshing (every second).
+    await until('a frame with a large mask', async () => {
+      await setChecked(page, 'pause', false);
+      await new Promise((r) => setTimeout(r, 300));
+      await setChecked(page, 'pause', true);
+      const id = await canvasFrame(page);
+      return results(resultsFile).find((x) => x.frame.id === id && x.coverage > 0.15);
+    });
+    await new Promise((r) => setTimeout(r, 1500));
     const shot = join(dir, 'live-view.png');
     writeFileSync(shot, await page.screenshot({ type: 'png' }));
     const png = pngjs.PNG.sync.read(readFileSync(shot));
     t.same([png.width, png.height], [1280, 800]);
+    await setChecked(page, 'pause', false);
     if (process.env.LVUNET_UPDATE_SCREENSHOT === '1') {
       mkdirSync(join(REPO_ROOT, 'docs', 'img'), { recursive: true });
       copyFileSync(shot, join(REPO_ROOT, 'docs', 'img', 'live-view.png'));

@@ -1,7 +1,7 @@
 /**
  * Live-view pictures in the worker: while the supervisor asks for them (a viewer is connected),
  * the newest result's frame is shrunk and JPEG-encoded natively on a libuv thread, its overlay
- * layer drawn at the same size and deflated on the thread pool, and both sent over IPC. At most
+ * layer drawn at the model's resolution and deflated on the thread pool, and both sent over IPC. At most
  * one picture is in the making and at most `fps` a second: a result that arrives meanwhile is
  * simply not previewed, so the pipeline never waits for the view and the view costs nothing
  * without a viewer.
@@ -75,8 +75,11 @@ export class PreviewMaker {
     if (!frame) throw new Error('frame no longer held');
     const size = previewSize(frame, this.request.maxWidth);
     const jpegPromise = this.binding().previewJpeg(frame.data, frame.width, frame.height, frame.format, size.width, size.height, PREVIEW_QUALITY);
-    // The model-size mask drawn at the preview size directly (no frame-size mask on the JS thread).
-    const mask = modelMaskToFrame(last.maskModel, size, last.letterbox);
+    // The layer at the model's resolution (the part of its input the frame fills): a few
+    // thousand pixels of JS work a picture instead of the preview's few hundred thousand; the
+    // browser scales it over the picture without smoothing, so each model pixel shows as a block.
+    const layerSize = last.letterbox ? { width: last.letterbox.newW, height: last.letterbox.newH } : last.maskModel;
+    const mask = modelMaskToFrame(last.maskModel, { width: layerSize.width, height: layerSize.height }, last.letterbox);
     const layer = drawOverlay({ mask, boxes: last.result.components.map((c) => c.bbox), frame });
     const [jpeg, overlay] = await Promise.all([jpegPromise, encodeOverlayPng(layer)]);
     return {

@@ -1,5 +1,6 @@
 // The live view page: pictures and figures from the WebSocket /live, the overlay drawn over the
-// frame (it arrives as its own transparent PNG, drawn by src/image/overlay.ts on the device), the
+// frame (it arrives as its own transparent PNG at the model's resolution, drawn by
+// src/image/overlay.ts on the device), the
 // threshold slider (POST /api/threshold: the fleet set-threshold path) and a PNG snapshot of what
 // the canvas shows. Plain browser JavaScript: no framework, no build step.
 'use strict';
@@ -28,7 +29,11 @@ function draw() {
     canvas.height = last.height;
   }
   ctx.drawImage(last.jpeg, 0, 0);
-  if ($('overlay').checked) ctx.drawImage(last.overlay, 0, 0);
+  if ($('overlay').checked) {
+    // The layer comes at the model's resolution: scaled up as blocks, never blurred.
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(last.overlay, 0, 0, canvas.width, canvas.height);
+  }
   canvas.dataset.frame = last.frame;
   $('frame-id').textContent = last.frame;
 }
