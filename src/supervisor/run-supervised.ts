@@ -7,8 +7,6 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import type { AddressInfo } from 'node:net';
-
 import type { Config, LoadedConfig } from '../config/index.js';
 import { saveLastKnownGood, watchConfig, type ConfigWatcher } from '../config/index.js';
 import { reasonOf } from '../fleet/bundles/errors.js';
@@ -103,8 +101,6 @@ export interface UiOptions {
   /** Pictures a second to viewers, and their widest size. */
   readonly maxFps: number;
   readonly maxWidth: number;
-  /** Called once the server listens (tests and the benchmark learn the port). */
-  readonly onListening?: (address: AddressInfo, server: ViewServer) => void;
 }
 
 function workerPath(): string {
@@ -338,8 +334,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
         onViewers: () => askPreviews(),
         log,
       });
-      const address = await view.start();
-      ui.onListening?.(address, view);
+      await view.start();
     } catch (err) {
       figures.close();
       for (const sink of opened) await sink.close().catch(() => undefined);
