@@ -10,11 +10,17 @@
  * per-second p99 as /metrics reports it (median over the condition's seconds, and the worst).
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import WebSocket from 'ws';
+
+import { drawOverlay, encodeOverlayPng } from '../src/image/overlay.js';
+import { jpegSize } from '../src/image/jpeg-header.js';
+import { loadNativeBinding } from '../src/runtime/native/binding.js';
+import { modelMaskToFrame } from '../src/runtime/postprocess/model-mask.js';
+import { previewSize } from '../src/supervisor/worker/preview.js';
 
 const ROOT = process.cwd();
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -37,6 +43,12 @@ export interface LiveViewCondition {
 }
 
 export interface LiveViewBench {
+  /**
+   * CPU time one picture costs the worker (process.cpuUsage: the JS thread and the libuv threads),
+   * measured in this process on the same frames: a figure the machine's other load does not move
+   * the way it moves fps. At 10 pictures a second, 10x this is the share of a core.
+   */
+  cpu_ms_per_picture: number;
   conditions: LiveViewCondition[];
   /** Pipeline fps with one viewer / without, as fast as it goes, over the alternating windows. */
   fps_ratio_one_viewer: number;
@@ -192,6 +204,27 @@ async function alternate(frames: string, paced: number, pairs: number, window: n
   return { none, one, ratios };
 }
 
+/** CPU ms per live-view picture: native shrink + JPEG, the overlay layer and its PNG, as the worker makes them. */
+async function pictureCost(frames: string): Promise<number> {
+  const binding = loadNativeBinding();
+  const files = readdirSync(frames).map((f) => readFileSync(join(frames, f)));
+  const mask = { width: 256, height: 256, data: new Uint8Array(256 * 256) };
+  for (let i = 0; i < mask.data.length; i++) mask.data[i] = i % 256 > 60 && i % 256 < 180 && i > 15_000 && i < 50_000 ? 1 : 0;
+  const one = async (bytes: Buffer): Promise<void> => {
+    const { width, height } = jpegSize(bytes, 'frame');
+    const size = previewSize({ width, height }, 640);
+    const jpeg = binding.previewJpeg(bytes, width, height, 'MJPEG', size.width, size.height, 75);
+    const layer = drawOverlay({ mask: modelMaskToFrame(mask, mask), boxes: [{ x: 10, y: 10, width: 200, height: 150 }], frame: { width, height } });
+    await Promise.all([jpeg, encodeOverlayPng(layer)]);
+  };
+  for (const f of files) await one(f); // warm-up
+  const n = 200;
+  const start = process.cpuUsage();
+  for (let i = 0; i < n; i++) await one(files[i % files.length]);
+  const used = process.cpuUsage(start);
+  return Math.round(((used.user + used.system) / 1000 / n) * 100) / 100;
+}
+
 export async function benchLiveView(log: (s: string) => void, quick: boolean): Promise<LiveViewBench | undefined> {
   if (!existsSync(IMAGES) || !existsSync(join(MODEL, 'manifest.json'))) {
     log(`live view: skipped (needs ${IMAGES} and ${MODEL})`);
@@ -202,6 +235,8 @@ export async function benchLiveView(log: (s: string) => void, quick: boolean): P
     const frames = join(dir, 'frames');
     mkdirSync(frames);
     for (const f of readdirSync(IMAGES).sort().slice(0, 20)) copyFileSync(join(IMAGES, f), join(frames, f));
+    const cpu = await pictureCost(frames);
+    log(`live view: one picture costs ${cpu} ms of CPU (native shrink + JPEG, overlay layer + PNG)`);
     const window = quick ? 3 : 6;
     const pairs = quick ? 2 : 6;
     const flat = await alternate(frames, 0, pairs, window, log);
@@ -222,6 +257,7 @@ export async function benchLiveView(log: (s: string) => void, quick: boolean): P
       log(`live view: ${c.viewers} viewer(s)${c.stalled ? ` (${c.stalled} stalled)` : ''}${c.paced_fps ? ` at ${c.paced_fps} fps` : ''}: ${c.pipeline_fps} fps, worker lag p99 ${c.worker_lag_p99_ms} ms (worst second ${c.worker_lag_p99_worst_ms}), RSS ${c.rss_mb_max} MiB`);
     }
     return {
+      cpu_ms_per_picture: cpu,
       conditions,
       fps_ratio_one_viewer: Math.round((flat.one.results / flat.one.seconds / (flat.none.results / flat.none.seconds)) * 1000) / 1000,
       fps_ratio_pairs: flat.ratios,
@@ -243,5 +279,6 @@ export function liveViewTable(b: LiveViewBench): string[] {
     ),
     '',
     `pipeline fps with one viewer / without (as fast as it goes): **${b.fps_ratio_one_viewer}** (target ≥ 0.95); per window pair ${b.fps_ratio_pairs.join(', ')}.`,
+    `One picture costs ${b.cpu_ms_per_picture} ms of CPU (native shrink and JPEG, overlay layer and PNG; measured in-process): at 10 pictures a second, ${Math.round(b.cpu_ms_per_picture) / 100} of a core.`,
   ];
 }
