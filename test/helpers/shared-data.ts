@@ -20,3 +20,13 @@ export function requireShared(...paths: string[]): void {
   t.plan(0, `skipped: ${names} not found (the read-only shared data beside the checkout; README "Tests")`);
   process.exit(0);
 }
+
+/**
+ * For files where only some tests read `../shared`: the `skip` option of those tests, false when
+ * everything is there (`t.test(name, { skip: sharedSkip(WEIGHTS_TSV) }, fn)`).
+ */
+export function sharedSkip(...paths: string[]): string | false {
+  const missing = paths.filter((p) => !existsSync(p));
+  if (missing.length === 0) return false;
+  return `${missing.map((p) => relative(REPO_ROOT, p)).join(', ')} not found (the read-only shared data beside the checkout)`;
+}
