@@ -1,0 +1,138 @@
+/**
+ * A staged rollout to 20 simulated devices on a real mosquitto: each device is a real FleetLink
+ * (command dispatch, replies, events, telemetry) whose reload-model handler answers as the
+ * supervisor's ModelUpdater does (src/supervisor/model-update.ts): on success it switches and
+ * publishes `model-changed`; on a failed golden-frame self-test it keeps its model, publishes the
+ * `fault` event and replies with the error naming the step. One device of wave 2 fails its
+ * self-test: the rollout halts after that wave, the device stays on its old model, later waves are
+ * untouched, and `fleet status` (fed by an in-process ingest) shows all of it; --resume finishes it.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { FleetDb } from '../../src/fleet-ops/db/fleet-db.js';
+import { openSqlite } from '../../src/fleet-ops/db/sqlite.js';
+import { MqttIngest } from '../../src/fleet-ops/ingest/mqtt-ingest.js';
+import { IngestWriter } from '../../src/fleet-ops/ingest/writer.js';
+import { abortRollout, createRollout, failedStep, runRollout } from '../../src/fleet-ops/rollout/runner.js';
+import { parseWaves, planWaves } from '../../src/fleet-ops/rollout/waves.js';
+import { CommandClient } from '../../src/fleet-ops/send.js';
+import { fleetStatus, statusTable } from '../../src/fleet-ops/status.js';
+import { FleetLink } from '../../src/fleet/publisher.js';
+import { MemoryStore } from '../../src/fleet/queue/memory.js';
+import { runCli } from '../helpers/cli.js';
+import { findMosquitto, startBroker } from '../helpers/mosquitto.js';
+
+const OLD = { sha256: 'a'.repeat(64), precision: 'fp32' };
+const NEW = { sha256: 'b'.repeat(64), precision: 'fp16' };
+const FAILING = 'sim-03';
+
+function simulatedDevice(url: string, device: string): FleetLink {
+  let model = OLD;
+  const link = new FleetLink({
+    url,
+    device,
+    queue: new MemoryStore(),
+    versions: { 'lvunet-edge': 'test' },
+    reconnectMinMs: 200,
+    telemetry: { intervalMs: 200, source: () => ({ fps: 25, latency_ms: { p50: 30, p95: 35, p99: 40 }, drops: 0, provider: 'CPUExecutionProvider', model }) },
+  });
+  link.onCommand('reload-model', (c) => {
+    if (device === FAILING) {
+      const message = `model install ${c.id} failed at self-test (golden/frame-002.png): mean Dice 0.412 is below the bundle's 0.950; still serving 1.0.0 (lvunet.fp32.onnx)`;
+      link.publishEvent('fault', 'error', message, { kind: 'model-update-failed', id: c.id, operation: 'install', source: c.path ?? c.url ?? null, step: 'self-test' });
+      throw new Error(message);
+    }
+    model = NEW;
+    const details = { id: c.id, cause: 'install', changed: true, version: '2.0.0', previous: '1.0.0', model: { path: '/var/lib/lvunet-edge/models/current/lvunet.fp16.onnx', ...NEW }, selfTest: { meanDice: 0.991, threshold: 0.95, frames: 4 }, framesLost: 0 };
+    link.publishEvent('model-changed', 'info', `model ${c.id}: now serving 2.0.0`, details);
+    return details;
+  });
+  link.start();
+  return link;
+}
+
+t.test('waves: cumulative shares of the sorted group', async (t) => {
+  t.same(parseWaves('1,10,50,100%'), [0.01, 0.1, 0.5, 1]);
+  t.throws(() => parseWaves('10,5,100'), /must grow/);
+  t.throws(() => parseWaves('10,50'), /last wave must be 100/);
+  t.throws(() => parseWaves('0,100'), /not a percentage/);
+  const plan = planWaves(Array.from({ length: 20 }, (_, i) => `d${String(i).padStart(2, '0')}`), [0.01, 0.1, 0.5, 1]);
+  t.same([0, 1, 2, 3].map((w) => plan.filter((p) => p.wave === w).length), [1, 1, 8, 10], '20 devices at 1,10,50,100%');
+  t.equal(failedStep('model install x failed at self-test (a): b'), 'self-test');
+});
+
+t.test('rollout to 20 devices halts at the wave where one fails its self-test', { skip: findMosquitto() ? undefined : 'mosquitto not installed' }, async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'lvunet-rollout-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const broker = await startBroker({ t, persistence: false });
+  const dbFile = path.join(dir, 'fleet.db');
+  const db = await FleetDb.open(openSqlite(dbFile));
+  t.teardown(() => db.close());
+  const writer = new IngestWriter(db, { maxDelayMs: 10 });
+  const ingest = new MqttIngest({ url: broker.url, clientId: 'ingest-test', writer });
+  await ingest.start();
+  t.teardown(() => ingest.close());
+  const devices = Array.from({ length: 20 }, (_, i) => `sim-${String(i).padStart(2, '0')}`);
+  const links = devices.map((d) => simulatedDevice(broker.url, d));
+  t.teardown(() => Promise.all(links.map((l) => l.close(0))));
+  await Promise.all(links.map((l) => l.waitFor('online', 20_000)));
+  await db.addToGroup('ward-3', devices);
+  const client = await CommandClient.connect({ url: broker.url, clientId: 'operator-test' }, { db });
+  t.teardown(() => client.close());
+
+  // 5,25,100%: waves of 1, 4 and 15 devices; sim-03 is in wave 2.
+  const id = await createRollout(db, { bundle: 'https://bundles.example/lvunet/2.0.0/', group: 'ward-3', waves: parseWaves('5,25,100'), maxFailures: 0.5, replyTimeoutMs: 10_000 });
+  const lines: string[] = [];
+  const halted = await runRollout(db, client, id, (l) => lines.push(l));
+  t.equal(halted.state, 'halted', 'halted');
+  t.equal(halted.wave, 1, 'at wave 2');
+  t.match(halted.reason, /self-test failed on sim-03 in wave 2/);
+  const states = new Map((await db.rolloutDevices(id)).map((d) => [d.device, d]));
+  t.same(['sim-00', 'sim-01', 'sim-02', 'sim-04'].map((d) => states.get(d)?.state), ['ok', 'ok', 'ok', 'ok'], 'waves 1-2 switched');
+  t.equal(states.get(FAILING)?.state, 'failed');
+  t.match(states.get(FAILING)?.detail, /failed at self-test .*still serving 1\.0\.0/);
+  t.ok(devices.slice(5).every((d) => states.get(d)?.state === 'pending'), 'wave 3 never sent');
+  const sentCommands = await db.sql.all<{ n: number }>("SELECT COUNT(*) AS n FROM commands WHERE name = 'reload-model'");
+  t.equal(Number(sentCommands[0].n), 5, 'reload-model went to the 5 devices of waves 1-2 only');
+
+  // What `fleet status` shows once the ingest has the devices' telemetry and events.
+  const deadline = Date.now() + 15_000;
+  let status = await fleetStatus(db);
+  const switched = (s: typeof status): boolean => s.filter((r) => r.model.sha256 === NEW.sha256).length === 4 && s.some((r) => r.lastError !== null);
+  while (!switched(status) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    status = await fleetStatus(db);
+  }
+  const row = new Map(status.map((r) => [r.device, r]));
+  t.equal(status.length, 20);
+  t.ok(status.every((r) => r.state === 'online'), 'every device online (birth)');
+  t.same(row.get('sim-01')?.model, { name: 'lvunet.fp16.onnx', version: '2.0.0', sha256: NEW.sha256, precision: 'fp16' }, 'switched device on the new model');
+  t.same(row.get(FAILING)?.model, { name: null, version: null, sha256: OLD.sha256, precision: 'fp32' }, 'the failing device stays on its old model');
+  t.match(row.get(FAILING)?.lastError?.message, /failed at self-test/);
+  t.same(row.get(FAILING)?.rollout, { id, wave: 1, state: 'failed', detail: states.get(FAILING)?.detail ?? null });
+  t.equal(row.get('sim-10')?.model.sha256, OLD.sha256, 'later waves untouched');
+  t.equal(row.get('sim-10')?.rollout?.state, 'pending');
+  t.match(statusTable(status), /sim-03 +online .*failed at self-test/);
+  await writer.flush();
+  const cli = runCli(['fleet', 'status', '--db', `sqlite:${dbFile}`, '--json'], 30_000);
+  t.equal(cli.status, 0, cli.stderr);
+  const shown = JSON.parse(cli.stdout) as { devices: { device: string; rollout: { state: string } | null }[]; rollouts: { id: string; state: string; reason: string }[] };
+  t.equal(shown.devices.find((d) => d.device === FAILING)?.rollout?.state, 'failed', 'fleet status --json: the failed device');
+  t.match(shown.rollouts.find((r) => r.id === id), { state: 'halted', reason: /self-test failed on sim-03/ }, 'fleet status --json: the halted rollout');
+
+  // --resume: the failed device stays failed, wave 3 goes out, the rollout completes.
+  const done = await runRollout(db, client, id, (l) => lines.push(l));
+  t.equal(done.state, 'done');
+  const after = await db.rolloutDevices(id);
+  t.equal(after.filter((d) => d.state === 'ok').length, 19);
+  t.equal(after.find((d) => d.device === FAILING)?.state, 'failed', 'not retried on resume');
+
+  // --abort: a rollout marked aborted sends nothing.
+  const other = await createRollout(db, { bundle: '/opt/bundles/3.0.0', group: 'ward-3', waves: [1], maxFailures: 0, replyTimeoutMs: 5_000 });
+  await abortRollout(db, other);
+  t.equal((await runRollout(db, client, other)).state, 'aborted');
+  t.ok((await db.rolloutDevices(other)).every((d) => d.state === 'pending'), 'nothing sent after abort');
+  await t.rejects(abortRollout(db, id), /already done/);
+});
