@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   if (want('ingest')) {
     const seconds = quick ? 10 : 60;
     log(`ingest: 200 devices at 10 Hz for ${seconds} s into two fleet ingest processes (one SIGKILLed and restarted), SQLite…`);
-    ingest.push(await benchIngest({ devices: 200, hz: 10, seconds, db: 'sqlite', killAtS: seconds / 3, log }));
+    ingest.push(await benchIngest({ devices: 200, hz: 10, seconds, db: 'sqlite', killAtS: Math.round(seconds / 3), log }));
     const noPg = postgresSkipReason();
     if (noPg) log(`ingest: PostgreSQL skipped: ${noPg}`);
     else {
@@ -46,7 +46,7 @@ async function main(): Promise<void> {
       const teardowns: (() => Promise<void>)[] = [];
       const pg = await startPostgres({ teardown: (fn: () => unknown) => teardowns.push(async () => void (await fn())) });
       try {
-        ingest.push(await benchIngest({ devices: 200, hz: 10, seconds, db: pg.url, killAtS: seconds / 3, log }));
+        ingest.push(await benchIngest({ devices: 200, hz: 10, seconds, db: pg.url, killAtS: Math.round(seconds / 3), log }));
       } finally {
         for (const fn of teardowns) await fn();
       }
@@ -95,10 +95,10 @@ async function main(): Promise<void> {
   if (ingest.length > 0) {
     md.push(
       '',
-      '| fleet ingest (200 devices x 10 Hz, 2 ingest processes, #1 SIGKILLed and restarted) | sent | rows | lost | duplicate rows | rows/s | device→row p50 / p99 ms |',
-      '|---|---:|---:|---:|---:|---:|---:|',
+      '| fleet ingest (200 devices x 10 Hz, 2 ingest processes, #1 SIGKILLed and restarted) | sent | rows | lost | duplicate rows | redeliveries ignored | commit retries | rows/s | device→row p50 / p99 ms |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     );
-    for (const r of ingest) md.push(`| ${r.db}, ${r.seconds} s, kill at ${r.killed_at_s} s | ${r.sent} | ${r.rows} | ${r.lost} | ${r.unexpected} | ${r.rows_per_s} | ${r.latency_ms.p50} / ${r.latency_ms.p99} |`);
+    for (const r of ingest) md.push(`| ${r.db}, ${r.seconds} s, kill at ${r.killed_at_s} s | ${r.sent} | ${r.rows} | ${r.lost} | ${r.unexpected} | ${r.redelivered_ignored ?? '?'} | ${r.commit_retries} | ${r.rows_per_s} | ${r.latency_ms.p50} / ${r.latency_ms.p99} |`);
   }
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'bench.json'), `${JSON.stringify(result, null, 2)}\n`);

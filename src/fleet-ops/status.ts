@@ -11,7 +11,8 @@ export interface DeviceStatus {
   device: string;
   /** null: no birth or will seen yet (the ingest started after the device's last connect). */
   state: 'online' | 'offline' | null;
-  lastSeen: string;
+  /** null: nothing from the device itself yet, only its retained will. */
+  lastSeen: string | null;
   model: { name: string | null; version: string | null; sha256: string | null; precision: string | null };
   provider: string | null;
   fps: number | null;
@@ -54,7 +55,7 @@ export async function fleetStatus(db: FleetDb): Promise<DeviceStatus[]> {
     return {
       device: d.device,
       state: d.state,
-      lastSeen: new Date(d.lastSeen).toISOString(),
+      lastSeen: d.lastSeen === null ? null : new Date(d.lastSeen).toISOString(),
       model: {
         name: path === null ? null : (path.split('/').pop() ?? path),
         version: stringOr(change?.version),
@@ -83,7 +84,7 @@ export function statusTable(rows: readonly DeviceStatus[]): string {
   const lines = rows.map((r) => [
     r.device,
     dash(r.state),
-    r.lastSeen,
+    dash(r.lastSeen),
     r.model.version === null ? dash(r.model.name) : `${r.model.version}${r.model.name ? ` (${r.model.name})` : ''}`,
     r.model.sha256 === null ? '-' : r.model.sha256.slice(0, 12),
     dash(r.model.precision),
