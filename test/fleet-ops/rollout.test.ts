@@ -7,7 +7,9 @@
  * self-test: the rollout halts after that wave, the device stays on its old model, later waves are
  * untouched, and `fleet status` (fed by an in-process ingest) shows all of it; --resume finishes it.
  */
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -22,6 +24,7 @@ import { fleetStatus, statusTable } from '../../src/fleet-ops/status.js';
 import { FleetLink } from '../../src/fleet/publisher.js';
 import { MemoryStore } from '../../src/fleet/queue/memory.js';
 import { runCli } from '../helpers/cli.js';
+import { CLI } from '../helpers/paths.js';
 import { findMosquitto, startBroker } from '../helpers/mosquitto.js';
 
 const OLD = { sha256: 'a'.repeat(64), precision: 'fp32' };
@@ -121,6 +124,31 @@ t.test('rollout to 20 devices halts at the wave where one fails its self-test', 
   const shown = JSON.parse(cli.stdout) as { devices: { device: string; rollout: { state: string } | null }[]; rollouts: { id: string; state: string; reason: string }[] };
   t.equal(shown.devices.find((d) => d.device === FAILING)?.rollout?.state, 'failed', 'fleet status --json: the failed device');
   t.match(shown.rollouts.find((r) => r.id === id), { state: 'halted', reason: /self-test failed on sim-03/ }, 'fleet status --json: the halted rollout');
+
+  // The CLI on the same database and broker (spawned asynchronously: the devices live in this process).
+  const cliAsync = async (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
+    try {
+      const r = await promisify(execFile)(process.execPath, [CLI, ...args], { timeout: 60_000 });
+      return { code: 0, stdout: r.stdout, stderr: r.stderr };
+    } catch (err) {
+      const e = err as { code?: number; stdout?: string; stderr?: string };
+      return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+    }
+  };
+  const db2 = `sqlite:${dbFile}`;
+  const groups = await cliAsync(['fleet', 'group', 'list', '--db', db2]);
+  t.match(groups.stdout, /^ward-3: sim-00 sim-01 .* sim-19$/m, 'fleet group list');
+  const sent = await cliAsync(['fleet', 'send', 'status', '--group', 'ward-3', '--mqtt', broker.url, '--client-id', 'operator-cli', '--db', db2, '--timeout-s', '20', '--json']);
+  t.equal(sent.code, 0, sent.stderr);
+  const replies = JSON.parse(sent.stdout) as { device: string; reply?: { ok: boolean; result?: { state?: string } } }[];
+  t.equal(replies.length, 20);
+  t.ok(replies.every((r) => r.reply?.ok === true && r.reply.result?.state === 'online'), 'fleet send status: every device of the group replied');
+  const missing = await cliAsync(['fleet', 'send', 'status', '--device', 'sim-404', '--mqtt', broker.url, '--client-id', 'operator-cli', '--db', db2, '--timeout-s', '1']);
+  t.equal(missing.code, 1);
+  t.match(missing.stdout, /sim-404: TIMEOUT no reply/);
+  t.match(missing.stderr, /1 device\(s\) failed, refused or did not answer/);
+  const list = await cliAsync(['fleet', 'rollout', '--list', '--db', db2]);
+  t.match(list.stdout, new RegExp(`${id}  halted  group ward-3  wave 2/3`));
 
   // --resume: the failed device stays failed, wave 3 goes out, the rollout completes.
   const done = await runRollout(db, client, id, (l) => lines.push(l));
