@@ -308,3 +308,9 @@ interrupted rollout, --abort stops one before its next wave.
   --timeout-s S       wait for each device's reply (default 2760: reload-model may take 45 min)
   --sha256 HEX --precision P   expected model file, checked by each device before switching
 ${BROKER_OPTIONS}`;
+
+export const FLEET_SERVE_USAGE = `usage: lvunet-edge fleet serve --db SPEC [--host 127.0.0.1] [--port 8090]
+
+The fleet page: devices (state, model, health, last error) and rollouts with each wave's outcomes,
+refreshed every 5 s; the same data as JSON at /status.json. Read-only; listens on 127.0.0.1 unless
+--host says otherwise (put an authenticating reverse proxy in front to share it).`;

@@ -20,6 +20,8 @@ import { IngestWriter } from '../../src/fleet-ops/ingest/writer.js';
 import { abortRollout, createRollout, failedStep, runRollout } from '../../src/fleet-ops/rollout/runner.js';
 import { parseWaves, planWaves } from '../../src/fleet-ops/rollout/waves.js';
 import { CommandClient } from '../../src/fleet-ops/send.js';
+import { escapeHtml } from '../../src/fleet-ops/page.js';
+import { serveFleet } from '../../src/fleet-ops/serve.js';
 import { fleetStatus, statusTable } from '../../src/fleet-ops/status.js';
 import { FleetLink } from '../../src/fleet/publisher.js';
 import { MemoryStore } from '../../src/fleet/queue/memory.js';
@@ -149,6 +151,21 @@ t.test('rollout to 20 devices halts at the wave where one fails its self-test', 
   t.match(missing.stderr, /1 device\(s\) failed, refused or did not answer/);
   const list = await cliAsync(['fleet', 'rollout', '--list', '--db', db2]);
   t.match(list.stdout, new RegExp(`${id}  halted  group ward-3  wave 2/3`));
+
+  // The fleet page shows the same.
+  const server = await serveFleet(db, { port: 0 });
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const html = await (await fetch(`${base}/`)).text();
+  t.match(html, /Fleet: 20 device\(s\), 20 online/);
+  t.match(html, new RegExp(`${id}: halted`));
+  t.match(html, /<li class="failed">sim-03: failed – model install .* failed at self-test/);
+  t.match(html, /<li class="pending">sim-19: pending<\/li>/);
+  const json = (await (await fetch(`${base}/status.json`)).json()) as { devices: unknown[]; rollouts: { rollout: { state: string } }[] };
+  t.equal(json.devices.length, 20);
+  t.equal(json.rollouts[0].rollout.state, 'halted');
+  t.equal((await fetch(`${base}/nope`)).status, 404);
+  t.equal(escapeHtml(`<script>alert("x")</script>&'`), '&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;', 'device text is escaped');
 
   // --resume: the failed device stays failed, wave 3 goes out, the rollout completes.
   const done = await runRollout(db, client, id, (l) => lines.push(l));
