@@ -168,8 +168,11 @@ t.test('rollout to 20 devices halts at the wave where one fails its self-test', 
   t.equal(escapeHtml(`<script>alert("x")</script>&'`), '&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;', 'device text is escaped');
 
   // --resume: the failed device stays failed, wave 3 goes out, the rollout completes.
-  const done = await runRollout(db, client, id, (l) => lines.push(l));
-  t.equal(done.state, 'done');
+  const resumed = await cliAsync(['fleet', 'rollout', '--resume', id, '--mqtt', broker.url, '--client-id', 'operator-cli', '--db', db2]);
+  t.equal(resumed.code, 0, resumed.stderr);
+  t.match(resumed.stderr, /resuming at wave 2 \(halted: self-test failed on sim-03/);
+  t.match(resumed.stdout, new RegExp(`rollout ${id}: done`));
+  t.equal((await db.rollout(id))?.state, 'done');
   const after = await db.rolloutDevices(id);
   t.equal(after.filter((d) => d.state === 'ok').length, 19);
   t.equal(after.find((d) => d.device === FAILING)?.state, 'failed', 'not retried on resume');
