@@ -24,6 +24,8 @@ import { escapeHtml } from '../../src/fleet-ops/page.js';
 import { serveFleet } from '../../src/fleet-ops/serve.js';
 import { fleetStatus, statusTable } from '../../src/fleet-ops/status.js';
 import { FleetLink } from '../../src/fleet/publisher.js';
+import { ModelUpdater } from '../../src/supervisor/model-update.js';
+import { ServingState } from '../../src/supervisor/serving.js';
 import { MemoryStore } from '../../src/fleet/queue/memory.js';
 import { runCli } from '../helpers/cli.js';
 import { CLI } from '../helpers/paths.js';
@@ -66,6 +68,22 @@ t.test('waves: cumulative shares of the sorted group', async (t) => {
   const plan = planWaves(Array.from({ length: 20 }, (_, i) => `d${String(i).padStart(2, '0')}`), [0.01, 0.1, 0.5, 1]);
   t.same([0, 1, 2, 3].map((w) => plan.filter((p) => p.wave === w).length), [1, 1, 8, 10], '20 devices at 1,10,50,100%');
   t.equal(failedStep('model install x failed at self-test (a): b'), 'self-test');
+  // The step is read from the device's own error text (src/supervisor/model-update.ts).
+  const updater = new ModelUpdater({
+    store: undefined,
+    stateDir: '/var/lib/lvunet-edge',
+    trustedKeys: [],
+    serving: new ServingState({ model: '/opt/m.onnx' }),
+    ask: () => Promise.reject(new Error('no worker')),
+    killWorker: () => false,
+    log: () => {},
+    emitEvent: () => {},
+  });
+  const refused = await updater.reload({ id: 'r1', url: 'https://b.example/' }).then(
+    () => '',
+    (err: Error) => err.message,
+  );
+  t.equal(failedStep(refused), 'unavailable', `parsed from the supervisor's message: ${refused}`);
 });
 
 t.test('rollout to 20 devices halts at the wave where one fails its self-test', { skip: findMosquitto() ? undefined : 'mosquitto not installed' }, async (t) => {
