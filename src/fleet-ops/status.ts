@@ -1,7 +1,7 @@
 /**
  * `fleet status`: one line per device from what the devices publish and the ingest stored: online or
- * offline (retained birth / last will), last seen, model (version and file name from the last
- * `model-changed` event; sha256 and precision from telemetry), provider, fps, event-loop lag,
+ * offline (retained birth / last will), last seen, model (release version and file name from the
+ * last `model-changed` event; sha256 and precision from telemetry), provider, fps, event-loop lag,
  * worker restarts, offline-queue depth, last error (newest `error`/`critical` event), results stored,
  * and the device's part in rollouts.
  */
@@ -58,7 +58,8 @@ export async function fleetStatus(db: FleetDb): Promise<DeviceStatus[]> {
       lastSeen: d.lastSeen === null ? null : new Date(d.lastSeen).toISOString(),
       model: {
         name: path === null ? null : (path.split('/').pop() ?? path),
-        version: stringOr(change?.version),
+        // The signed release version; a bundle signed without one is known by its manifest's sha256.
+        version: stringOr((change?.release as { version?: unknown } | null | undefined)?.version) ?? stringOr(change?.version),
         sha256: stringOr(model?.sha256),
         precision: stringOr(model?.precision),
       },

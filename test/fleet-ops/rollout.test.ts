@@ -1,13 +1,15 @@
 /**
- * A staged rollout to 20 simulated devices on a real mosquitto: each device is a real FleetLink
- * (command dispatch, replies, events, telemetry) whose reload-model handler answers as the
- * supervisor's ModelUpdater does (src/supervisor/model-update.ts): on success it switches and
- * publishes `model-changed`; on a failed golden-frame self-test it keeps its model, publishes the
- * `fault` event and replies with the error naming the step. One device of wave 2 fails its
- * self-test: the rollout halts after that wave, the device stays on its old model, later waves are
- * untouched, and `fleet status` (fed by an in-process ingest) shows all of it; --resume finishes it.
+ * A staged rollout of a real signed bundle to 20 devices on a real mosquitto. Each device is a real
+ * FleetLink with the supervisor's real ModelUpdater and its own ModelStore (signature, release
+ * policy, hashes, current/previous pointers); only its worker process is stood in for, and one
+ * device's worker fails the golden-frame self-test. The rollout halts after that device's wave,
+ * the device keeps its old model (nothing installed), later waves get nothing, `fleet status`,
+ * `fleet status --json` and the fleet page (fed by an in-process ingest) show all of it; the CLI's
+ * `--resume` finishes it.
  */
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import os from 'node:os';
@@ -24,6 +26,10 @@ import { escapeHtml } from '../../src/fleet-ops/page.js';
 import { serveFleet } from '../../src/fleet-ops/serve.js';
 import { fleetStatus, statusTable } from '../../src/fleet-ops/status.js';
 import { FleetLink } from '../../src/fleet/publisher.js';
+import { generateKeys, loadPrivateKey } from '../../src/fleet/bundles/keys.js';
+import { signBundle } from '../../src/fleet/bundles/sign.js';
+import { ModelStore } from '../../src/fleet/bundles/store.js';
+import { buildModelDir, seededModelWeights } from '../../src/model/build.js';
 import { ModelUpdater } from '../../src/supervisor/model-update.js';
 import { ServingState } from '../../src/supervisor/serving.js';
 import { MemoryStore } from '../../src/fleet/queue/memory.js';
@@ -32,11 +38,39 @@ import { CLI } from '../helpers/paths.js';
 import { findMosquitto, startBroker } from '../helpers/mosquitto.js';
 
 const OLD = { sha256: 'a'.repeat(64), precision: 'fp32' };
-const NEW = { sha256: 'b'.repeat(64), precision: 'fp16' };
 const FAILING = 'sim-03';
+const CONFIGURED_MODEL = '/opt/lvunet-edge/models/lvunet.fp32.onnx';
 
-function simulatedDevice(url: string, device: string): FleetLink {
+/**
+ * One device: a real FleetLink, the supervisor's real ModelUpdater and a real ModelStore (state dir
+ * of its own, the bundle's signing key trusted), so reload-model verifies the signature, policy and
+ * hashes and installs or keeps pointers exactly as on a device. Only the worker process is stood
+ * in for: it "loads" the model, answers the golden-frame self-test (FAILING's fails, as a worker
+ * reports a BundleError: details.step 'self-test') and "switches".
+ */
+async function simulatedDevice(url: string, device: string, stateDir: string, publicKey: string): Promise<{ link: FleetLink; store: ModelStore }> {
+  const store = await ModelStore.open({ stateDir, trustedKeys: [publicKey], runModel: () => Promise.reject(new Error('models run in the worker')) });
+  const serving = new ServingState({ model: CONFIGURED_MODEL, precision: 'fp32' });
   let model = OLD;
+  let loading: { path: string; sha256: string } | undefined;
+  const worker = (name: string, args: unknown): Promise<unknown> => {
+    const a = args as { path?: string };
+    switch (name) {
+      case 'prepare-model':
+        loading = { path: a.path ?? '', sha256: createHash('sha256').update(readFileSync(a.path ?? '')).digest('hex') };
+        return Promise.resolve({});
+      case 'self-test-model':
+        if (device === FAILING) {
+          return Promise.reject(Object.assign(new Error("mean Dice 0.412 is below the bundle's 0.950"), { details: { step: 'self-test', file: 'golden/frame-002.png' } }));
+        }
+        return Promise.resolve({ meanDice: 0.991, threshold: 0.95, perFrame: [{ image: 'golden/frame-001.png', dice: 0.991 }] });
+      case 'commit-model':
+        model = { sha256: loading?.sha256 ?? '', precision: 'fp32' };
+        return Promise.resolve({ framesLost: 0, switchMs: 2, model: { path: loading?.path, ...model, inputSize: [128, 128], threshold: 0.5 }, providers: { requested: [], active: ['CPUExecutionProvider'], fallbacks: [] }, plan: [] });
+      default:
+        return Promise.resolve({});
+    }
+  };
   const link = new FleetLink({
     url,
     device,
@@ -45,19 +79,29 @@ function simulatedDevice(url: string, device: string): FleetLink {
     reconnectMinMs: 200,
     telemetry: { intervalMs: 200, source: () => ({ fps: 25, latency_ms: { p50: 30, p95: 35, p99: 40 }, drops: 0, provider: 'CPUExecutionProvider', model }) },
   });
-  link.onCommand('reload-model', (c) => {
-    if (device === FAILING) {
-      const message = `model install ${c.id} failed at self-test (golden/frame-002.png): mean Dice 0.412 is below the bundle's 0.950; still serving 1.0.0 (lvunet.fp32.onnx)`;
-      link.publishEvent('fault', 'error', message, { kind: 'model-update-failed', id: c.id, operation: 'install', source: c.path ?? c.url ?? null, step: 'self-test' });
-      throw new Error(message);
-    }
-    model = NEW;
-    const details = { id: c.id, cause: 'install', changed: true, version: '2.0.0', previous: '1.0.0', model: { path: '/var/lib/lvunet-edge/models/current/lvunet.fp16.onnx', ...NEW }, selfTest: { meanDice: 0.991, threshold: 0.95, frames: 4 }, framesLost: 0 };
-    link.publishEvent('model-changed', 'info', `model ${c.id}: now serving 2.0.0`, details);
-    return details;
+  const updater = new ModelUpdater({
+    store,
+    stateDir,
+    trustedKeys: [publicKey],
+    serving,
+    ask: worker,
+    killWorker: () => false,
+    log: () => {},
+    emitEvent: (type, severity, message, details) => link.publishEvent(type, severity, message, details),
   });
+  link.onCommand('reload-model', (c) => updater.reload(c), { timeoutMs: 60_000 });
   link.start();
-  return link;
+  return { link, store };
+}
+
+/** A signed bundle (release 2.0.0) of a seeded 128x128 LV-UNet, and the public key to trust. */
+async function signedBundle(dir: string): Promise<{ bundle: string; publicKey: string }> {
+  const modelDir = path.join(dir, 'model');
+  buildModelDir(seededModelWeights(1), { height: 128, width: 128 }, modelDir);
+  const keys = generateKeys(await mkdtemp(path.join(dir, 'keys-')));
+  const bundle = path.join(dir, 'bundle-2.0.0');
+  await signBundle({ modelDir, privateKey: loadPrivateKey(keys.privatePath), outDir: bundle, release: { version: '2.0.0' } });
+  return { bundle, publicKey: keys.publicPath };
 }
 
 t.test('waves: cumulative shares of the sorted group', async (t) => {
@@ -98,7 +142,9 @@ t.test('rollout to 20 devices halts at the wave where one fails its self-test', 
   await ingest.start();
   t.teardown(() => ingest.close());
   const devices = Array.from({ length: 20 }, (_, i) => `sim-${String(i).padStart(2, '0')}`);
-  const links = devices.map((d) => simulatedDevice(broker.url, d));
+  const { bundle, publicKey } = await signedBundle(dir);
+  const sims = await Promise.all(devices.map((d) => simulatedDevice(broker.url, d, path.join(dir, 'state', d), publicKey)));
+  const links = sims.map((s) => s.link);
   t.teardown(() => Promise.all(links.map((l) => l.close(0))));
   await Promise.all(links.map((l) => l.waitFor('online', 20_000)));
   await db.addToGroup('ward-3', devices);
@@ -106,7 +152,7 @@ t.test('rollout to 20 devices halts at the wave where one fails its self-test', 
   t.teardown(() => client.close());
 
   // 5,25,100%: waves of 1, 4 and 15 devices; sim-03 is in wave 2.
-  const id = await createRollout(db, { bundle: 'https://bundles.example/lvunet/2.0.0/', group: 'ward-3', waves: parseWaves('5,25,100'), maxFailures: 0.5, replyTimeoutMs: 10_000 });
+  const id = await createRollout(db, { bundle, group: 'ward-3', waves: parseWaves('5,25,100'), maxFailures: 0.5, replyTimeoutMs: 30_000 });
   const lines: string[] = [];
   const halted = await runRollout(db, client, id, (l) => lines.push(l));
   t.equal(halted.state, 'halted', 'halted');
@@ -115,7 +161,13 @@ t.test('rollout to 20 devices halts at the wave where one fails its self-test', 
   const states = new Map((await db.rolloutDevices(id)).map((d) => [d.device, d]));
   t.same(['sim-00', 'sim-01', 'sim-02', 'sim-04'].map((d) => states.get(d)?.state), ['ok', 'ok', 'ok', 'ok'], 'waves 1-2 switched');
   t.equal(states.get(FAILING)?.state, 'failed');
-  t.match(states.get(FAILING)?.detail, /failed at self-test .*still serving 1\.0\.0/);
+  t.match(states.get(FAILING)?.detail, /^model install .* failed at self-test \(golden\/frame-002\.png\): mean Dice 0\.412 .*; still serving \/opt\/lvunet-edge\/models\/lvunet\.fp32\.onnx$/);
+  t.equal(sims[3].store.current(), undefined, 'the failing device installed nothing: its store has no current bundle');
+  t.equal(sims[1].store.current()?.manifest.release?.version, '2.0.0', 'a device of wave 2 serves the bundle');
+  t.equal(sims[10].store.current(), undefined, 'wave 3 untouched');
+  const modelSha = createHash('sha256')
+    .update(readFileSync(sims[1].store.current()?.modelPath ?? ''))
+    .digest('hex');
   t.ok(devices.slice(5).every((d) => states.get(d)?.state === 'pending'), 'wave 3 never sent');
   const sentCommands = await db.sql.all<{ n: number }>("SELECT COUNT(*) AS n FROM commands WHERE name = 'reload-model'");
   t.equal(Number(sentCommands[0].n), 5, 'reload-model went to the 5 devices of waves 1-2 only');
@@ -123,7 +175,7 @@ t.test('rollout to 20 devices halts at the wave where one fails its self-test', 
   // What `fleet status` shows once the ingest has the devices' telemetry and events.
   const deadline = Date.now() + 15_000;
   let status = await fleetStatus(db);
-  const switched = (s: typeof status): boolean => s.filter((r) => r.model.sha256 === NEW.sha256).length === 4 && s.some((r) => r.lastError !== null);
+  const switched = (s: typeof status): boolean => s.filter((r) => r.model.sha256 === modelSha).length === 4 && s.some((r) => r.lastError !== null);
   while (!switched(status) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 100));
     status = await fleetStatus(db);
@@ -131,7 +183,7 @@ t.test('rollout to 20 devices halts at the wave where one fails its self-test', 
   const row = new Map(status.map((r) => [r.device, r]));
   t.equal(status.length, 20);
   t.ok(status.every((r) => r.state === 'online'), 'every device online (birth)');
-  t.same(row.get('sim-01')?.model, { name: 'lvunet.fp16.onnx', version: '2.0.0', sha256: NEW.sha256, precision: 'fp16' }, 'switched device on the new model');
+  t.match(row.get('sim-01')?.model, { version: '2.0.0', sha256: modelSha, precision: 'fp32' }, 'switched device on the new model');
   t.same(row.get(FAILING)?.model, { name: null, version: null, sha256: OLD.sha256, precision: 'fp32' }, 'the failing device stays on its old model');
   t.match(row.get(FAILING)?.lastError?.message, /failed at self-test/);
   t.same(row.get(FAILING)?.rollout, { id, wave: 1, state: 'failed', detail: states.get(FAILING)?.detail ?? null });
