@@ -130,6 +130,33 @@ t.test('waves: cumulative shares of the sorted group', async (t) => {
   t.equal(failedStep(refused), 'unavailable', `parsed from the supervisor's message: ${refused}`);
 });
 
+t.test('the failure-rate rule: silent or failing devices above --max-failures halt a wave', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'lvunet-rollout-rate-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const db = await FleetDb.open(openSqlite(path.join(dir, 'fleet.db')));
+  t.teardown(() => db.close());
+  const devices = ['d0', 'd1', 'd2', 'd3', 'd4'];
+  await db.addToGroup('g', devices);
+  // d1 never answers, d2 fails verification (a hash), everyone else switches.
+  const sender: Pick<CommandClient, 'send'> = {
+    send: (device, _name, _args, _timeout, id = 'x') => {
+      if (device === 'd1') return Promise.resolve({ device, id });
+      if (device === 'd2') return Promise.resolve({ device, id, reply: { schema: 'lvunet-edge/reply@1', id, ok: false, error: `model install ${id} failed at hash (lvunet.fp32.onnx): sha256 differs; still serving m` } });
+      return Promise.resolve({ device, id, reply: { schema: 'lvunet-edge/reply@1', id, ok: true, result: { version: 'v', selfTest: null } } });
+    },
+  };
+  const strict = await createRollout(db, { bundle: '/b', group: 'g', waves: [0.2, 1], maxFailures: 0.25, replyTimeoutMs: 1000 });
+  const halted = await runRollout(db, sender, strict);
+  t.equal(halted.state, 'halted');
+  t.equal(halted.reason, '2 of 4 device(s) failed or did not answer in wave 2 (50.0% > --max-failures 25.0%): d1, d2');
+  t.same((await db.rolloutDevices(strict)).map((d) => d.state), ['ok', 'timeout', 'failed', 'ok', 'ok']);
+  const tolerant = await createRollout(db, { bundle: 'https://b.example/', group: 'g', waves: [0.2, 1], maxFailures: 0.5, replyTimeoutMs: 1000 });
+  t.equal((await runRollout(db, sender, tolerant)).state, 'done', '50% tolerated');
+  t.same((await db.rollout(tolerant))?.command, { url: 'https://b.example/' }, 'an http(s) bundle goes as url, anything else as path');
+  await t.rejects(runRollout(db, sender, 'ro-missing'), /no rollout ro-missing/);
+  await t.rejects(createRollout(db, { bundle: '/b', group: 'empty', waves: [1], maxFailures: 0, replyTimeoutMs: 1 }), /group "empty" has no devices/);
+});
+
 t.test('rollout to 20 devices halts at the wave where one fails its self-test', { skip: findMosquitto() ? undefined : 'mosquitto not installed' }, async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lvunet-rollout-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));

@@ -62,7 +62,7 @@ function outcomeState(o: CommandOutcome): { state: 'ok' | 'failed' | 'timeout'; 
 }
 
 /** Runs (or resumes) rollout `id` until it is done, halts or is aborted; returns its final row. */
-export async function runRollout(db: FleetDb, client: CommandClient, id: string, log: (line: string) => void = () => {}): Promise<RolloutRow> {
+export async function runRollout(db: FleetDb, client: Pick<CommandClient, 'send'>, id: string, log: (line: string) => void = () => {}): Promise<RolloutRow> {
   let r = await db.rollout(id);
   if (!r) throw new Error(`no rollout ${id} in ${db.where}`);
   if (r.state === 'done' || r.state === 'aborted') return r;
