@@ -5,10 +5,16 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FleetDb } from './db/fleet-db.js';
-import { fleetPage } from './page.js';
-import { fleetStatus } from './status.js';
+import { fleetPage, type RolloutView } from './page.js';
+import { fleetStatus, type DeviceStatus } from './status.js';
 
-export async function snapshot(db: FleetDb): Promise<{ devices: Awaited<ReturnType<typeof fleetStatus>>; rollouts: { rollout: Awaited<ReturnType<FleetDb['rollouts']>>[number]; devices: Awaited<ReturnType<FleetDb['rolloutDevices']>> }[] }> {
+/** What the page shows and /status.json returns. */
+export interface FleetSnapshot {
+  devices: DeviceStatus[];
+  rollouts: RolloutView[];
+}
+
+export async function snapshot(db: FleetDb): Promise<FleetSnapshot> {
   const devices = await fleetStatus(db);
   const rollouts = await Promise.all((await db.rollouts()).map(async (rollout) => ({ rollout, devices: await db.rolloutDevices(rollout.id) })));
   return { devices, rollouts };
