@@ -18,14 +18,15 @@ import { FleetLink } from '../../src/fleet/publisher.js';
 import { MemoryStore } from '../../src/fleet/queue/memory.js';
 import { RESULT_SCHEMA } from '../../src/fleet/schemas.js';
 import { findMosquitto, startBroker } from '../helpers/mosquitto.js';
+import { sqliteSkipReason } from '../helpers/sqlite.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-t.test('a stalled database holds deliveries at the broker, not in memory', { skip: findMosquitto() ? undefined : 'mosquitto not installed' }, async (t) => {
+t.test('a stalled database holds deliveries at the broker, not in memory', { skip: findMosquitto() ? sqliteSkipReason() : 'mosquitto not installed' }, async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lvunet-backpressure-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const broker = await startBroker({ t, persistence: false, extraConfig: 'max_queued_messages 200000' });
-  const db = await FleetDb.open(openSqlite(path.join(dir, 'fleet.db')));
+  const db = await FleetDb.open(await openSqlite(path.join(dir, 'fleet.db')));
   t.teardown(() => db.close());
   let open: () => void = () => {};
   const gate = new Promise<void>((r) => (open = r));

@@ -17,6 +17,7 @@ import { toRecord, type IngestRecord } from '../../src/fleet-ops/ingest/records.
 import { IngestWriter, type RowSink } from '../../src/fleet-ops/ingest/writer.js';
 import { EVENT_SCHEMA, RESULT_SCHEMA, STATUS_SCHEMA, TELEMETRY_SCHEMA } from '../../src/fleet/schemas.js';
 import { postgresSkipReason, startPostgres } from '../helpers/postgres.js';
+import { sqliteSkipReason } from '../helpers/sqlite.js';
 
 const T0 = Date.parse('2026-12-03T10:00:00Z');
 
@@ -114,11 +115,11 @@ async function dialect(t: Test, open: () => Promise<SqlDriver>): Promise<void> {
   await t.rejects(db.setRollout('nope', { state: 'done' }), /no rollout nope/);
 }
 
-t.test('sqlite', async (t) => {
+t.test('sqlite', { skip: sqliteSkipReason() }, async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lvunet-fleetdb-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  await dialect(t, () => Promise.resolve(openSqlite(path.join(dir, 'fleet.db'))));
-  t.throws(() => openSqlite(path.join(dir, 'missing', 'x.db')), /cannot open SQLite database .*missing/);
+  await dialect(t, () => openSqlite(path.join(dir, 'fleet.db')));
+  await t.rejects(openSqlite(path.join(dir, 'missing', 'x.db')), /cannot open SQLite database .*missing/);
   await t.rejects(openFleetDb('mysql://x'), /--db: "mysql:\/\/x" is neither sqlite:FILE or postgres/);
   await t.rejects(openFleetDb('sqlite:'), /give a file/);
 });

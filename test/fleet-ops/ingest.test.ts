@@ -8,10 +8,11 @@ import t from 'tap';
 import { benchIngest } from '../../bench/fleet-ingest.js';
 import { findMosquitto } from '../helpers/mosquitto.js';
 import { postgresSkipReason, startPostgres } from '../helpers/postgres.js';
+import { sqliteSkipReason } from '../helpers/sqlite.js';
 
 const noBroker = findMosquitto() === undefined ? 'mosquitto not installed (apt-get install mosquitto)' : undefined;
 
-t.test('sqlite: two ingests, one killed and restarted: nothing lost, nothing twice', { skip: noBroker }, async (t) => {
+t.test('sqlite: two ingests, one killed and restarted: nothing lost, nothing twice', { skip: noBroker ?? sqliteSkipReason() }, async (t) => {
   const r = await benchIngest({ devices: 20, hz: 5, seconds: 5, db: 'sqlite', killAtS: 2 });
   t.equal(r.sent, 500, 'every device published every result');
   t.equal(r.lost, 0, 'no result missing from the database');

@@ -17,6 +17,7 @@ import { FleetLink } from '../../src/fleet/publisher.js';
 import { MemoryStore } from '../../src/fleet/queue/memory.js';
 import { RESULT_SCHEMA, type ResultBody } from '../../src/fleet/schemas.js';
 import { findMosquitto, startDeployTlsBroker } from '../helpers/mosquitto.js';
+import { sqliteSkipReason } from '../helpers/sqlite.js';
 
 const body: ResultBody = {
   schema: RESULT_SCHEMA,
@@ -31,7 +32,7 @@ const body: ResultBody = {
   droppedComponents: 0,
 };
 
-t.test('operator, ingest and device identities on the deploy broker', { skip: findMosquitto() ? undefined : 'mosquitto not installed' }, async (t) => {
+t.test('operator, ingest and device identities on the deploy broker', { skip: findMosquitto() ? sqliteSkipReason() : 'mosquitto not installed' }, async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lvunet-operator-acl-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const { broker, pki } = await startDeployTlsBroker(t, dir, ['cart-a', 'cart-b']);
@@ -48,14 +49,14 @@ t.test('operator, ingest and device identities on the deploy broker', { skip: fi
   await Promise.all([a.waitFor('online', 20_000), b.waitFor('online', 20_000)]);
 
   // The ingest identity: shared subscriptions granted, every device's results stored.
-  const ingestDb = await FleetDb.open(openSqlite(path.join(dir, 'ingest.db')));
+  const ingestDb = await FleetDb.open(await openSqlite(path.join(dir, 'ingest.db')));
   t.teardown(() => ingestDb.close());
   const ingest = new MqttIngest({ url, clientId: 'ingest-1', tls: pki('ingest-1'), writer: new IngestWriter(ingestDb, { maxDelayMs: 5 }) });
   await ingest.start();
   t.teardown(() => ingest.close());
   // A device running the same ingest code: mosquitto grants the SUBSCRIBE but its read rules let
   // only the device's own commands through, so nothing of another device arrives.
-  const snoopDb = await FleetDb.open(openSqlite(path.join(dir, 'snoop.db')));
+  const snoopDb = await FleetDb.open(await openSqlite(path.join(dir, 'snoop.db')));
   t.teardown(() => snoopDb.close());
   const snoop = new MqttIngest({ url, clientId: 'cart-a', group: 'snoop', tls: pki('cart-a'), writer: new IngestWriter(snoopDb, { maxDelayMs: 5 }) });
 

@@ -36,6 +36,7 @@ import { MemoryStore } from '../../src/fleet/queue/memory.js';
 import { runCli } from '../helpers/cli.js';
 import { CLI } from '../helpers/paths.js';
 import { findMosquitto, startBroker } from '../helpers/mosquitto.js';
+import { sqliteSkipReason } from '../helpers/sqlite.js';
 
 const OLD = { sha256: 'a'.repeat(64), precision: 'fp32' };
 const FAILING = 'sim-03';
@@ -130,10 +131,10 @@ t.test('waves: cumulative shares of the sorted group', async (t) => {
   t.equal(failedStep(refused), 'unavailable', `parsed from the supervisor's message: ${refused}`);
 });
 
-t.test('the failure-rate rule: silent or failing devices above --max-failures halt a wave', async (t) => {
+t.test('the failure-rate rule: silent or failing devices above --max-failures halt a wave', { skip: sqliteSkipReason() }, async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lvunet-rollout-rate-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const db = await FleetDb.open(openSqlite(path.join(dir, 'fleet.db')));
+  const db = await FleetDb.open(await openSqlite(path.join(dir, 'fleet.db')));
   t.teardown(() => db.close());
   const devices = ['d0', 'd1', 'd2', 'd3', 'd4'];
   await db.addToGroup('g', devices);
@@ -157,12 +158,12 @@ t.test('the failure-rate rule: silent or failing devices above --max-failures ha
   await t.rejects(createRollout(db, { bundle: '/b', group: 'empty', waves: [1], maxFailures: 0, replyTimeoutMs: 1 }), /group "empty" has no devices/);
 });
 
-t.test('rollout to 20 devices halts at the wave where one fails its self-test', { skip: findMosquitto() ? undefined : 'mosquitto not installed' }, async (t) => {
+t.test('rollout to 20 devices halts at the wave where one fails its self-test', { skip: findMosquitto() ? sqliteSkipReason() : 'mosquitto not installed' }, async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lvunet-rollout-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const broker = await startBroker({ t, persistence: false });
   const dbFile = path.join(dir, 'fleet.db');
-  const db = await FleetDb.open(openSqlite(dbFile));
+  const db = await FleetDb.open(await openSqlite(dbFile));
   t.teardown(() => db.close());
   const writer = new IngestWriter(db, { maxDelayMs: 10 });
   const ingest = new MqttIngest({ url: broker.url, clientId: 'ingest-test', writer });

@@ -8,13 +8,14 @@ import t from 'tap';
 import { benchIngest } from '../../bench/fleet-ingest.js';
 import { findMosquitto } from '../helpers/mosquitto.js';
 import { postgresSkipReason, startPostgres } from '../helpers/postgres.js';
+import { sqliteSkipReason } from '../helpers/sqlite.js';
 
 const noBroker = findMosquitto() === undefined ? 'mosquitto not installed (apt-get install mosquitto)' : undefined;
 const log = (line: string): void => {
   process.stderr.write(`${line}\n`);
 };
 
-t.test('sqlite: 200 devices x 10 Hz x 60 s, two ingests, one SIGKILLed', { skip: noBroker, timeout: 600_000 }, async (t) => {
+t.test('sqlite: 200 devices x 10 Hz x 60 s, two ingests, one SIGKILLed', { skip: noBroker ?? sqliteSkipReason(), timeout: 600_000 }, async (t) => {
   const r = await benchIngest({ devices: 200, hz: 10, seconds: 60, db: 'sqlite', killAtS: 20, log });
   t.comment(JSON.stringify(r));
   t.equal(r.sent, 120_000);

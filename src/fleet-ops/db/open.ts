@@ -9,7 +9,7 @@ export async function openFleetDb(spec: string): Promise<FleetDb> {
   if (spec.startsWith('sqlite:')) {
     const file = spec.slice('sqlite:'.length);
     if (file === '') throw new TypeError(`--db ${spec}: give a file, e.g. sqlite:/var/lib/lvunet/fleet.db`);
-    return FleetDb.open(openSqlite(file));
+    return FleetDb.open(await openSqlite(file));
   }
   if (spec.startsWith('postgres://') || spec.startsWith('postgresql://')) return FleetDb.open(await openPostgres(spec));
   throw new TypeError(`--db: ${JSON.stringify(spec.replace(/:[^:@/]*@/, ':***@'))} is neither ${DB_SPEC_HELP}`);

@@ -3,12 +3,32 @@
  * WAL mode, so `fleet status` reads while an ingest writes, and a busy timeout, so two ingest
  * processes on one file wait for each other instead of failing with SQLITE_BUSY.
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type { Row, SqlDriver, SqlTx, SqlValue } from './sql.js';
+
+type DatabaseClass = typeof Database;
+
+/**
+ * better-sqlite3 is an optional dependency: it compiles from source when its prebuilt binary cannot
+ * be downloaded, which needs Node's headers. If that failed at install, only SQLite is unavailable
+ * (the device side and PostgreSQL work), and this says how to get it.
+ */
+async function loadBetterSqlite(): Promise<DatabaseClass> {
+  try {
+    return (await import('better-sqlite3')).default;
+  } catch (err) {
+    throw new Error(
+      `SQLite needs better-sqlite3, an optional dependency that is not installed or did not build (${(err as Error).message.split('\n')[0]}). ` +
+        'It compiles from source when its prebuilt binary cannot be downloaded: with Debian\'s nodejs, `npm_config_nodedir=/usr npm install`; or use --db postgres://...',
+      { cause: err },
+    );
+  }
+}
 
 const BUSY_TIMEOUT_MS = 10_000;
 
-export function openSqlite(file: string): SqlDriver {
+export async function openSqlite(file: string): Promise<SqlDriver> {
+  const Database = await loadBetterSqlite();
   let db: Database.Database;
   try {
     db = new Database(file);
