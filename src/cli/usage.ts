@@ -112,17 +112,22 @@ Prints params (weights and biases; BN running statistics excluded), MACs of ever
 model's input size, opset, inputs, outputs, an op histogram and the file's sha256.`;
 
 export const MODEL_QUANTIZE_USAGE = `usage: lvunet-edge model quantize --int8 --model DIR|FILE --calib DIR [--calib-count 64]
-                                 [--method minmax|percentile|entropy] [--percentile 99.999]
+                                 [--method percentile|minmax|entropy] [--percentile 99.999]
                                  [--per-tensor] [--full-range] [--activations uint8|int8]
-                                 [--keep-float NODE,...] --out DIR
+                                 [--keep-float NODE,...|none] --out DIR
 
 Static INT8 quantisation in QDQ form (ONNX Runtime fuses it into QLinearConv and friends), calibrated
 on real images preprocessed as the runtime does. Writes DIR/lvunet.int8.onnx and adds or replaces
 its entry in DIR/manifest.json (precision, sha256, calibration images and method).
+With no options it applies the settings \`model release\` ships, which pass its INT8 gate (mask
+agreement with fp32 >= 0.98): percentile 99.999 ranges, per-channel 7-bit weights, firstconv and
+encoder1 kept float.
   --model        a model directory (its lvunet.fp32.onnx is used) or a float32 deployment ONNX file
   --calib        calibration images: a dataset folder (its images/) or a folder of images
   --calib-count  how many images, spread evenly over the sorted folder (default 64)
-  --method       activation ranges: minmax (default), percentile, entropy (KL, TensorRT-style)
+  --method       activation ranges: percentile (default, with --percentile, default 99.999), minmax
+                 (each tensor's full observed range: one outlier pixel widens it for every frame),
+                 entropy (KL, TensorRT-style)
   --per-tensor   one weight scale per tensor instead of the default one per output channel
   --full-range   8-bit weights instead of the default 7-bit ones. 7-bit weights are exact on x64 CPUs
                  without AVX-512 VNNI / AVX-VNNI, whose u8×s8 kernel (VPMADDUBSW) saturates int16 pair
@@ -130,7 +135,9 @@ its entry in DIR/manifest.json (precision, sha256, calibration images and method
                  and cost nothing elsewhere (docs/notes/int8-on-avx2.md)
   (--per-channel and --reduce-range are accepted and are the defaults)
   --activations  uint8 (default; fastest on x64, u8×s8 kernels) or int8
-  --keep-float   node names, or name prefixes such as encoder2.1.block.2, that stay float`;
+  --keep-float   node names, or name prefixes such as encoder2.1.block.2, that stay float; default
+                 firstconv,encoder1 (full-resolution layers with the widest per-channel ranges:
+                 quantising them costs about 2 points of mask agreement); none quantises every layer`;
 
 export const MODEL_FP16_USAGE = `usage: lvunet-edge model fp16 --model DIR|FILE [--mode weights|full] --out DIR
 
@@ -250,3 +257,68 @@ Makes the previous model current again (after re-checking its signature, hashes,
 export const BUNDLE_STATUS_USAGE = `usage: lvunet-edge bundle status --state-dir DIR [--json]
 
 Prints the current and previous model versions.`;
+
+const BROKER_OPTIONS = `  --mqtt URL          the fleet broker, mqtt://host:1883 or mqtts://host:8883
+  --ca FILE --cert FILE --key FILE   mutual TLS (deploy broker: the certificate CN is the identity)
+  --client-id ID      MQTT client id (the deploy broker uses the certificate CN instead)
+  --prefix P          topic prefix (default lvunet)`;
+
+export const FLEET_INGEST_USAGE = `usage: lvunet-edge fleet ingest --mqtt URL --db sqlite:FILE|postgres://... [options]
+
+Stores what the devices publish (results, events, telemetry, status) in the fleet database. Several
+ingest processes may run with the same --group: the broker splits results, events and telemetry
+between them (MQTT 5 shared subscription). Each delivery is acknowledged only after its row is
+committed; results are unique on (device, seq), so redeliveries never make a second row. The
+broker keeps this process's session (and queues for it) while it is down; give each process its
+own --client-id (on the deploy broker: its own certificate, e.g. ingest-1, ingest-2).
+
+${BROKER_OPTIONS}
+  --db SPEC           sqlite:FILE or postgres://user@host:port/db
+  --group NAME        shared subscription group (default lvunet-ingest)
+  --batch-rows N      rows per transaction at most (default 500)
+  --batch-ms MS       longest wait for a batch to fill (default 25)
+  --receive-maximum N unacknowledged deliveries the broker may have out to this process (default 1000)
+  --session-expiry-s S  how long the broker keeps the session while the process is down (default 604800)
+Stops on SIGTERM/SIGINT after committing and acknowledging what it received.`;
+
+export const FLEET_STATUS_USAGE = `usage: lvunet-edge fleet status --db SPEC [--json]
+
+Every device the ingest has seen: online/offline (birth and will), last seen, model version/file,
+sha256 and precision, provider, fps, event-loop lag, worker restarts, offline-queue depth, results
+stored, rollout state and last error.`;
+
+export const FLEET_SEND_USAGE = `usage: lvunet-edge fleet send COMMAND (--device ID... | --group NAME) --mqtt URL --db SPEC [options]
+
+Sends a command (status, snapshot, set-threshold, reload-model) and prints each device's reply.
+  --args JSON         the command's payload without id, e.g. '{"value":0.6}'
+  --timeout-s S       wait this long for each reply (default 30)
+  --json              replies as JSON
+${BROKER_OPTIONS}
+Exit status 1 when any device failed, refused or did not answer.`;
+
+export const FLEET_GROUP_USAGE = `usage: lvunet-edge fleet group (add|remove) NAME DEVICE... --db SPEC
+       lvunet-edge fleet group list --db SPEC [--json]
+
+Device groups live in the fleet database; 'fleet send --group' and 'fleet rollout --group' use them.`;
+
+export const FLEET_ROLLOUT_USAGE = `usage: lvunet-edge fleet rollout BUNDLE --group NAME --mqtt URL --db SPEC [options]
+       lvunet-edge fleet rollout --resume ID --mqtt URL --db SPEC [broker options]
+       lvunet-edge fleet rollout --abort ID --db SPEC
+       lvunet-edge fleet rollout --list --db SPEC [--json]
+
+Sends reload-model with BUNDLE (an http(s) URL, or a bundle directory path on the devices) to the
+group in waves. Each device verifies, self-tests and switches (or keeps its model and says why).
+Halts after a wave in which a device failed its self-test, or more than --max-failures of the
+wave's devices failed or did not answer. State is in the database: --resume continues a halted or
+interrupted rollout, --abort stops one before its next wave.
+  --waves LIST        cumulative percentages of the group (default 1,10,50,100)
+  --max-failures X    tolerated share of a wave failing, 0..1 or N% (default 0)
+  --timeout-s S       wait for each device's reply (default 2760: reload-model may take 45 min)
+  --sha256 HEX --precision P   expected model file, checked by each device before switching
+${BROKER_OPTIONS}`;
+
+export const FLEET_SERVE_USAGE = `usage: lvunet-edge fleet serve --db SPEC [--host 127.0.0.1] [--port 8090]
+
+The fleet page: devices (state, model, health, last error) and rollouts with each wave's outcomes,
+refreshed every 5 s; the same data as JSON at /status.json. Read-only; listens on 127.0.0.1 unless
+--host says otherwise (put an authenticating reverse proxy in front to share it).`;

@@ -10,6 +10,9 @@ import { readImageFile, readMaskFile } from '../../src/image/decode.js';
 import { composeOverlay, drawOverlay, LAYER } from '../../src/image/overlay.js';
 import { buildModelDir, FP32_FILE, seededModelWeights } from '../../src/model/build.js';
 import { KVASIR } from '../helpers/paths.js';
+import { requireShared } from '../helpers/shared-data.js';
+
+requireShared(KVASIR);
 
 const STEMS = listPairs(KVASIR)
   .slice(0, 3)
