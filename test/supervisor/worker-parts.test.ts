@@ -1,10 +1,14 @@
 // The worker's parts that need no model or camera: snapshots, frames held for them, the fps
 // window (injected clock), and the Worker's answers before it has started (fake process).
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
 import t from 'tap';
 import pngjs from 'pngjs';
 
 import type { WorkerMessage } from '../../src/supervisor/ipc.js';
 import { FpsWindow, InFlightFrames } from '../../src/supervisor/worker/frames.js';
+import { OverlayFiles } from '../../src/supervisor/worker/overlay-files.js';
 import { frameToRgb, renderSnapshot, shrink, type SnapshotSource } from '../../src/supervisor/worker/snapshot.js';
 import { Worker } from '../../src/supervisor/worker/worker.js';
 import type { Frame } from '../../src/runtime/sources/types.js';
@@ -132,4 +136,27 @@ t.test('Worker: a model that cannot load is a start-up fault with exit code 2', 
   t.equal(exits[0], 2);
   t.match(sent[0], { type: 'event', event: { type: 'fault', severity: 'error', message: /nonexistent/, details: { stage: 'start' } } });
   t.same(sent[1], { type: 'stats', stats: { frames: 0 } });
+});
+
+t.test('OverlayFiles: one PNG per result in order; a failed write is reported once and ends the writing', async (t) => {
+  const dir = t.testdir({});
+  const errors: string[] = [];
+  const files = new OverlayFiles(join(dir, 'out'), (m) => errors.push(m));
+  const last = (id: string): SnapshotSource => ({ ...source(frame(id), [1, 0, 0, 0, 0, 0, 0, 1]), result: { frame: { id }, coverage: 0.25, components: [] } as unknown as SnapshotSource['result'] });
+  files.write(last('cam#1'));
+  files.write(last('cam#2'));
+  files.write({ ...last('gone'), frame: undefined });
+  await files.settled();
+  t.same(readdirSync(join(dir, 'out')).sort(), ['cam_1.png', 'cam_2.png']);
+  t.equal(files.written, 2);
+  const png = pngjs.PNG.sync.read(readFileSync(join(dir, 'out', 'cam_1.png')));
+  t.same([png.width, png.height, png.data[0], png.data[1], png.data[2]], [4, 2, 255, 40, 40], 'the overlay drawn over the frame');
+  rmSync(join(dir, 'out'), { recursive: true });
+  writeFileSync(join(dir, 'out'), 'a file where the folder was');
+  files.write(last('cam#3'));
+  files.write(last('cam#4'));
+  await files.settled();
+  t.equal(errors.length, 1, 'reported once');
+  t.match(errors[0], /--save-overlays: writing .*cam_3\.png failed, no more overlays are written/);
+  t.throws(() => new OverlayFiles(join(dir, 'out', 'sub'), () => {}), /--save-overlays .*out\/sub: cannot create folder/);
 });
