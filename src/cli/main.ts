@@ -13,6 +13,11 @@ import {
   EVAL_USAGE,
   FRAMES_MAKE_USAGE,
   FRAMES_RECORD_USAGE,
+  FLEET_GROUP_USAGE,
+  FLEET_INGEST_USAGE,
+  FLEET_ROLLOUT_USAGE,
+  FLEET_SEND_USAGE,
+  FLEET_STATUS_USAGE,
   MODEL_BUILD_USAGE,
   MODEL_CHECK_USAGE,
   MODEL_FP16_USAGE,
@@ -46,6 +51,11 @@ commands:
   doctor         native addon, ONNX Runtime library and providers, cameras
   frames make    a camera-like recording (YUYV, NV12, RGB24, MJPEG) from dataset images
   frames record  a camera's frames (V4L2) to a raw or MJPEG file that file: sources replay
+  fleet ingest   store what the devices publish in SQLite or PostgreSQL (shared MQTT subscription)
+  fleet status   every device: online, model, health, last error
+  fleet send     a command to devices or a group, with replies and timeouts
+  fleet group    device groups (add, remove, list)
+  fleet rollout  a signed bundle to a group in waves; halts on failed self-tests; resume, abort
 
 Run 'lvunet-edge <command> --help' for a command's options.`;
 
@@ -89,6 +99,11 @@ const COMMANDS: Record<string, Command> = {
       if ((await doctor(a, print)) !== 0) throw new Error('doctor: the runtime cannot work on this machine (see the FAILED lines above)');
     },
   },
+  'fleet ingest': { usage: FLEET_INGEST_USAGE, run: async (a) => (await import('./fleet-commands.js')).fleetIngest(a, log) },
+  'fleet status': { usage: FLEET_STATUS_USAGE, run: async (a) => (await import('./fleet-commands.js')).fleetStatusCommand(a, print) },
+  'fleet send': { usage: FLEET_SEND_USAGE, run: async (a) => (await import('./fleet-commands.js')).fleetSend(a, print) },
+  'fleet group': { usage: FLEET_GROUP_USAGE, run: async (a) => (await import('./fleet-commands.js')).fleetGroup(a, print) },
+  'fleet rollout': { usage: FLEET_ROLLOUT_USAGE, run: async (a) => (await import('./fleet-commands.js')).fleetRollout(a, log, print) },
   'frames make': { usage: FRAMES_MAKE_USAGE, run: async (a) => (await import('./frames-command.js')).framesMake(a, log) },
   'frames record': {
     usage: FRAMES_RECORD_USAGE,

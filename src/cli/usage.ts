@@ -242,3 +242,62 @@ Makes the previous model current again (after re-checking its signature, hashes,
 export const BUNDLE_STATUS_USAGE = `usage: lvunet-edge bundle status --state-dir DIR [--json]
 
 Prints the current and previous model versions.`;
+
+const BROKER_OPTIONS = `  --mqtt URL          the fleet broker, mqtt://host:1883 or mqtts://host:8883
+  --ca FILE --cert FILE --key FILE   mutual TLS (deploy broker: the certificate CN is the identity)
+  --client-id ID      MQTT client id (the deploy broker uses the certificate CN instead)
+  --prefix P          topic prefix (default lvunet)`;
+
+export const FLEET_INGEST_USAGE = `usage: lvunet-edge fleet ingest --mqtt URL --db sqlite:FILE|postgres://... [options]
+
+Stores what the devices publish (results, events, telemetry, status) in the fleet database. Several
+ingest processes may run with the same --group: the broker splits results, events and telemetry
+between them (MQTT 5 shared subscription). Each delivery is acknowledged only after its row is
+committed; results are unique on (device, seq), so redeliveries never make a second row. The
+broker keeps this process's session (and queues for it) while it is down; give each process its
+own --client-id (on the deploy broker: its own certificate, e.g. ingest-1, ingest-2).
+
+${BROKER_OPTIONS}
+  --db SPEC           sqlite:FILE or postgres://user@host:port/db
+  --group NAME        shared subscription group (default lvunet-ingest)
+  --batch-rows N      rows per transaction at most (default 500)
+  --batch-ms MS       longest wait for a batch to fill (default 25)
+  --receive-maximum N unacknowledged deliveries the broker may have out to this process (default 1000)
+  --session-expiry-s S  how long the broker keeps the session while the process is down (default 604800)
+Stops on SIGTERM/SIGINT after committing and acknowledging what it received.`;
+
+export const FLEET_STATUS_USAGE = `usage: lvunet-edge fleet status --db SPEC [--json]
+
+Every device the ingest has seen: online/offline (birth and will), last seen, model version/file,
+sha256 and precision, provider, fps, event-loop lag, worker restarts, offline-queue depth, results
+stored, rollout state and last error.`;
+
+export const FLEET_SEND_USAGE = `usage: lvunet-edge fleet send COMMAND (--device ID... | --group NAME) --mqtt URL --db SPEC [options]
+
+Sends a command (status, snapshot, set-threshold, reload-model) and prints each device's reply.
+  --args JSON         the command's payload without id, e.g. '{"value":0.6}'
+  --timeout-s S       wait this long for each reply (default 30)
+  --json              replies as JSON
+${BROKER_OPTIONS}
+Exit status 1 when any device failed, refused or did not answer.`;
+
+export const FLEET_GROUP_USAGE = `usage: lvunet-edge fleet group (add|remove) NAME DEVICE... --db SPEC
+       lvunet-edge fleet group list --db SPEC [--json]
+
+Device groups live in the fleet database; 'fleet send --group' and 'fleet rollout --group' use them.`;
+
+export const FLEET_ROLLOUT_USAGE = `usage: lvunet-edge fleet rollout BUNDLE --group NAME --mqtt URL --db SPEC [options]
+       lvunet-edge fleet rollout --resume ID --mqtt URL --db SPEC [broker options]
+       lvunet-edge fleet rollout --abort ID --db SPEC
+       lvunet-edge fleet rollout --list --db SPEC [--json]
+
+Sends reload-model with BUNDLE (an http(s) URL, or a bundle directory path on the devices) to the
+group in waves. Each device verifies, self-tests and switches (or keeps its model and says why).
+Halts after a wave in which a device failed its self-test, or more than --max-failures of the
+wave's devices failed or did not answer. State is in the database: --resume continues a halted or
+interrupted rollout, --abort stops one before its next wave.
+  --waves LIST        cumulative percentages of the group (default 1,10,50,100)
+  --max-failures X    tolerated share of a wave failing, 0..1 or N% (default 0)
+  --timeout-s S       wait for each device's reply (default 2760: reload-model may take 45 min)
+  --sha256 HEX --precision P   expected model file, checked by each device before switching
+${BROKER_OPTIONS}`;
