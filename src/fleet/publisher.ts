@@ -91,6 +91,11 @@ export interface Timers {
 export interface FleetLinkOptions {
   /** mqtt://host:port or mqtts://host:port. */
   url: string;
+  /**
+   * Other nodes of a clustered broker (deploy/nats/), same scheme as `url`: each reconnect goes to
+   * the next of [url, ...failoverUrls], so a device whose node is lost continues on another.
+   */
+  failoverUrls?: readonly string[];
   device: string;
   /** Default `lvunet`. */
   prefix?: string;
@@ -321,6 +326,8 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     const maxMs = o.reconnectMaxMs ?? 30_000;
     const settings: ConnectionSettings = {
       clientId: o.clientId ?? o.device,
+      url: o.url,
+      failover: o.failoverUrls,
       protocolVersion: o.protocolVersion ?? 5,
       keepaliveS: o.keepaliveS ?? 30,
       reconnectMinMs: minMs,
