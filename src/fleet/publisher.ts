@@ -196,6 +196,8 @@ export interface FleetLinkEvents {
 }
 
 const NOOP = (): void => {};
+/** Pause before asking again for a command subscription the broker refused. */
+const COMMAND_RESUBSCRIBE_MS = 5_000;
 
 export class FleetLink extends EventEmitter<FleetLinkEvents> {
   readonly topics: DeviceTopics;
@@ -352,11 +354,30 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     });
     client.on('message', (topic, payload, packet) => this.intake.onMessage(topic, payload, packet.retain));
     client.on('error', (err) => this.emit('fault', err));
-    // rh 2: no retained messages at subscribe (MQTT 5); onMessage also drops any that arrive.
-    client.subscribe(this.topics.commandFilter, { qos: 1, rh: 2 }, NOOP);
+    this.subscribeCommands(client);
     if (o.telemetry) {
       this.telemetryTimer = this.timers.setInterval(() => this.sendTelemetry(), o.telemetry.intervalMs);
     }
+  }
+
+  /**
+   * Subscribes to this device's commands, and again after a refusal: mqtt.js drops a refused
+   * filter from the ones it re-subscribes on reconnect, so one refused SUBACK (nats-server refuses
+   * while it elects a stream leader after losing a node) would cut the device off from commands
+   * until the process restarts.
+   */
+  private subscribeCommands(client: MqttClient): void {
+    // rh 2: no retained messages at subscribe (MQTT 5); onMessage also drops any that arrive.
+    client.subscribe(this.topics.commandFilter, { qos: 1, rh: 2 }, (err) => {
+      if (!err || this.client !== client || this.stateValue === 'closed') return;
+      const code = (err as Error & { code?: unknown }).code;
+      if (typeof code !== 'number') return; // not a SUBACK: the connection went; mqtt.js re-subscribes on reconnect
+      this.emit('fault', new Error(`broker refused the command subscription ${this.topics.commandFilter} (SUBACK 0x${code.toString(16)}); retrying in ${COMMAND_RESUBSCRIBE_MS / 1000} s`));
+      const timer = setTimeout(() => {
+        if (this.client === client && this.stateValue !== 'closed') this.subscribeCommands(client);
+      }, COMMAND_RESUBSCRIBE_MS);
+      timer.unref();
+    });
   }
 
   /** Resolves when the link reaches `state` (now or later); rejects after timeoutMs. */

@@ -65,6 +65,8 @@ export interface NatsNode {
   kill(): Promise<void>;
   /** SIGTERM (lame duck) and wait. */
   stop(): Promise<void>;
+  /** SIGHUP: re-reads the config and accounts.conf (permissions) without dropping connections. */
+  reload(): Promise<void>;
   logs(): string;
 }
 
@@ -72,6 +74,8 @@ export interface NatsCluster {
   readonly nodes: readonly NatsNode[];
   /** The test PKI: ca.crt, broker.*, operator.*, ingest.*, <device>.* */
   readonly pki: string;
+  /** accounts.conf from make-accounts.sh, included by every node. */
+  readonly accounts: string;
   readonly dir: string;
   /** TLS files of an identity in the PKI. */
   tls(identity: string): { ca: string; cert: string; key: string };
@@ -240,6 +244,15 @@ export async function startNatsCluster(opts: StartNatsClusterOptions): Promise<N
         await exited;
         clearTimeout(timer);
       },
+      async reload() {
+        const before = (log.match(/Reloaded server configuration/g) ?? []).length;
+        child?.kill('SIGHUP');
+        const deadline = Date.now() + 10_000;
+        while ((log.match(/Reloaded server configuration/g) ?? []).length === before) {
+          if (Date.now() > deadline) throw new Error(`${name} did not report a reload within 10 s:\n${log.slice(-2000)}`);
+          await sleep(50);
+        }
+      },
       logs: () => log,
     };
     nodes.push(node);
@@ -248,6 +261,7 @@ export async function startNatsCluster(opts: StartNatsClusterOptions): Promise<N
   const cluster: NatsCluster = {
     nodes,
     pki,
+    accounts: path.join(dir, 'accounts.conf'),
     dir,
     tls: (identity) => ({ ca: path.join(pki, 'ca.crt'), cert: path.join(pki, `${identity}.crt`), key: path.join(pki, `${identity}.key`) }),
     async waitHealthy(timeoutMs = startTimeoutMs) {
