@@ -370,8 +370,11 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     // rh 2: no retained messages at subscribe (MQTT 5); onMessage also drops any that arrive.
     client.subscribe(this.topics.commandFilter, { qos: 1, rh: 2 }, (err) => {
       if (!err || this.client !== client || this.stateValue === 'closed') return;
-      const code = (err as Error & { code?: unknown }).code;
-      if (typeof code !== 'number') return; // not a SUBACK: the connection went; mqtt.js re-subscribes on reconnect
+      // mqtt.js's ErrorWithSubackPacket carries the SUBACK; any other error is the connection going
+      // away, after which mqtt.js re-subscribes by itself.
+      const suback = (err as Error & { packet?: { cmd?: string; granted?: unknown[] } }).packet;
+      if (suback?.cmd !== 'suback') return;
+      const code = suback.granted?.find((g): g is number => typeof g === 'number' && g >= 0x80) ?? 0x80;
       this.emit('fault', new Error(`broker refused the command subscription ${this.topics.commandFilter} (SUBACK 0x${code.toString(16)}); retrying in ${COMMAND_RESUBSCRIBE_MS / 1000} s`));
       const timer = setTimeout(() => {
         if (this.client === client && this.stateValue !== 'closed') this.subscribeCommands(client);
