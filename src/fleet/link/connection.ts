@@ -48,7 +48,11 @@ export function clientOptions(s: ConnectionSettings): IClientOptions {
   };
   if (s.failover !== undefined && s.failover.length > 0) {
     if (s.url === undefined) throw new TypeError('failover brokers need the main broker URL too');
-    options.servers = [s.url, ...s.failover].map((u) => brokerAddress(u));
+    const servers = [s.url, ...s.failover].map((u) => brokerAddress(u));
+    const other = servers.findIndex((a) => a.protocol !== servers[0].protocol);
+    // The TLS files apply to every node; a plain failover would send the same client in the clear.
+    if (other > 0) throw new TypeError(`failover broker ${s.failover[other - 1]} uses ${servers[other].protocol}:// but ${s.url} uses ${servers[0].protocol}://: every node needs the same scheme`);
+    options.servers = servers;
   }
   if (s.username !== undefined) options.username = s.username;
   if (s.password !== undefined) options.password = s.password;
