@@ -51,6 +51,8 @@ export interface IngestBenchResult {
   unexpected: number;
   /** Redeliveries the ingests received and did not store again (from their final reports). */
   redelivered_ignored: number | null;
+  /** Commits that failed and were retried (ingest log lines), e.g. a lock timeout or deadlock. */
+  commit_retries: number;
   rows_per_s: number;
   latency_ms: { p50: number; p90: number; p99: number; max: number };
   /** From the end of publishing until the last row was in the database. */
@@ -91,7 +93,10 @@ class IngestProcess {
   output = '';
   private exited: Promise<void> = Promise.resolve();
 
-  constructor(private readonly args: string[]) {}
+  constructor(
+    private readonly args: string[],
+    private readonly log: (line: string) => void,
+  ) {}
 
   async start(): Promise<void> {
     const child = spawn(process.execPath, [CLI_JS, 'fleet', 'ingest', ...this.args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -99,7 +104,9 @@ class IngestProcess {
     this.exited = new Promise((r) => child.once('exit', () => r()));
     const ready = new Promise<void>((resolve, reject) => {
       const onData = (chunk: Buffer): void => {
-        this.output += chunk.toString();
+        const text = chunk.toString();
+        this.output += text;
+        for (const line of text.split('\n')) if (line.includes('ingest: commit of')) this.log(`ingest bench: ${this.args[this.args.length - 1]}: ${line}`);
         if (this.output.includes('subscribed to')) resolve();
       };
       child.stderr.on('data', onData);
@@ -112,6 +119,10 @@ class IngestProcess {
   async kill(signal: NodeJS.Signals): Promise<void> {
     this.child?.kill(signal);
     await this.exited;
+  }
+
+  retries(): number {
+    return [...this.output.matchAll(/ingest: commit of \d+ row/g)].length;
   }
 
   /** The "N redelivered duplicate(s) ignored" of the last report. */
@@ -137,7 +148,7 @@ export async function benchIngest(options: IngestBenchOptions = {}): Promise<Ing
   const db = await openFleetDb(dbSpec);
   try {
     for (let i = 0; i < ingestCount; i++) {
-      const p = new IngestProcess(['--mqtt', broker.url, '--db', dbSpec, '--client-id', `ingest-${i + 1}`]);
+      const p = new IngestProcess(['--mqtt', broker.url, '--db', dbSpec, '--client-id', `ingest-${i + 1}`], log);
       await p.start();
       ingests.push(p);
     }
@@ -235,6 +246,7 @@ export async function benchIngest(options: IngestBenchOptions = {}): Promise<Ing
       lost: sent - latencies.length + refused,
       unexpected,
       redelivered_ignored: redelivered.every((r) => r !== undefined) ? redelivered.reduce((s: number, r) => s + (r ?? 0), 0) : null,
+      commit_retries: ingests.reduce((s, p) => s + p.retries(), 0),
       rows_per_s: Math.round((latencies.length / (Math.max(publishEnd, lastWritten) - start)) * 1000),
       latency_ms: { p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: percentile(sorted, 100) },
       drain_ms: drainMs,

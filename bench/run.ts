@@ -1,14 +1,16 @@
 /**
  * `npm run bench`: every figure the issues ask for, measured side by side in one run, written to
  * bench/results/bench.json and bench/results/bench.md and printed as a short table.
- * `--quick` shortens the runs (for a smoke check, not for reporting); `--only model,pipeline,fleet,cluster,train`
+ * `--quick` shortens the runs (for a smoke check, not for reporting); `--only model,pipeline,fleet,ingest,cluster,train`
  * runs some sections.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
+import { benchIngest, type IngestBenchResult } from './fleet-ingest.js';
 import { benchCluster, type ClusterBenchResult } from './fleet-cluster.js';
 import { benchFleet, type FleetBenchResult } from './fleet-load.js';
+import { startPostgres, postgresSkipReason } from '../test/helpers/postgres.js';
 import { benchModel, INT8_FORM } from './model.js';
 import { benchPipelineRuns } from './pipeline.js';
 import { benchTrain, trainTable, type TrainBenchResult } from './train.js';
@@ -33,6 +35,24 @@ async function main(): Promise<void> {
     log(`fleet: 200 simulated devices at 10 Hz for ${seconds} s to one local mosquitto…`);
     fleet = await benchFleet({ devices: 200, hz: 10, seconds });
   }
+  const ingest: IngestBenchResult[] = [];
+  if (want('ingest')) {
+    const seconds = quick ? 10 : 60;
+    log(`ingest: 200 devices at 10 Hz for ${seconds} s into two fleet ingest processes (one SIGKILLed and restarted), SQLite…`);
+    ingest.push(await benchIngest({ devices: 200, hz: 10, seconds, db: 'sqlite', killAtS: Math.round(seconds / 3), log }));
+    const noPg = postgresSkipReason();
+    if (noPg) log(`ingest: PostgreSQL skipped: ${noPg}`);
+    else {
+      log('ingest: the same into PostgreSQL…');
+      const teardowns: (() => Promise<void>)[] = [];
+      const pg = await startPostgres({ teardown: (fn: () => unknown) => teardowns.push(async () => void (await fn())) });
+      try {
+        ingest.push(await benchIngest({ devices: 200, hz: 10, seconds, db: pg.url, killAtS: Math.round(seconds / 3), log }));
+      } finally {
+        for (const fn of teardowns) await fn();
+      }
+    }
+  }
   let cluster: ClusterBenchResult | undefined;
   if (want('cluster')) {
     const seconds = quick ? 20 : 60;
@@ -50,6 +70,7 @@ async function main(): Promise<void> {
     model,
     pipeline,
     fleet,
+    ingest,
     cluster,
     train,
   };
@@ -80,6 +101,14 @@ async function main(): Promise<void> {
       `Fleet: ${fleet.devices} devices x ${fleet.hz} Hz x ${fleet.seconds} s to one mosquitto: sent ${fleet.sent}, lost ${fleet.lost}, ` +
         `publish-to-receive p50 ${fleet.latency_ms.p50} ms, p99 ${fleet.latency_ms.p99} ms.`,
     );
+  }
+  if (ingest.length > 0) {
+    md.push(
+      '',
+      '| fleet ingest (200 devices x 10 Hz, 2 ingest processes, #1 SIGKILLed and restarted) | sent | rows | lost | duplicate rows | redeliveries ignored | commit retries | rows/s | device→row p50 / p99 ms |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const r of ingest) md.push(`| ${r.db}, ${r.seconds} s, kill at ${r.killed_at_s} s | ${r.sent} | ${r.rows} | ${r.lost} | ${r.unexpected} | ${r.redelivered_ignored ?? '?'} | ${r.commit_retries} | ${r.rows_per_s} | ${r.latency_ms.p50} / ${r.latency_ms.p99} |`);
   }
   if (cluster) md.push(...clusterTable(cluster));
   mkdirSync(outDir, { recursive: true });

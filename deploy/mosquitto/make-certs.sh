@@ -13,7 +13,8 @@ Creates (or completes) a test PKI in OUTDIR:
   ca.crt ca.key                 test CA (reused if already present)
   broker.crt broker.key         server cert, SAN localhost + 127.0.0.1 (+ $BROKER_SANS)
   <device-id>.crt <device-id>.key   client cert per device, CN = device id
-  operator.crt operator.key     fleet dashboard identity
+  operator.crt operator.key     fleet dashboard / operator tools identity
+  ingest-1.crt ingest-2.crt (+ .key)  fleet ingest identities (read-only, see acl)
 
 Existing files are kept, so re-running only adds what is missing.
 Environment:
@@ -45,10 +46,10 @@ for id in "$@"; do
     exit 2
   fi
   case "$id" in
-    # "operator" is the dashboard identity with fleet-wide rights in the ACL;
-    # a device holding that CN would inherit them. ca/broker would overwrite
-    # the PKI's own files.
-    operator|ca|broker)
+    # "operator" and "ingest-N" are identities with fleet-wide rights in the
+    # ACL; a device holding such a CN would inherit them. ca/broker would
+    # overwrite the PKI's own files.
+    operator|ingest-[0-9]*|ca|broker)
       echo "make-certs.sh: '$id' is reserved and cannot be a device id" >&2
       exit 2
       ;;
@@ -111,6 +112,8 @@ subjectKeyIdentifier=hash
 authorityKeyIdentifier=keyid"
 
 issue operator operator "$client_ext"
+issue ingest-1 ingest-1 "$client_ext"
+issue ingest-2 ingest-2 "$client_ext"
 for id in "$@"; do
   issue "$id" "$id" "$client_ext"
 done

@@ -9,10 +9,11 @@ import { IngestWriter } from '../fleet-ops/ingest/writer.js';
 import { abortRollout, createRollout, runRollout } from '../fleet-ops/rollout/runner.js';
 import { parseShare, parseWaves } from '../fleet-ops/rollout/waves.js';
 import { CommandClient, describeOutcome } from '../fleet-ops/send.js';
+import { serveFleet } from '../fleet-ops/serve.js';
 import { fleetStatus, statusTable } from '../fleet-ops/status.js';
 import { isValidDeviceId } from '../fleet/topics.js';
 import { UsageError } from './errors.js';
-import { FLEET_GROUP_USAGE, FLEET_INGEST_USAGE, FLEET_ROLLOUT_USAGE, FLEET_SEND_USAGE, FLEET_STATUS_USAGE } from './usage.js';
+import { FLEET_GROUP_USAGE, FLEET_INGEST_USAGE, FLEET_ROLLOUT_USAGE, FLEET_SEND_USAGE, FLEET_SERVE_USAGE, FLEET_STATUS_USAGE } from './usage.js';
 
 type Out = (text: string) => void;
 
@@ -248,5 +249,21 @@ export async function fleetRollout(argv: string[], log: Out, print: Out): Promis
     } finally {
       await client.close();
     }
+  });
+}
+
+export async function fleetServe(argv: string[], log: Out): Promise<void> {
+  const { values, positionals } = parseArgs({ args: argv, options: { db: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' } }, allowPositionals: true });
+  const usage = FLEET_SERVE_USAGE;
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`, usage);
+  const port = values.port === undefined ? 8090 : Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535, got ${values.port}`, usage);
+  await withDb(values.db, usage, async (db) => {
+    const server = await serveFleet(db, { host: values.host, port, log });
+    await new Promise<void>((resolve) => {
+      process.once('SIGTERM', resolve);
+      process.once('SIGINT', resolve);
+    });
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 }

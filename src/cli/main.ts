@@ -17,6 +17,7 @@ import {
   FLEET_INGEST_USAGE,
   FLEET_ROLLOUT_USAGE,
   FLEET_SEND_USAGE,
+  FLEET_SERVE_USAGE,
   FLEET_STATUS_USAGE,
   MODEL_BUILD_USAGE,
   MODEL_CHECK_USAGE,
@@ -56,6 +57,7 @@ commands:
   fleet send     a command to devices or a group, with replies and timeouts
   fleet group    device groups (add, remove, list)
   fleet rollout  a signed bundle to a group in waves; halts on failed self-tests; resume, abort
+  fleet serve    the fleet page: devices, models, health, rollout progress (HTTP, read-only)
 
 Run 'lvunet-edge <command> --help' for a command's options.`;
 
@@ -104,6 +106,7 @@ const COMMANDS: Record<string, Command> = {
   'fleet send': { usage: FLEET_SEND_USAGE, run: async (a) => (await import('./fleet-commands.js')).fleetSend(a, print) },
   'fleet group': { usage: FLEET_GROUP_USAGE, run: async (a) => (await import('./fleet-commands.js')).fleetGroup(a, print) },
   'fleet rollout': { usage: FLEET_ROLLOUT_USAGE, run: async (a) => (await import('./fleet-commands.js')).fleetRollout(a, log, print) },
+  'fleet serve': { usage: FLEET_SERVE_USAGE, run: async (a) => (await import('./fleet-commands.js')).fleetServe(a, log) },
   'frames make': { usage: FRAMES_MAKE_USAGE, run: async (a) => (await import('./frames-command.js')).framesMake(a, log) },
   'frames record': {
     usage: FRAMES_RECORD_USAGE,

@@ -13,6 +13,7 @@ import { toFp16, type Fp16Mode } from '../model/precision/fp16.js';
 import { listImages, loadCalibrationSet, spreadSample } from '../model/precision/images.js';
 import { inputDims } from '../model/precision/ort.js';
 import { quantizeInt8, type ActivationType } from '../model/precision/quantize.js';
+import { RELEASE_INT8 } from '../model/release-gates.js';
 import { writeFileAtomic } from '../util/files.js';
 import { UsageError } from './errors.js';
 import { MODEL_QUANTIZE_USAGE, MODEL_FP16_USAGE, MODEL_CHECK_USAGE } from './usage.js';
@@ -81,6 +82,25 @@ function describe(file: string, model: Model, bytes: Uint8Array, precision: Prec
   return { ...describeFile(file, model, bytes), precision, source: { file: basename(source.file), sha256: describeFile(FP32_FILE, source.model, source.bytes).sha256 }, ...extra } as ManifestFile;
 }
 
+/** `--keep-float`: absent = the release's layers, `none` = every layer quantised, else a list. */
+function parseKeepFloat(value: string | undefined, usage: string): string[] {
+  if (value === undefined) return [...RELEASE_INT8.keepFloat];
+  if (value.trim() === 'none') return [];
+  const names = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (names.length === 0) throw new UsageError('--keep-float needs node names (or none to quantise every layer)', usage);
+  return names;
+}
+
+/** Why what stayed float did, in the words a reader of the log needs to judge the file. */
+function keepFloatReason(keepFloat: readonly string[]): string {
+  const release = RELEASE_INT8.keepFloat;
+  if (keepFloat.length === release.length && keepFloat.every((n, i) => n === release[i])) {
+    return `kept float: ${keepFloat.join(', ')} (the release default: full-resolution layers whose per-channel ranges are widest; quantising them costs about 2 points of mask agreement with fp32)`;
+  }
+  if (keepFloat.length === 0) return 'kept float: no layer by choice (--keep-float none); the release keeps firstconv and encoder1 float to pass its 0.98 agreement gate';
+  return `kept float: ${keepFloat.join(', ')} (--keep-float; the release default is ${release.join(', ')})`;
+}
+
 export async function modelQuantize(argv: string[], log: (line: string) => void): Promise<void> {
   const usage = MODEL_QUANTIZE_USAGE;
   const { values, positionals } = parseArgs({
@@ -90,7 +110,7 @@ export async function modelQuantize(argv: string[], log: (line: string) => void)
       model: { type: 'string' },
       calib: { type: 'string' },
       'calib-count': { type: 'string', default: '64' },
-      method: { type: 'string', default: 'minmax' },
+      method: { type: 'string', default: RELEASE_INT8.method },
       percentile: { type: 'string' },
       'per-channel': { type: 'boolean', default: false },
       'reduce-range': { type: 'boolean', default: false },
@@ -115,10 +135,13 @@ export async function modelQuantize(argv: string[], log: (line: string) => void)
   const threads = parseCount('--threads', values.threads, usage);
   let percentile: number | undefined;
   if (values.percentile !== undefined) {
+    if (method !== 'percentile') throw new UsageError(`--percentile applies to --method percentile, not ${method}`, usage);
     percentile = Number(values.percentile);
     if (!(percentile > 0 && percentile <= 100)) throw new UsageError(`--percentile ${values.percentile} is not in (0, 100]`, usage);
+  } else if (method === 'percentile') {
+    percentile = RELEASE_INT8.percentile;
   }
-  const keepFloat = (values['keep-float'] ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const keepFloat = parseKeepFloat(values['keep-float'], usage);
   if (values['per-tensor'] && values['per-channel']) throw new UsageError('give --per-tensor or --per-channel, not both', usage);
   if (values['full-range'] && values['reduce-range']) throw new UsageError('give --full-range or --reduce-range, not both', usage);
   const perChannel = !values['per-tensor'];
@@ -131,6 +154,7 @@ export async function modelQuantize(argv: string[], log: (line: string) => void)
   const result = await quantizeInt8(source.model, calib.inputs, { method, percentile, perChannel, reduceRange, keepFloat, activationType, threads, log });
   const r = result.report;
   log(`quantized ${r.quantizedNodes.length} nodes (${r.absorbedRelus.length} Relus absorbed), ${r.floatNodes.length} stay float: ${r.floatNodes.join(', ')}`);
+  log(keepFloatReason(keepFloat));
   if (r.widenedWeightScales > 0) log(`${r.widenedWeightScales} weight scales widened so that their channel's int32 bias fits (near-zero weights, non-zero bias)`);
   if (r.clampedBiases > 0) log(`warning: ${r.clampedBiases} bias values exceeded int32 at scale s_x·s_w and were clamped`);
   const bytes = writeOnnx(result.model);
@@ -145,7 +169,7 @@ export async function modelQuantize(argv: string[], log: (line: string) => void)
       keepFloat,
       floatNodes: r.floatNodes,
     },
-    calibration: { dir: calib.dir, count: calib.stems.length, stems: calib.stems, method, ...(method === 'percentile' ? { percentile: percentile ?? 99.999 } : {}) },
+    calibration: { dir: calib.dir, count: calib.stems.length, stems: calib.stems, method, ...(percentile !== undefined ? { percentile } : {}) },
   });
   log(`wrote ${outFile} (${(bytes.length / 1e6).toFixed(2)} MB, ${(bytes.length / source.bytes.length).toFixed(3)} × float32)`);
   const manifest = updateManifest(values.out, source, entry);

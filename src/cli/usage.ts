@@ -107,17 +107,22 @@ Prints params (weights and biases; BN running statistics excluded), MACs of ever
 model's input size, opset, inputs, outputs, an op histogram and the file's sha256.`;
 
 export const MODEL_QUANTIZE_USAGE = `usage: lvunet-edge model quantize --int8 --model DIR|FILE --calib DIR [--calib-count 64]
-                                 [--method minmax|percentile|entropy] [--percentile 99.999]
+                                 [--method percentile|minmax|entropy] [--percentile 99.999]
                                  [--per-tensor] [--full-range] [--activations uint8|int8]
-                                 [--keep-float NODE,...] --out DIR
+                                 [--keep-float NODE,...|none] --out DIR
 
 Static INT8 quantisation in QDQ form (ONNX Runtime fuses it into QLinearConv and friends), calibrated
 on real images preprocessed as the runtime does. Writes DIR/lvunet.int8.onnx and adds or replaces
 its entry in DIR/manifest.json (precision, sha256, calibration images and method).
+With no options it applies the settings \`model release\` ships, which pass its INT8 gate (mask
+agreement with fp32 >= 0.98): percentile 99.999 ranges, per-channel 7-bit weights, firstconv and
+encoder1 kept float.
   --model        a model directory (its lvunet.fp32.onnx is used) or a float32 deployment ONNX file
   --calib        calibration images: a dataset folder (its images/) or a folder of images
   --calib-count  how many images, spread evenly over the sorted folder (default 64)
-  --method       activation ranges: minmax (default), percentile, entropy (KL, TensorRT-style)
+  --method       activation ranges: percentile (default, with --percentile, default 99.999), minmax
+                 (each tensor's full observed range: one outlier pixel widens it for every frame),
+                 entropy (KL, TensorRT-style)
   --per-tensor   one weight scale per tensor instead of the default one per output channel
   --full-range   8-bit weights instead of the default 7-bit ones. 7-bit weights are exact on x64 CPUs
                  without AVX-512 VNNI / AVX-VNNI, whose u8×s8 kernel (VPMADDUBSW) saturates int16 pair
@@ -125,7 +130,9 @@ its entry in DIR/manifest.json (precision, sha256, calibration images and method
                  and cost nothing elsewhere (docs/notes/int8-on-avx2.md)
   (--per-channel and --reduce-range are accepted and are the defaults)
   --activations  uint8 (default; fastest on x64, u8×s8 kernels) or int8
-  --keep-float   node names, or name prefixes such as encoder2.1.block.2, that stay float`;
+  --keep-float   node names, or name prefixes such as encoder2.1.block.2, that stay float; default
+                 firstconv,encoder1 (full-resolution layers with the widest per-channel ranges:
+                 quantising them costs about 2 points of mask agreement); none quantises every layer`;
 
 export const MODEL_FP16_USAGE = `usage: lvunet-edge model fp16 --model DIR|FILE [--mode weights|full] --out DIR
 
@@ -309,3 +316,9 @@ interrupted rollout, --abort stops one before its next wave.
   --timeout-s S       wait for each device's reply (default 2760: reload-model may take 45 min)
   --sha256 HEX --precision P   expected model file, checked by each device before switching
 ${BROKER_OPTIONS}`;
+
+export const FLEET_SERVE_USAGE = `usage: lvunet-edge fleet serve --db SPEC [--host 127.0.0.1] [--port 8090]
+
+The fleet page: devices (state, model, health, last error) and rollouts with each wave's outcomes,
+refreshed every 5 s; the same data as JSON at /status.json. Read-only; listens on 127.0.0.1 unless
+--host says otherwise (put an authenticating reverse proxy in front to share it).`;

@@ -1,7 +1,7 @@
 /**
  * `fleet status`: one line per device from what the devices publish and the ingest stored: online or
- * offline (retained birth / last will), last seen, model (version and file name from the last
- * `model-changed` event; sha256 and precision from telemetry), provider, fps, event-loop lag,
+ * offline (retained birth / last will), last seen, model (release version and file name from the
+ * last `model-changed` event; sha256 and precision from telemetry), provider, fps, event-loop lag,
  * worker restarts, offline-queue depth, last error (newest `error`/`critical` event), results stored,
  * and the device's part in rollouts.
  */
@@ -11,7 +11,8 @@ export interface DeviceStatus {
   device: string;
   /** null: no birth or will seen yet (the ingest started after the device's last connect). */
   state: 'online' | 'offline' | null;
-  lastSeen: string;
+  /** null: nothing from the device itself yet, only its retained will. */
+  lastSeen: string | null;
   model: { name: string | null; version: string | null; sha256: string | null; precision: string | null };
   provider: string | null;
   fps: number | null;
@@ -54,10 +55,11 @@ export async function fleetStatus(db: FleetDb): Promise<DeviceStatus[]> {
     return {
       device: d.device,
       state: d.state,
-      lastSeen: new Date(d.lastSeen).toISOString(),
+      lastSeen: d.lastSeen === null ? null : new Date(d.lastSeen).toISOString(),
       model: {
         name: path === null ? null : (path.split('/').pop() ?? path),
-        version: stringOr(change?.version),
+        // The signed release version; a bundle signed without one is known by its manifest's sha256.
+        version: stringOr((change?.release as { version?: unknown } | null | undefined)?.version) ?? stringOr(change?.version),
         sha256: stringOr(model?.sha256),
         precision: stringOr(model?.precision),
       },
@@ -83,7 +85,7 @@ export function statusTable(rows: readonly DeviceStatus[]): string {
   const lines = rows.map((r) => [
     r.device,
     dash(r.state),
-    r.lastSeen,
+    dash(r.lastSeen),
     r.model.version === null ? dash(r.model.name) : `${r.model.version}${r.model.name ? ` (${r.model.name})` : ''}`,
     r.model.sha256 === null ? '-' : r.model.sha256.slice(0, 12),
     dash(r.model.precision),

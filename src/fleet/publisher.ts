@@ -39,6 +39,7 @@
  */
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import mqtt, { type MqttClient } from 'mqtt';
 import { CommandDispatcher, type CommandHandler } from './commands.js';
 import { CommandIntake } from './link/command-intake.js';
@@ -213,6 +214,8 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
   private readonly now: () => number;
   private readonly timers: Timers;
   private readonly cpu = new CpuMeter();
+  /** Event-loop delay between telemetry messages (a stalled supervisor delays results and commands). */
+  private loopDelay: IntervalHistogram | undefined;
   private readonly startedAt: number;
   private readonly stamp: Stamp;
   private readonly drainLoop: QueueDrain;
@@ -356,6 +359,8 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     client.on('error', (err) => this.emit('fault', err));
     this.subscribeCommands(client);
     if (o.telemetry) {
+      this.loopDelay = monitorEventLoopDelay({ resolution: 10 });
+      this.loopDelay.enable();
       this.telemetryTimer = this.timers.setInterval(() => this.sendTelemetry(), o.telemetry.intervalMs);
     }
   }
@@ -455,6 +460,7 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     if (this.stateValue === 'closed') return;
     const client = this.client;
     if (this.telemetryTimer !== undefined) this.timers.clearInterval(this.telemetryTimer);
+    this.loopDelay?.disable();
     this.drainLoop.stopHold();
     const graceful = client?.connected === true;
     if (client && graceful) {
@@ -557,7 +563,9 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
         rssBytes: process.memoryUsage.rss(),
         temperatureC: readTemperatureC(this.options.thermalRoot),
         uptimeS: Math.round((this.now() - this.startedAt) / 1000),
+        eventLoopLagMs: this.loopDelay && this.loopDelay.count > 0 ? this.loopDelay.percentile(99) / 1e6 : undefined,
       };
+      this.loopDelay?.reset();
       message = telemetryMessage(this.stamp, p, sys, queue, this.drainLoop.refused);
     } catch (err) {
       this.emit('fault', err instanceof Error ? err : new Error(String(err)));

@@ -29,7 +29,7 @@ import { preprocessRgb } from '../image/preprocess.js';
 import { readImageFile } from '../image/decode.js';
 import { spreadSample } from './precision/images.js';
 import { quantizeInt8 } from './precision/quantize.js';
-import { GATES } from './release-gates.js';
+import { GATES, RELEASE_INT8 } from './release-gates.js';
 
 export const FP16_FILE = 'lvunet.fp16.onnx';
 export const INT8_FILE = 'lvunet.int8.onnx';
@@ -38,21 +38,6 @@ export const INT8_FILE = 'lvunet.int8.onnx';
 export { GATES };
 
 export type ConvertedPrecision = Exclude<Precision, 'fp32'>;
-
-/**
- * INT8 settings of a release, chosen on a Kvasir-trained LV-UNet (PyTorch reference weights, 200 test
- * images, 64 train-split calibration images): the first conv and encoder1 (full-resolution layers
- * whose per-channel ranges are widest) stay float and activation ranges come from the 99.999th
- * percentile. Mask Dice vs fp32: 0.962 with every layer quantised (minmax), 0.984 keeping those
- * layers float, 0.989 with percentile ranges too; Dice vs truth −0.09 points (docs/notes/int8-on-avx2.md).
- */
-export const RELEASE_INT8 = Object.freeze({
-  method: 'percentile' as const,
-  percentile: 99.999,
-  perChannel: true,
-  reduceRange: true,
-  keepFloat: Object.freeze(['firstconv', 'encoder1']),
-});
 
 export interface ReleaseOptions {
   /** A training run folder written by `lvunet-edge train`. */

@@ -61,6 +61,8 @@ export const TelemetryMessageSchema = Type.Object(
     temperature_c: Type.Union([Num({ minimum: -100, maximum: 200 }), Type.Null()], { description: 'null where the board exposes no thermal zone.' }),
     uptime_s: Num({ minimum: 0 }),
     model: Type.Union([ModelRefSchema, Type.Null()]),
+    event_loop_lag_ms: Type.Optional(Num({ minimum: 0, description: "p99 event-loop delay of the process that owns the link (the supervisor) over the last interval, ms." })),
+    worker_restarts: Type.Optional(Count('Worker processes restarted since the supervisor started.')),
     queue: Type.Optional(
       Type.Object(
         {

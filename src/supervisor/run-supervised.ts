@@ -138,9 +138,11 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
   const serving = new ServingState({ model: options.start.model, precision: options.start.precision });
   const stats = new WorkerStats(serving);
 
+  // The supervisor is built after the link; until then no worker has restarted.
+  let workerRestarts = (): number => 0;
   let fleet: Awaited<ReturnType<typeof connectFleet>>;
   try {
-    fleet = await connectFleet(loaded, () => stats.telemetry(), log);
+    fleet = await connectFleet(loaded, () => ({ ...stats.telemetry(), worker_restarts: workerRestarts() }), log);
   } catch (err) {
     for (const sink of opened) await sink.close().catch(() => undefined);
     throw err;
@@ -207,6 +209,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
       settings,
     }),
   });
+  workerRestarts = () => supervisor.restarts;
   const rpc = new WorkerRpc({ send: (m) => supervisor.send(m), workerState: () => supervisor.status });
 
   supervisor.on('ready', (report) => {

@@ -6,6 +6,9 @@ import type { BenchPipelineReport } from '../../src/cli/bench-command.js';
 import { runCli } from '../helpers/cli.js';
 import { KVASIR } from '../helpers/paths.js';
 import { buildTestModel, tempDir } from '../runtime/pipeline/fixtures/model.js';
+import { requireShared } from '../helpers/shared-data.js';
+
+requireShared(KVASIR);
 
 const tmp = tempDir('bench-pipeline');
 t.teardown(tmp.remove);

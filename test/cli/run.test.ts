@@ -12,6 +12,10 @@ import { RESULT_SCHEMA } from '../../src/runtime/sinks/index.js';
 import { resultLines } from '../integration/run-helpers.js';
 import { runCli } from '../helpers/cli.js';
 import { buildTestModel, copyKvasirImages, tempDir } from '../runtime/pipeline/fixtures/model.js';
+import { requireShared } from '../helpers/shared-data.js';
+import { KVASIR } from '../helpers/paths.js';
+
+requireShared(KVASIR);
 
 const tmp = tempDir('run-cli');
 t.teardown(tmp.remove);

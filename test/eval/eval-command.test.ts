@@ -9,6 +9,9 @@ import { imageMetrics } from '../../src/eval/metrics.js';
 import { readImageFile, readMaskFile } from '../../src/image/decode.js';
 import { buildModelDir, FP32_FILE, seededModelWeights } from '../../src/model/build.js';
 import { KVASIR } from '../helpers/paths.js';
+import { requireShared } from '../helpers/shared-data.js';
+
+requireShared(KVASIR);
 
 const STEMS = listPairs(KVASIR)
   .slice(0, 3)

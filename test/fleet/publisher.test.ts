@@ -196,6 +196,9 @@ t.test('telemetry goes out every interval while online, with system figures', as
   t.ok(Number(first.memory_rss_bytes) > 0);
   t.ok(first.temperature_c === null || typeof first.temperature_c === 'number');
   t.same(first.queue, { pending: 0, dropped: 0, damaged: 0, refused: 0 });
+  const later = json(ops.messages[2]);
+  t.type(later.event_loop_lag_ms, 'number', 'event-loop lag of the link process (fleet status shows it)');
+  t.notOk('worker_restarts' in later, 'no worker_restarts from a source without workers');
 });
 
 t.test('a publish the broker refuses stays queued, is counted and retried, and goes out once allowed (finding 2)', async (t) => {

@@ -7,6 +7,9 @@ import { assertResultV1, type ResultV1 } from '../../src/runtime/sinks/index.js'
 import { runCli } from '../helpers/cli.js';
 import { KVASIR } from '../helpers/paths.js';
 import { buildTestModel, copyKvasirImages, tempDir } from '../runtime/pipeline/fixtures/model.js';
+import { requireShared } from '../helpers/shared-data.js';
+
+requireShared(KVASIR);
 
 const tmp = tempDir('bad-frames');
 t.teardown(tmp.remove);

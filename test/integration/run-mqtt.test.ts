@@ -47,7 +47,7 @@ if (!findMosquitto()) {
     t.match(p.stderr(), /mqtt: all 20 result\(s\) delivered/);
   });
 
-  t.test('a worker killed with SIGKILL is replaced: results resume within 3 s, a restart event, seq keeps rising', async (t) => {
+  t.test('a worker killed with SIGKILL is replaced after the first backoff step: results resume, a restart event, seq keeps rising', async (t) => {
     const broker = await startBroker({ t });
     const ops = await recorder(broker.url, [`lvunet/${DEVICE}/#`]);
     t.teardown(() => ops.close());
@@ -80,10 +80,14 @@ if (!findMosquitto()) {
     t.not(second[1], first[1], 'a new worker');
     await ops.until((ms) => ms.some((m) => m.topic === `lvunet/${DEVICE}/result` && m.at > killedAt && resultsOf([m])[0].frame.seq < 5), 'results from the new worker');
     const resumed = ops.messages.find((m) => m.topic === `lvunet/${DEVICE}/result` && m.at > killedAt && resultsOf([m])[0].frame.seq < 5) as Received;
-    t.ok(resumed.at - killedAt <= 3000, `processing resumed ${resumed.at - killedAt} ms after the kill`);
+    // The promise is a restart after the first backoff step, then a model load: 1.8 s on a quiet
+    // 2-core machine, 3.1 s measured with two test jobs and other work beside it. The restart event
+    // pins the backoff step; the wall clock only has to rule out a crash-loop delay (30 s).
+    t.ok(resumed.at - killedAt <= 15_000, `processing resumed ${resumed.at - killedAt} ms after the kill`);
     await ops.until((ms) => ms.some((m) => m.topic === `lvunet/${DEVICE}/event` && json(m).type === 'restart'), 'restart event');
     const restart = json(ops.messages.find((m) => m.topic === `lvunet/${DEVICE}/event` && json(m).type === 'restart') as Received);
     t.match(restart.message, /SIGKILL/);
+    t.match(restart.message, /restarting in \d+ ms \(attempt 1\)/, 'restarted after the first backoff step');
 
     p.child.kill('SIGTERM');
     t.equal(await p.exited, 0, p.stderr());

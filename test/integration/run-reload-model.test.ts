@@ -15,8 +15,11 @@ import { buildModelDir, seededModelWeights } from '../../src/model/build.js';
 import { goldenImages, ortRunner, serveDir } from '../fleet/bundles/fixtures.js';
 import { json, recorder, type Received, type Recorder } from '../fleet/mqtt-helpers.js';
 import { findMosquitto, startBroker } from '../helpers/mosquitto.js';
-import { REPO_ROOT } from '../helpers/paths.js';
+import { KVASIR, REPO_ROOT } from '../helpers/paths.js';
 import { ensureStopped, startRun, stateDir } from './run-helpers.js';
+import { requireShared } from '../helpers/shared-data.js';
+
+requireShared(KVASIR);
 
 const CRASH_HOOK = pathToFileURL(join(REPO_ROOT, 'test', 'helpers', 'worker-crash-hook.mjs')).href;
 

@@ -3,6 +3,9 @@ import { readFileSync } from 'node:fs';
 import { buildTrainingGraph, makeDivisible, parameterSpecs } from '../../src/model/architecture.js';
 import { countMacs, countParameters } from '../../src/model/stats.js';
 import { WEIGHTS_TSV } from '../helpers/paths.js';
+import { requireShared } from '../helpers/shared-data.js';
+
+requireShared(WEIGHTS_TSV);
 
 const zeros = (s: { shape: readonly number[] }): Float32Array => new Float32Array(s.shape.reduce((a, b) => a * b, 1));
 

@@ -13,6 +13,9 @@ import { listPairs } from '../../src/data/dataset.js';
 import { writeOnnx } from '../../src/model/onnx/write.js';
 import { maxAbs, maxAbsDiff, runModel } from '../helpers/ort.js';
 import { BUSI, KVASIR } from '../helpers/paths.js';
+import { requireShared } from '../helpers/shared-data.js';
+
+requireShared(KVASIR, BUSI);
 
 const SIZE = 256;
 // gain 2 makes logits of order 1-10, so an absolute 1e-4 bound is a real test.

@@ -11,6 +11,9 @@ import { FP16_FILE, INT8_FILE, releaseModel, ReleaseError } from '../../src/mode
 import { writeSafetensors } from '../../src/model/safetensors.js';
 import { sha256 } from '../../src/util/files.js';
 import { KVASIR } from '../helpers/paths.js';
+import { requireShared } from '../helpers/shared-data.js';
+
+requireShared(KVASIR);
 
 const stems = (): string[] => listPairs(KVASIR).map((p) => p.stem);
 

@@ -7,9 +7,12 @@ import {
   writeSafetensors,
   writeSafetensorsRaw,
 } from '../../src/model/safetensors.js';
+import { WEIGHTS_TSV } from '../helpers/paths.js';
+import { sharedSkip } from '../helpers/shared-data.js';
 
-// CI and every checkout have the shared read-only material at ../shared from the project root.
-const TSV = new URL('../../../shared/reference/lvunet-train-weights.tsv', import.meta.url);
+const TSV = WEIGHTS_TSV;
+// The tests that read it skip, naming it, without ../shared.
+const NEEDS_TSV = { skip: sharedSkip(WEIGHTS_TSV) };
 
 function referenceShapes(): { name: string; shape: number[] }[] {
   return readFileSync(TSV, 'utf8')
@@ -168,7 +171,7 @@ t.test('reader handles other dtypes and tensors at unaligned offsets', (t) => {
   t.end();
 });
 
-t.test('real-shaped file of the full LV-UNet state dict round trips', (t) => {
+t.test('real-shaped file of the full LV-UNet state dict round trips', NEEDS_TSV, (t) => {
   const expected = referenceShapes();
   t.equal(expected.length, 319, 'TSV lists 319 tensors besides the batch counters');
   const read = readSafetensors(tsvFile(), 'lvunet.safetensors');
@@ -183,14 +186,14 @@ t.test('file shorter than the length field', (t) => {
   t.end();
 });
 
-t.test('truncated inside the header', (t) => {
+t.test('truncated inside the header', NEEDS_TSV, (t) => {
   const whole = tsvFile();
   const problems = problemsOf(t, whole.subarray(0, 200));
   t.match(problems, [/header length \d+ runs past the end of the file \(200 bytes\): file truncated/]);
   t.end();
 });
 
-t.test('truncated inside the data names every tensor it cut', (t) => {
+t.test('truncated inside the data names every tensor it cut', NEEDS_TSV, (t) => {
   const whole = tsvFile();
   const n = Number(whole.readBigUInt64LE(0));
   const dataLen = whole.length - 8 - n;

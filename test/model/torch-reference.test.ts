@@ -26,6 +26,9 @@ import { preprocessRgb } from '../../src/image/preprocess.js';
 import { inspectOnnx } from '../../src/model/inspect.js';
 import { maxAbs, maxAbsDiff, runModel } from '../helpers/ort.js';
 import { DATASETS, REPO_ROOT, WEIGHTS_TSV } from '../helpers/paths.js';
+import { requireShared } from '../helpers/shared-data.js';
+
+requireShared(WEIGHTS_TSV, DATASETS);
 
 const FIXTURE = join(REPO_ROOT, 'test', 'fixtures', 'torch-reference');
 const TOLERANCE = 1e-4;

@@ -7,9 +7,12 @@ import {
   type RawTensor,
 } from '../../src/model/safetensors.js';
 import { WeightsError, checkWeights, type ExpectedTensor, type WeightsCulprit } from '../../src/model/weights-check.js';
+import { WEIGHTS_TSV } from '../helpers/paths.js';
+import { sharedSkip } from '../helpers/shared-data.js';
 
-// CI and every checkout have the shared read-only material at ../shared from the project root.
-const TSV = new URL('../../../shared/reference/lvunet-train-weights.tsv', import.meta.url);
+const TSV = WEIGHTS_TSV;
+// The tests that read it skip, naming it, without ../shared.
+const NEEDS_TSV = { skip: sharedSkip(WEIGHTS_TSV) };
 
 interface TsvRow extends ExpectedTensor {
   shape: number[];
@@ -120,7 +123,7 @@ t.test('round trip write -> read -> check returns float32 copies in expected ord
   t.end();
 });
 
-t.test('full LV-UNet state dict from the reference TSV round trips', (t) => {
+t.test('full LV-UNet state dict from the reference TSV round trips', NEEDS_TSV, (t) => {
   const expected = expectedFromTsv();
   t.equal(expected.length, 319);
   t.ok(expected.some((e) => e.shape.length === 4 && e.shape[1] === 1), 'includes depthwise OIHW weights');
@@ -136,7 +139,7 @@ t.test('full LV-UNet state dict from the reference TSV round trips', (t) => {
   t.end();
 });
 
-t.test('num_batches_tracked I64 tensors, as torch writes them, are ignored', (t) => {
+t.test('num_batches_tracked I64 tensors, as torch writes them, are ignored', NEEDS_TSV, (t) => {
   const rows = tsvRows();
   const expected = expectedFromTsv();
   const raw = asRaw(randomTensors(expected, 3));
@@ -261,7 +264,7 @@ t.test('F64 values beyond float32 range are non-finite after conversion', (t) =>
   t.end();
 });
 
-t.test('one file with several culprits lists every one of them', (t) => {
+t.test('one file with several culprits lists every one of them', NEEDS_TSV, (t) => {
   const file = 'models/user-upload.safetensors';
   const expected = expectedFromTsv();
   const raw = asRaw(randomTensors(expected, 11));

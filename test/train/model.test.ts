@@ -22,6 +22,9 @@ import { nchwToNhwc, TfLvunet } from '../../src/train/model.js';
 import { serializeWeights } from '../../src/train/checkpoint.js';
 import { maxAbs, maxAbsDiff, runModel } from '../helpers/ort.js';
 import { KVASIR } from '../helpers/paths.js';
+import { requireShared } from '../helpers/shared-data.js';
+
+requireShared(KVASIR);
 
 const SIZE = 128;
 const dir = mkdtempSync(join(tmpdir(), 'lvunet-train-model-'));

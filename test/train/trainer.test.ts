@@ -18,6 +18,9 @@ import { TfLvunet } from '../../src/train/model.js';
 import { Adam } from '../../src/train/optimizer.js';
 import { FINAL_WEIGHTS, LAST_WEIGHTS, LOG_FILE, PLOT_FILE, readLog, SPLIT_FILE, train, trainStep } from '../../src/train/trainer.js';
 import { KVASIR } from '../helpers/paths.js';
+import { requireShared } from '../helpers/shared-data.js';
+
+requireShared(KVASIR);
 
 const SIZE = 128;
 const dir = mkdtempSync(join(tmpdir(), 'lvunet-trainer-'));

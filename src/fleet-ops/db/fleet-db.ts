@@ -16,7 +16,8 @@ export interface DeviceRow {
   versions: Record<string, string>;
   telemetry: Record<string, unknown> | null;
   telemetryAt: number | null;
-  lastSeen: number;
+  /** When anything from the device itself last arrived; null: only a retained will so far. */
+  lastSeen: number | null;
 }
 
 export interface EventRow {
@@ -87,8 +88,28 @@ async function insertMany(tx: SqlTx, head: string, columns: number, rows: SqlVal
 }
 
 // Upserts keep the newest last_seen; CASE instead of GREATEST/MAX because the dialects differ there.
-const TOUCH = `INSERT INTO devices (device, last_seen) VALUES (?, ?)
-  ON CONFLICT (device) DO UPDATE SET last_seen = CASE WHEN excluded.last_seen > devices.last_seen THEN excluded.last_seen ELSE devices.last_seen END`;
+/** What one batch changes in a device's row; absent parts keep what the row has. */
+interface DeviceUpdate {
+  status?: { state: string; timeIso: string; at: number; versions: string };
+  telemetry?: { raw: string; at: number };
+  /** 0: nothing from the device itself in this batch (only a retained will, say). */
+  lastSeen: number;
+}
+
+function seen(u: DeviceUpdate, at: number): void {
+  if (at > u.lastSeen) u.lastSeen = at;
+}
+
+// COALESCE keeps the row's value where the batch has none; last_seen only moves forward (CASE
+// rather than GREATEST/MAX, which the dialects spell differently).
+const DEVICE_UPSERT = `ON CONFLICT (device) DO UPDATE SET
+  state = COALESCE(excluded.state, devices.state),
+  state_time_iso = COALESCE(excluded.state_time_iso, devices.state_time_iso),
+  state_at = COALESCE(excluded.state_at, devices.state_at),
+  versions = COALESCE(excluded.versions, devices.versions),
+  telemetry = COALESCE(excluded.telemetry, devices.telemetry),
+  telemetry_at = COALESCE(excluded.telemetry_at, devices.telemetry_at),
+  last_seen = CASE WHEN excluded.last_seen > devices.last_seen THEN excluded.last_seen ELSE devices.last_seen END`;
 
 export class FleetDb implements RowSink {
   private constructor(readonly sql: SqlDriver) {}
@@ -118,47 +139,41 @@ export class FleetDb implements RowSink {
       const results: SqlValue[][] = [];
       const events: SqlValue[][] = [];
       const rejected: SqlValue[][] = [];
-      const seen = new Map<string, number>();
-      const touch = (device: string, at: number): void => {
-        seen.set(device, Math.max(seen.get(device) ?? 0, at));
+      const devices = new Map<string, DeviceUpdate>();
+      const update = (device: string): DeviceUpdate => {
+        let u = devices.get(device);
+        if (!u) devices.set(device, (u = { lastSeen: 0 }));
+        return u;
       };
       for (const r of records) {
         switch (r.kind) {
           case 'result': {
             const m = r.message;
             results.push([m.device, m.seq, m.captureTime, m.completionTime, m.model.sha256, m.model.precision, m.provider, m.coverage, m.components.length, m.latencyMs.total ?? null, r.receivedAt, now, r.raw]);
-            touch(m.device, r.receivedAt);
+            seen(update(m.device), r.receivedAt);
             break;
           }
           case 'event': {
             const m = r.message;
             events.push([m.device, digest(r.raw), m.time, m.type, m.severity, m.message, m.details === undefined ? null : JSON.stringify(m.details), r.receivedAt]);
-            touch(m.device, r.receivedAt);
+            seen(update(m.device), r.receivedAt);
             break;
           }
           case 'rejected':
             rejected.push([r.topic, digest(r.raw), r.reason, r.raw, r.receivedAt]);
             break;
           case 'status': {
-            // In arrival order (the broker keeps one topic's order): the last one written is the device's state.
-            const m = r.message;
-            await tx.run(
-              `INSERT INTO devices (device, state, state_time_iso, state_at, versions, last_seen) VALUES (?, ?, ?, ?, ?, ?)
-               ON CONFLICT (device) DO UPDATE SET state = excluded.state, state_time_iso = excluded.state_time_iso, state_at = excluded.state_at, versions = excluded.versions`,
-              [m.device, m.state, m.time, r.receivedAt, JSON.stringify(m.versions), r.receivedAt],
-            );
+            // Records are in arrival order (the broker keeps one topic's order): the last status wins.
+            const u = update(r.message.device);
+            u.status = { state: r.message.state, timeIso: r.message.time, at: r.receivedAt, versions: JSON.stringify(r.message.versions) };
             // A retained will read at subscribe time is old news, not a sign of life.
-            if (m.state === 'online') touch(m.device, r.receivedAt);
+            if (r.message.state === 'online') seen(u, r.receivedAt);
             break;
           }
           case 'telemetry': {
-            const m = r.message;
-            await tx.run(
-              `INSERT INTO devices (device, telemetry, telemetry_at, last_seen) VALUES (?, ?, ?, ?)
-               ON CONFLICT (device) DO UPDATE SET telemetry = excluded.telemetry, telemetry_at = excluded.telemetry_at`,
-              [m.device, r.raw, r.receivedAt, r.receivedAt],
-            );
-            touch(m.device, r.receivedAt);
+            const u = update(r.message.device);
+            u.telemetry = { raw: r.raw, at: r.receivedAt };
+            seen(u, r.receivedAt);
             break;
           }
         }
@@ -172,7 +187,13 @@ export class FleetDb implements RowSink {
       );
       const ev = await insertMany(tx, 'INSERT INTO events (device, digest, time_iso, type, severity, message, details, received_at)', 8, events, 'ON CONFLICT (device, digest) DO NOTHING');
       const rej = await insertMany(tx, 'INSERT INTO rejected (topic, digest, reason, payload, received_at)', 5, rejected, 'ON CONFLICT (topic, digest) DO NOTHING');
-      for (const [device, at] of seen) await tx.run(TOUCH, [device, at]);
+      // Every device row of the batch in one statement, in device order: two ingest processes
+      // writing the same devices (each gets every status) then lock the rows in the same order and
+      // wait for each other, instead of deadlocking (PostgreSQL would abort one of them).
+      const rows = [...devices]
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([device, u]): SqlValue[] => [device, u.status?.state ?? null, u.status?.timeIso ?? null, u.status?.at ?? null, u.status?.versions ?? null, u.telemetry?.raw ?? null, u.telemetry?.at ?? null, u.lastSeen]);
+      await insertMany(tx, 'INSERT INTO devices (device, state, state_time_iso, state_at, versions, telemetry, telemetry_at, last_seen)', 8, rows, DEVICE_UPSERT);
       return { results: written, duplicates: results.length - written, events: ev, rejected: rej };
     });
   }
@@ -191,7 +212,7 @@ export class FleetDb implements RowSink {
       versions: (json(r.versions) as Record<string, string> | null) ?? {},
       telemetry: json(r.telemetry),
       telemetryAt: num(r.telemetry_at),
-      lastSeen: Number(r.last_seen),
+      lastSeen: Number(r.last_seen) > 0 ? Number(r.last_seen) : null,
     }));
   }
 

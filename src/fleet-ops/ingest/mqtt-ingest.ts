@@ -11,8 +11,9 @@
  * handling a PUBLISH; holding either callback until a commit would hold every packet behind it,
  * i.e. one commit per message. So handling completes at once, and the PUBACK packet itself is held
  * (the client's packet writer is wrapped for `puback` of held ids) until the commit resolves.
- * mosquitto stops sending to this session once `receiveMaximum` deliveries are unacknowledged:
- * that window is all the memory a slow database can cost.
+ * mosquitto stops sending to this session once `receiveMaximum` deliveries are unacknowledged, and
+ * where it does not (see handleMessage below) this process stops reading at that many records
+ * awaiting commit: that window is all the memory a slow database can cost.
  *
  * A PUBACK whose connection has since dropped is not sent on the next one: the broker re-sends the
  * unacknowledged message with the same packet id, and it is acknowledged on its own (a duplicate
@@ -87,9 +88,16 @@ export class MqttIngest {
     );
     this.client = client;
     this.holdPubacks(client);
+    const highWater = this.o.receiveMaximum ?? 1000;
     client.handleMessage = (packet, done) => {
-      this.onPublish(client, packet);
-      done();
+      const committed = this.onPublish(client, packet);
+      // mosquitto 2.0.11 keeps to receiveMaximum only until the first PUBACKs: after them it may
+      // send far more (eclipse-mosquitto/mosquitto#2301; seen here: 5 acknowledged, 18 more sent).
+      // So the bound is also kept here: at the high-water mark, handling of this delivery ends
+      // only once it is committed, mqtt.js reads no further packet meanwhile, and TCP pushes back
+      // to the broker, which keeps the rest in its queue for this session.
+      if (this.o.writer.stats().pending < highWater) done();
+      else void committed.then(() => done(), () => done());
     };
     client.on('connect', () => {
       this.s.connects++;
@@ -132,16 +140,17 @@ export class MqttIngest {
     this.client = undefined;
   }
 
-  private onPublish(client: MqttClient, packet: IPublishPacket): void {
+  /** Hands the delivery to the writer; resolves (never rejects) once it is committed or given up. */
+  private onPublish(client: MqttClient, packet: IPublishPacket): Promise<unknown> {
     this.s.received++;
     const record = this.record(packet);
     const committed = this.o.writer.write(record);
+    const settled = committed.catch(() => {});
     if (packet.qos === 0) {
       // Telemetry: nothing to acknowledge, and a reading lost with a failing database is stale anyway.
-      committed.catch(() => {});
-      return;
+      return settled;
     }
-    if (packet.messageId === undefined) return;
+    if (packet.messageId === undefined) return settled;
     // Connection this delivery arrived on: its PUBACK goes out on that one or not at all.
     const stream = client.stream;
     this.held.set(
@@ -153,6 +162,7 @@ export class MqttIngest {
         }
       }),
     );
+    return settled;
   }
 
   private record(packet: IPublishPacket): IngestRecord {

@@ -23,6 +23,8 @@ export interface PipelineStats {
   drops: number;
   provider: string;
   model: ModelRef | null;
+  /** Worker processes restarted since start (the supervisor's count); left out where there is no worker. */
+  worker_restarts?: number;
 }
 
 export interface Stamp {
@@ -47,6 +49,8 @@ export interface SystemSample {
   readonly rssBytes: number;
   readonly temperatureC: number | null;
   readonly uptimeS: number;
+  /** p99 event-loop delay of this process over the last interval, ms; undefined when not measured. */
+  readonly eventLoopLagMs?: number;
 }
 
 export function telemetryMessage(s: Stamp, p: PipelineStats, sys: SystemSample, queue: StoreStats, refused: number): TelemetryMessage {
@@ -64,5 +68,7 @@ export function telemetryMessage(s: Stamp, p: PipelineStats, sys: SystemSample, 
     uptime_s: sys.uptimeS,
     model: p.model,
     queue: { pending: queue.pending, dropped: queue.dropped, damaged: queue.damaged, refused },
+    ...(sys.eventLoopLagMs === undefined ? {} : { event_loop_lag_ms: Math.round(sys.eventLoopLagMs * 10) / 10 }),
+    ...(p.worker_restarts === undefined ? {} : { worker_restarts: p.worker_restarts }),
   };
 }

@@ -8,8 +8,11 @@ import { signBundle } from '../../../src/fleet/bundles/sign.js';
 import { ModelStore } from '../../../src/fleet/bundles/store.js';
 import { checkBundle } from '../../../src/fleet/bundles/verify.js';
 import { execFile } from 'node:child_process';
-import { CLI, REPO_ROOT } from '../../helpers/paths.js';
+import { CLI, KVASIR, REPO_ROOT } from '../../helpers/paths.js';
 import { buildModel, goldenImages, ortRunner, serveDir, type FileServer } from './fixtures.js';
+import { requireShared } from '../../helpers/shared-data.js';
+
+requireShared(KVASIR);
 
 const root = t.testdir();
 const keys = generateKeys(join(root, 'keys'));

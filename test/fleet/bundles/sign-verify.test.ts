@@ -10,6 +10,10 @@ import { signBundle } from '../../../src/fleet/bundles/sign.js';
 import { checkBundle } from '../../../src/fleet/bundles/verify.js';
 import { runCli } from '../../helpers/cli.js';
 import { buildModel, goldenImages, ortRunner } from './fixtures.js';
+import { requireShared } from '../../helpers/shared-data.js';
+import { KVASIR } from '../../helpers/paths.js';
+
+requireShared(KVASIR);
 
 const root = t.testdir();
 const model = buildModel(join(root, 'model'), 1);

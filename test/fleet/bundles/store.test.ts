@@ -15,8 +15,11 @@ import {
 } from '../../../src/fleet/bundles/store.js';
 import { checkBundle } from '../../../src/fleet/bundles/verify.js';
 import type { RunModel } from '../../../src/fleet/bundles/golden.js';
-import { REPO_ROOT } from '../../helpers/paths.js';
+import { KVASIR, REPO_ROOT } from '../../helpers/paths.js';
 import { buildModel, goldenImages, ortRunner } from './fixtures.js';
+import { requireShared } from '../../helpers/shared-data.js';
+
+requireShared(KVASIR);
 
 const root = t.testdir();
 const keys = generateKeys(join(root, 'keys'));

@@ -39,6 +39,14 @@ t.test('messages carry the device and the injected clock', async (t) => {
     8,
   );
   t.match(tm, { device: 'cart-1', fps: 9.5, cpu_pct: 12.3, memory_rss_bytes: 1000, temperature_c: null, uptime_s: 60, queue: { pending: 5, dropped: 6, damaged: 7, refused: 8 } });
+  const withLag = telemetryMessage(
+    stamp,
+    { fps: 9.5, latency_ms: { p50: 1, p95: 2, p99: 3 }, drops: 4, provider: 'CPU', model: null, worker_restarts: 2 },
+    { cpuPct: 1, rssBytes: 1000, temperatureC: null, uptimeS: 60, eventLoopLagMs: 12.345 },
+    { pending: 5, bytes: 50, dropped: 6, torn: 0, damaged: 7, writeErrors: 0 },
+    8,
+  );
+  t.match(withLag, { event_loop_lag_ms: 12.3, worker_restarts: 2 }, 'event-loop lag and worker restarts when known');
 });
 
 function replySender(limit = 1000) {

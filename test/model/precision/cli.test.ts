@@ -10,6 +10,9 @@ import { buildModelDir, FP32_FILE, seededModelWeights } from '../../../src/model
 import type { Manifest } from '../../../src/model/manifest.js';
 import { sha256 } from '../../../src/util/files.js';
 import { KVASIR } from '../../helpers/paths.js';
+import { requireShared } from '../../helpers/shared-data.js';
+
+requireShared(KVASIR);
 
 const dir = mkdtempSync(join(tmpdir(), 'lvunet-precision-cli-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -37,7 +40,10 @@ t.test('model quantize --int8 writes the file and its manifest entry', async (t)
   t.equal(entry.sha256, sha256(bytes));
   t.equal(entry.calibration.count, 4);
   t.equal(entry.calibration.stems.length, 4);
-  t.equal(entry.calibration.method, 'minmax');
+  t.equal(entry.calibration.method, 'percentile', 'the release settings by default: percentile ranges');
+  t.equal((entry.calibration as { percentile?: number }).percentile, 99.999);
+  t.same((entry.quantization as { keepFloat: string[] }).keepFloat, ['firstconv', 'encoder1'], 'the release keeps firstconv and encoder1 float');
+  t.ok(logs.some((l) => /^kept float: firstconv, encoder1 \(the release default: /.test(l)), 'the log says what stayed float and why');
   t.equal(entry.calibration.dir, KVASIR);
   t.match((entry.quantization as { weights: string }).weights, /^7-bit symmetric per-channel/, 'per-channel 7-bit weights by default');
   t.ok(manifest().files.some((f) => f.file === FP32_FILE), 'the fp32 entry is kept');
@@ -64,6 +70,8 @@ t.test('usage errors', async (t) => {
   await t.rejects(async () => commands['model quantize'].run(['--model', dir, '--calib', KVASIR, '--out', dir]), UsageError, '--int8 is required');
   await t.rejects(async () => commands['model quantize'].run(['--int8', '--model', dir, '--calib', KVASIR, '--method', 'mse', '--out', dir]), /--method must be one of/);
   await t.rejects(async () => commands['model quantize'].run(['--int8', '--model', dir, '--calib', KVASIR, '--per-tensor', '--per-channel', '--out', dir]), /--per-tensor or --per-channel, not both/);
+  await t.rejects(async () => commands['model quantize'].run(['--int8', '--model', dir, '--calib', KVASIR, '--method', 'minmax', '--percentile', '99.9', '--out', dir]), /--percentile applies to --method percentile, not minmax/);
+  await t.rejects(async () => commands['model quantize'].run(['--int8', '--model', dir, '--calib', KVASIR, '--keep-float', ',', '--out', dir]), /--keep-float needs node names/);
   await t.rejects(async () => commands['model quantize'].run(['--int8', '--model', join(dir, 'nope'), '--calib', KVASIR, '--out', dir]), /no such file/);
   t.throws(() => commands['model fp16'].run(['--model', join(dir, INT8_FILE), '--out', dir]), /already int8/);
   t.ok(existsSync(join(dir, INT8_FILE)));

@@ -11,6 +11,9 @@ import { listPairs } from '../../../src/data/dataset.js';
 import { spreadSample } from '../../../src/model/precision/images.js';
 import { writeOnnx } from '../../../src/model/onnx/write.js';
 import { KVASIR } from '../../helpers/paths.js';
+import { requireShared } from '../../helpers/shared-data.js';
+
+requireShared(KVASIR);
 
 t.test('f32ToF16Bits: exact values, limits, subnormals, specials', async (t) => {
   const cases: [number, number][] = [

@@ -20,6 +20,9 @@ import { activationParams, BIAS_CODE_LIMIT, quantizeInt8, quantizeWithRanges, ro
 import { listPairs } from '../../../src/data/dataset.js';
 import { gaussian } from '../../../src/data/random.js';
 import { KVASIR } from '../../helpers/paths.js';
+import { requireShared } from '../../helpers/shared-data.js';
+
+requireShared(KVASIR);
 
 const CIN = 2;
 const COUT = 3;

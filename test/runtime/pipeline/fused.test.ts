@@ -21,6 +21,10 @@ import type { ResultSink, SinkItem } from '../../../src/runtime/sinks/index.js';
 import type { Frame, FrameSource } from '../../../src/runtime/sources/types.js';
 import { native } from '../native/fixtures/native.js';
 import { buildTestModel, copyKvasirImages, tempDir } from './fixtures/model.js';
+import { requireShared } from '../../helpers/shared-data.js';
+import { KVASIR } from '../../helpers/paths.js';
+
+requireShared(KVASIR);
 
 const { skip } = native();
 const tmp = tempDir('fused');

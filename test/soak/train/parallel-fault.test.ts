@@ -10,6 +10,9 @@ import { join } from 'node:path';
 import { initTrainBackend } from '../../../src/train/backend.js';
 import { train, type TrainOptions } from '../../../src/train/trainer.js';
 import { KVASIR } from '../../helpers/paths.js';
+import { requireShared } from '../../helpers/shared-data.js';
+
+requireShared(KVASIR);
 
 const dir = mkdtempSync(join(tmpdir(), 'lvunet-parallel-fault-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -10,6 +10,9 @@ import { initTrainBackend } from '../../../src/train/backend.js';
 import { readWeightsCheckpoint } from '../../../src/train/checkpoint.js';
 import { FINAL_WEIGHTS, LAST_WEIGHTS, LOG_FILE, readLog, train } from '../../../src/train/trainer.js';
 import { KVASIR } from '../../helpers/paths.js';
+import { requireShared } from '../../helpers/shared-data.js';
+
+requireShared(KVASIR);
 
 const dir = mkdtempSync(join(tmpdir(), 'lvunet-parallel-resume-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -18,6 +18,9 @@ import { DataParallelTrainer, makeShards } from '../../../src/train/parallel.js'
 import { computeShard, flatLayout, shardSizes } from '../../../src/train/parallel-shard.js';
 import { trainStep } from '../../../src/train/trainer.js';
 import { KVASIR } from '../../helpers/paths.js';
+import { requireShared } from '../../helpers/shared-data.js';
+
+requireShared(KVASIR);
 
 const SIZE = 256;
 const LR = 1e-3;

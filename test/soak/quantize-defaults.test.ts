@@ -1,0 +1,39 @@
+// `model quantize` with no options must give what `model release` shipped: the same calibration
+// images (the stems the shipped manifest records) through the CLI's defaults reproduce the shipped
+// INT8 file byte for byte. (About 45 s on 2 cores: the soak tier.)
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { INT8_FILE } from '../../src/model/release.js';
+import type { Manifest } from '../../src/model/manifest.js';
+import { sha256 } from '../../src/util/files.js';
+import { CLI, KVASIR, REPO_ROOT } from '../helpers/paths.js';
+import { requireShared } from '../helpers/shared-data.js';
+
+requireShared(KVASIR);
+
+const MODEL_DIR = join(REPO_ROOT, 'models', 'lvunet-kvasir');
+const manifest = JSON.parse(readFileSync(join(MODEL_DIR, 'manifest.json'), 'utf8')) as Manifest;
+const shipped = manifest.files.find((f) => f.file === INT8_FILE) as unknown as { sha256: string; calibration: { stems: string[]; method: string; percentile: number } };
+
+t.test('no options: the shipped INT8 file, byte for byte', async (t) => {
+  const tmp = mkdtempSync(join(tmpdir(), 'quantize-defaults-'));
+  t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
+  const calib = join(tmp, 'calib');
+  const out = join(tmp, 'out');
+  mkdirSync(calib);
+  const images = readdirSync(join(KVASIR, 'images'));
+  for (const stem of shipped.calibration.stems) {
+    const name = images.find((n) => n.startsWith(`${stem}.`));
+    if (name === undefined) throw new Error(`calibration image ${stem} is not in ${KVASIR}/images`);
+    copyFileSync(join(KVASIR, 'images', name), join(calib, name));
+  }
+  const r = spawnSync(process.execPath, [CLI, 'model', 'quantize', '--int8', '--model', join(MODEL_DIR, 'lvunet.fp32.onnx'), '--calib', calib, '--out', out], { encoding: 'utf8', timeout: 240_000 });
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stderr + r.stdout, /kept float: firstconv, encoder1 \(the release default/);
+  t.equal(sha256(readFileSync(join(out, INT8_FILE))), shipped.sha256, 'same sha256 as models/lvunet-kvasir/lvunet.int8.onnx');
+});
+
