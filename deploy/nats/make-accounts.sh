@@ -16,7 +16,7 @@ usage: make-accounts.sh OUTFILE [--ingest NAME]... DEVICE_ID...
 Writes OUTFILE (accounts.conf) granting, on subject prefix $PREFIX (default lvunet):
   device <id>  (certificate CN=<id>): publish <prefix>.<id>.{status,result,telemetry,event}
                and <prefix>.<id>.cmd.*.reply; receive <prefix>.<id>.cmd.*
-  ingest NAME  (CN=NAME, default one: ingest): read nats-server's MQTT message stream
+  ingest NAME  (CN=NAME; default ingest-1 and ingest-2, as make-certs.sh issues): read nats-server's MQTT message stream
                $MQTT_msgs through the durable consumer "ingest" (and create that consumer)
   operator     (CN=operator): read <prefix>.>, publish <prefix>.*.cmd.*
 Environment:
@@ -38,7 +38,8 @@ while [[ $# -gt 0 ]]; do
     *) devices+=("$1"); shift ;;
   esac
 done
-[[ ${#ingest[@]} -gt 0 ]] || ingest=(ingest)
+# The identities deploy/mosquitto/make-certs.sh issues.
+[[ ${#ingest[@]} -gt 0 ]] || ingest=(ingest-1 ingest-2)
 
 if [[ ! $prefix =~ ^[A-Za-z0-9_-]{1,32}$ ]]; then
   echo "make-accounts.sh: invalid PREFIX '$prefix' (allowed: [A-Za-z0-9_-])" >&2

@@ -47,7 +47,7 @@ t.test('make-accounts.sh refuses ids the broker cannot carry or that are reserve
     ['cart.001', /no '\.'/],
     ['cart/1', /invalid id/],
     ['operator', /reserved/],
-    ['ingest', /ingest identity/],
+    ['ingest-2', /ingest identity/],
   ] as const) {
     const err = await run(path.join(DEPLOY, 'make-accounts.sh'), [path.join(dir, 'a.conf'), id]).then(
       () => undefined,

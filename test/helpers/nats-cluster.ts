@@ -72,7 +72,7 @@ export interface NatsNode {
 
 export interface NatsCluster {
   readonly nodes: readonly NatsNode[];
-  /** The test PKI: ca.crt, broker.*, operator.*, ingest.*, <device>.* */
+  /** The test PKI: ca.crt, broker.*, operator.*, ingest-1.*, ingest-2.*, <device>.* */
   readonly pki: string;
   /** accounts.conf from make-accounts.sh, included by every node. */
   readonly accounts: string;
@@ -88,7 +88,7 @@ export interface StartNatsClusterOptions {
   t?: TeardownHost;
   /** Device ids to issue certificates and permissions for. */
   devices: readonly string[];
-  /** Ingest identities (certificate CN); default ['ingest']. */
+  /** Ingest identities (certificate CN); default ['ingest-1'] (make-certs.sh issues ingest-1 and ingest-2). */
   ingest?: readonly string[];
   /** Replaces a `key: value` line of the deploy config, e.g. { max_ack_pending: '1000' }. */
   overrides?: Record<string, string>;
@@ -158,8 +158,10 @@ export async function startNatsCluster(opts: StartNatsClusterOptions): Promise<N
   if (!binary) throw new Error('nats-server not found (looked at $NATS_SERVER_BIN, PATH, /usr/sbin). Install it with: apt-get install nats-server');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lvunet-nats-'));
   const pki = path.join(dir, 'pki');
-  const ingest = opts.ingest ?? ['ingest'];
-  await run(path.join(REPO_ROOT, 'deploy/mosquitto/make-certs.sh'), [pki, ...opts.devices, ...ingest], {
+  const ingest = opts.ingest ?? ['ingest-1'];
+  // make-certs.sh always issues ingest-1 and ingest-2 (and refuses them as device ids).
+  const issued = /^ingest-[12]$/;
+  await run(path.join(REPO_ROOT, 'deploy/mosquitto/make-certs.sh'), [pki, ...opts.devices, ...ingest.filter((i) => !issued.test(i))], {
     env: { ...process.env, BROKER_EKU: 'serverAuth,clientAuth' },
     maxBuffer: 16 << 20,
   });
