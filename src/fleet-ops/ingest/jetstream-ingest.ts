@@ -24,6 +24,8 @@ import { checkMqttStream, INGEST_DURABLE, ingestConsumerConfig, MQTT_STREAM, MQT
 import { toRecord, type IngestRecord } from './records.js';
 import type { IngestWriter } from './writer.js';
 
+const JS_API_TIMEOUT_MS = 15_000;
+
 export interface JetStreamIngestOptions {
   /** nats://host:port or tls://host:port of the cluster's nodes; the client fails over between them. */
   servers: readonly string[];
@@ -37,7 +39,7 @@ export interface JetStreamIngestOptions {
   maxAckPending?: number;
   /** Default 30 s. */
   ackWaitMs?: number;
-  /** How long to wait for nats-server to create its MQTT stream (first MQTT connection); default 5 min. */
+  /** How long start() keeps trying while the MQTT stream is missing or JetStream does not answer; default 5 min. */
   streamWaitMs?: number;
   /** Messages requested per pull; default 500. */
   batch?: number;
@@ -103,11 +105,13 @@ export class JetStreamIngest {
     }
     let replicas: number;
     try {
-      const jsm = await nc.jetstreamManager();
-      replicas = await this.waitForStream(() => checkMqttStream(jsm));
+      // JetStream API calls wait up to 15 s: creating a replicated consumer while the cluster is
+      // busy or electing leaders takes longer than the client's default 5 s.
+      const jsm = await nc.jetstreamManager({ timeout: JS_API_TIMEOUT_MS });
+      replicas = await this.retrying(() => checkMqttStream(jsm));
       // Adding an existing durable with the same configuration is a no-op, so every process does it.
-      await jsm.consumers.add(MQTT_STREAM, ingestConsumerConfig(this.prefix, this.o.maxAckPending ?? 2000, this.o.ackWaitMs ?? 30_000));
-      const consumer = await nc.jetstream().consumers.get(MQTT_STREAM, INGEST_DURABLE);
+      await this.retrying(() => jsm.consumers.add(MQTT_STREAM, ingestConsumerConfig(this.prefix, this.o.maxAckPending ?? 2000, this.o.ackWaitMs ?? 30_000)));
+      const consumer = await this.retrying(() => nc.jetstream({ timeout: JS_API_TIMEOUT_MS }).consumers.get(MQTT_STREAM, INGEST_DURABLE));
       this.messages = await consumer.consume({ max_messages: this.o.batch ?? 500 });
     } catch (err) {
       await nc.close();
@@ -135,16 +139,21 @@ export class JetStreamIngest {
     this.nc = undefined;
   }
 
-  /** Retries `check` while the stream does not exist yet: a cluster whose devices have not connected. */
-  private async waitForStream(check: () => Promise<number>): Promise<number> {
+  /**
+   * Retries `step` while the answer is "not yet": the server's MQTT stream does not exist (no MQTT
+   * client connected so far), or the JetStream API timed out or had no responder (a leader being
+   * elected). Anything else, or still failing after `streamWaitMs`, is thrown.
+   */
+  private async retrying<T>(step: () => Promise<T>): Promise<T> {
     const deadline = Date.now() + (this.o.streamWaitMs ?? 300_000);
     let told = false;
     for (;;) {
       try {
-        return await check();
+        return await step();
       } catch (err) {
-        if (!/does not exist yet/.test((err as Error).message) || Date.now() > deadline) throw err;
-        if (!told) this.o.log?.(`ingest: ${(err as Error).message}; waiting`);
+        const message = (err as Error).message;
+        if (!/does not exist yet|timeout|no responders|503/i.test(message) || Date.now() > deadline) throw err;
+        if (!told) this.o.log?.(`ingest: ${message}; retrying`);
         told = true;
         await new Promise((r) => setTimeout(r, 500));
       }
