@@ -17,7 +17,8 @@ Writes OUTFILE (accounts.conf) granting, on subject prefix $PREFIX (default lvun
   device <id>  (certificate CN=<id>): publish <prefix>.<id>.{status,result,telemetry,event}
                and <prefix>.<id>.cmd.*.reply; receive <prefix>.<id>.cmd.*
   ingest NAME  (CN=NAME; default ingest-1 and ingest-2, as make-certs.sh issues): read nats-server's MQTT message stream
-               $MQTT_msgs through the durable consumer "ingest" (and create that consumer)
+               $MQTT_msgs through the durable consumer "ingest" (and create that consumer);
+               receive <prefix>.*.telemetry (QoS 0, never stored by the server)
   operator     (CN=operator): read <prefix>.>, publish <prefix>.*.cmd.*
 Environment:
   PREFIX       topic prefix (default lvunet)
@@ -94,7 +95,7 @@ EOF
                              "\$JS.API.CONSUMER.INFO.\$MQTT_msgs.ingest", "\$JS.API.CONSUMER.DURABLE.CREATE.\$MQTT_msgs.ingest",
                              "\$JS.API.CONSUMER.CREATE.\$MQTT_msgs.ingest", "\$JS.API.CONSUMER.CREATE.\$MQTT_msgs.ingest.>",
                              "\$JS.API.CONSUMER.MSG.NEXT.\$MQTT_msgs.ingest", "\$JS.ACK.\$MQTT_msgs.ingest.>"] }
-          subscribe: { allow: ["_INBOX.>"] } } }
+          subscribe: { allow: ["_INBOX.>", "$prefix.*.telemetry"] } } }
 EOF
   done
   cat <<EOF

@@ -35,7 +35,8 @@ t.test('make-accounts.sh: one user per device certificate, its own subjects only
   t.match(cart, /subscribe: \{ allow: \["lvunet\.cart-001\.cmd\.\*", "\$MQTT\.sub\.>"\]/);
   t.notMatch(cart, /cart-002/);
   t.match(user('ingest-1'), /\$JS\.API\.CONSUMER\.MSG\.NEXT\.\$MQTT_msgs\.ingest/);
-  t.notMatch(user('ingest-1'), /lvunet\./, 'the ingest reads the stream, never the live subjects');
+  t.match(user('ingest-1'), /subscribe: \{ allow: \["_INBOX\.>", "lvunet\.\*\.telemetry"\]/, 'telemetry (QoS 0) is read live');
+  t.notMatch(user('ingest-1'), /lvunet\.\*\.(result|event|status|cmd)/, 'everything else only from the stream');
   t.match(user('operator'), /"lvunet\.\*\.cmd\.\*"/);
   t.match(text, /system_account: SYS/);
 });

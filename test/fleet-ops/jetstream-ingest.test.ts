@@ -33,11 +33,22 @@ if (!findNatsServer()) {
     const ingest = new JetStreamIngest({ servers: cluster.nodes.map((n) => n.natsUrl), tls: cluster.tls('ingest-1'), writer, log: (l) => lines.push(l), ackWaitMs: 5_000 });
     // Started before any MQTT client: the server has not created its MQTT stream yet.
     const started = ingest.start();
+    const waitDeadline = Date.now() + 20_000;
+    while (!lines.some((l) => /does not exist yet.*retrying/.test(l)) && Date.now() < waitDeadline) await sleep(50);
+    t.match(lines.join('\n'), /does not exist yet.*retrying/, 'the ingest says it waits for the stream');
 
     const urls = cluster.nodes.map((n) => n.mqttUrl);
     const links = devices.map(
       (device, i) =>
-        new FleetLink({ url: urls[i], failoverUrls: urls.filter((_, j) => j !== i), protocolVersion: 4, device, tls: cluster.tls(device), reconnectMinMs: 200 }),
+        new FleetLink({
+          url: urls[i],
+          failoverUrls: urls.filter((_, j) => j !== i),
+          protocolVersion: 4,
+          device,
+          tls: cluster.tls(device),
+          reconnectMinMs: 200,
+          telemetry: { intervalMs: 200, source: () => ({ fps: 9.9, latency_ms: { p50: 20, p95: 25, p99: 31 }, drops: 0, provider: 'cpu', model: null }) },
+        }),
     );
     for (const l of links) {
       l.start();
@@ -45,7 +56,6 @@ if (!findNatsServer()) {
     }
     await Promise.all(links.map((l) => l.waitFor('online', 30_000)));
     await started;
-    t.match(lines.join('\n'), /does not exist yet.*retrying/, 'the ingest said it waits for the stream');
     t.match(lines.join('\n'), /JetStream stream \$MQTT_msgs \(3 replicas\), durable consumer ingest/);
 
     for (let i = 0; i < 20; i++) for (const l of links) l.publishResult(sampleBody(i));
@@ -77,6 +87,7 @@ if (!findNatsServer()) {
     t.match(await db.events('cart-101'), [{ type: 'fault', message: 'test event' }]);
     while (Date.now() < deadline && ingest.stats().skipped < 2) await sleep(100);
     t.equal(ingest.stats().skipped, 2, 'the command and its reply: acknowledged without a row');
+    t.ok(ingest.stats().telemetry > 0, `telemetry (QoS 0) read live: ${ingest.stats().telemetry} message(s)`);
 
     await writer.flush();
     await ingest.close();

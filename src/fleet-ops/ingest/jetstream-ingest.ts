@@ -13,11 +13,14 @@
  *
  * A message's subject is `$MQTT.msgs.` and its MQTT topic with `/` as `.`
  * (`$MQTT.msgs.lvunet.cart-001.result`); device ids on a NATS fleet contain no `.` (nats-server
- * 2.9 refuses MQTT topics with one), so the mapping back is exact. Telemetry is QoS 0, which the
- * server does not store: it does not reach this ingest (see README, clustered broker).
+ * 2.9 refuses MQTT topics with one), so the mapping back is exact.
+ *
+ * Telemetry is QoS 0, which the server does not store: it is read live from `<prefix>.*.telemetry`
+ * with a NATS queue subscription (the server hands each message to one ingest process), at most
+ * once, as MQTT QoS 0 promises; a reading missed while every ingest is down is stale anyway.
  */
 import { readFileSync } from 'node:fs';
-import { connect, type ConsumerMessages, type JsMsg, type NatsConnection, type ConnectionOptions } from 'nats';
+import { connect, type ConsumerMessages, type JsMsg, type Msg, type NatsConnection, type ConnectionOptions, type Subscription } from 'nats';
 import type { TlsFiles } from '../../fleet/publisher.js';
 import { DEFAULT_PREFIX, parseTopic } from '../../fleet/topics.js';
 import { checkMqttStream, INGEST_DURABLE, ingestConsumerConfig, MQTT_STREAM, MQTT_STREAM_SUBJECT_PREFIX } from './jetstream-stream.js';
@@ -41,6 +44,8 @@ export interface JetStreamIngestOptions {
   ackWaitMs?: number;
   /** How long start() keeps trying while the MQTT stream is missing or JetStream does not answer; default 5 min. */
   streamWaitMs?: number;
+  /** NATS queue group for the live telemetry subscription; every ingest process of a fleet uses the same. Default `lvunet-ingest`. */
+  queueGroup?: string;
   /** Messages requested per pull; default 500. */
   batch?: number;
   log?: (line: string) => void;
@@ -55,6 +60,8 @@ export interface JetStreamIngestStats {
   redelivered: number;
   /** Commands and replies (QoS 1 under the prefix too): acknowledged without a row. */
   skipped: number;
+  /** Telemetry messages taken from the live subjects. */
+  telemetry: number;
   /** Connection drops (a node lost, the client moved to another). */
   reconnects: number;
 }
@@ -62,9 +69,10 @@ export interface JetStreamIngestStats {
 export class JetStreamIngest {
   private nc: NatsConnection | undefined;
   private messages: ConsumerMessages | undefined;
+  private telemetrySub: Subscription | undefined;
   private loop: Promise<void> | undefined;
   private readonly pending = new Set<Promise<void>>();
-  private readonly s = { received: 0, acked: 0, redelivered: 0, skipped: 0, reconnects: 0 };
+  private readonly s = { received: 0, acked: 0, redelivered: 0, skipped: 0, telemetry: 0, reconnects: 0 };
   private readonly prefix: string;
 
   constructor(private readonly o: JetStreamIngestOptions) {
@@ -119,6 +127,7 @@ export class JetStreamIngest {
     }
     this.nc = nc;
     void this.watchStatus(nc);
+    this.telemetrySub = nc.subscribe(`${this.prefix}.*.telemetry`, { queue: this.o.queueGroup ?? 'lvunet-ingest', callback: (err, m) => this.onTelemetry(err, m) });
     this.o.log?.(`ingest: JetStream stream ${MQTT_STREAM} (${replicas} replicas), durable consumer ${INGEST_DURABLE}`);
     this.loop = this.pull(this.messages);
   }
@@ -131,6 +140,7 @@ export class JetStreamIngest {
   async close(): Promise<void> {
     const nc = this.nc;
     if (!nc) return;
+    this.telemetrySub?.unsubscribe();
     await this.messages?.close();
     await this.loop;
     await Promise.allSettled([...this.pending]);
@@ -158,6 +168,19 @@ export class JetStreamIngest {
         await new Promise((r) => setTimeout(r, 500));
       }
     }
+  }
+
+  private onTelemetry(err: Error | null, m: Msg): void {
+    if (err) {
+      this.o.log?.(`ingest: telemetry subscription: ${err.message}`);
+      return;
+    }
+    const topic = m.subject.replaceAll('.', '/');
+    const parsed = parseTopic(topic, this.prefix);
+    if (parsed?.kind !== 'telemetry') return;
+    this.s.telemetry++;
+    // Nothing to acknowledge; a reading lost with a failing database is stale anyway.
+    this.o.writer.write(toRecord('telemetry', parsed.device, topic, Buffer.from(m.data), Date.now())).catch(() => {});
   }
 
   private async pull(messages: ConsumerMessages): Promise<void> {
