@@ -1,13 +1,14 @@
 /**
  * `npm run bench`: every figure the issues ask for, measured side by side in one run, written to
  * bench/results/bench.json and bench/results/bench.md and printed as a short table.
- * `--quick` shortens the runs (for a smoke check, not for reporting); `--only model,pipeline,fleet,ingest,train,live`
+ * `--quick` shortens the runs (for a smoke check, not for reporting); `--only model,pipeline,fleet,ingest,cluster,train,live`
  * runs some sections.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { benchIngest, type IngestBenchResult } from './fleet-ingest.js';
+import { benchCluster, type ClusterBenchResult } from './fleet-cluster.js';
 import { benchFleet, type FleetBenchResult } from './fleet-load.js';
 import { benchLiveView, liveViewTable, type LiveViewBench } from './live-view.js';
 import { startPostgres, postgresSkipReason } from '../test/helpers/postgres.js';
@@ -53,6 +54,14 @@ async function main(): Promise<void> {
       }
     }
   }
+  let cluster: ClusterBenchResult | undefined;
+  if (want('cluster')) {
+    const seconds = quick ? 20 : 60;
+    log(`cluster: 200 devices at 10 Hz for ${seconds} s over a three-node NATS cluster, a node and an ingest SIGKILLed…`);
+    cluster = quick
+      ? await benchCluster({ devices: 200, hz: 10, seconds, killNodeAtS: 6, nodeDownS: 5, killIngestAtS: 14, log })
+      : await benchCluster({ devices: 200, hz: 10, seconds, log });
+  }
   let train: TrainBenchResult | undefined;
   if (want('train')) train = await benchTrain({ log, steps: quick ? 1 : 3, rounds: quick ? 1 : 2 });
   let liveView: LiveViewBench | undefined;
@@ -65,6 +74,7 @@ async function main(): Promise<void> {
     pipeline,
     fleet,
     ingest,
+    cluster,
     train,
     liveView,
   };
@@ -104,11 +114,35 @@ async function main(): Promise<void> {
     );
     for (const r of ingest) md.push(`| ${r.db}, ${r.seconds} s, kill at ${r.killed_at_s} s | ${r.sent} | ${r.rows} | ${r.lost} | ${r.unexpected} | ${r.redelivered_ignored ?? '?'} | ${r.commit_retries} | ${r.rows_per_s} | ${r.latency_ms.p50} / ${r.latency_ms.p99} |`);
   }
+  if (cluster) md.push(...clusterTable(cluster));
   if (liveView) md.push(...liveViewTable(liveView));
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'bench.json'), `${JSON.stringify(result, null, 2)}\n`);
   writeFileSync(join(outDir, 'bench.md'), `${md.join('\n')}\n`);
   process.stdout.write(`${md.join('\n')}\n\nwritten: bench/results/bench.json, bench/results/bench.md\n`);
+}
+
+function clusterTable(c: ClusterBenchResult): string[] {
+  const n = c.node_failure;
+  const i = c.ingest_failure;
+  return [
+    '',
+    `Cluster: ${c.devices} devices x ${c.hz} Hz x ${c.seconds} s, MQTT 3.1.1 over TLS spread over three nats-server ${c.server} nodes, ` +
+      `${c.ingests} \`fleet ingest --nats\` processes into one SQLite file:`,
+    '',
+    '| queued | rows | lost | duplicate rows | rows/s | device→row p50 / p99 / max ms | queues drained |',
+    '|---:|---:|---:|---:|---:|---:|---|',
+    `| ${c.sent} | ${c.rows} | ${c.lost} | ${c.unexpected} | ${c.rows_per_s} | ${c.latency_ms.p50} / ${c.latency_ms.p99} / ${c.latency_ms.max} | ${c.queues_drained ? `yes, ${c.queues_drained_ms} ms after publishing stopped` : 'NO'} |`,
+    '',
+    '| failure | at | longest time without a commit | device→row p99 / max of results made in the 5 s after it |',
+    '|---|---:|---:|---:|',
+    ...(n
+      ? [
+          `| SIGKILL ${n.node}${n.was_stream_leader ? ' (leader of $MQTT_msgs)' : ''}, restarted after ${n.down_s} s; ${n.devices_moved} devices moved, all back in ${n.devices_back_ms} ms | ${n.at_s} s | ${n.commit_gap_ms} ms | ${n.latency_after_kill_ms.p99} / ${n.latency_after_kill_ms.max} ms |`,
+        ]
+      : []),
+    ...(i ? [`| SIGKILL ingest-1, restarted 1 s later (ack_wait ${i.ack_wait_s} s) | ${i.at_s} s | ${i.commit_gap_ms} ms | ${i.latency_after_kill_ms.p99} / ${i.latency_after_kill_ms.max} ms |`] : []),
+  ];
 }
 
 function modelTable(model: Awaited<ReturnType<typeof benchModel>>): string[] {

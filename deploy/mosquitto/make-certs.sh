@@ -21,6 +21,8 @@ Environment:
   BROKER_SANS  extra subjectAltName entries, e.g. "DNS:broker.fleet.lan,IP:10.0.0.5"
   CA_CN        CA common name (default "lvunet test CA")
   BROKER_CN    broker certificate CN (default "localhost"; clients verify the SAN)
+  BROKER_EKU   broker extendedKeyUsage (default "serverAuth"; a NATS cluster node also
+               dials its peers with it: "serverAuth,clientAuth", see deploy/nats/)
   DAYS         leaf validity in days (default 825)
 USAGE
   exit 2
@@ -104,7 +106,7 @@ authorityKeyIdentifier=keyid'
 
 issue broker "${BROKER_CN:-localhost}" "basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=serverAuth
+extendedKeyUsage=${BROKER_EKU:-serverAuth}
 subjectAltName=$broker_sans
 subjectKeyIdentifier=hash
 authorityKeyIdentifier=keyid"

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import type { BrokerAccess } from '../fleet-ops/connection.js';
 import type { FleetDb } from '../fleet-ops/db/fleet-db.js';
 import { openFleetDb } from '../fleet-ops/db/open.js';
+import { JetStreamIngest } from '../fleet-ops/ingest/jetstream-ingest.js';
 import { MqttIngest } from '../fleet-ops/ingest/mqtt-ingest.js';
 import { IngestWriter } from '../fleet-ops/ingest/writer.js';
 import { abortRollout, createRollout, runRollout } from '../fleet-ops/rollout/runner.js';
@@ -55,33 +56,66 @@ function count(text: string | undefined, fallback: number, what: string, usage: 
 export async function fleetIngest(argv: string[], log: Out): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { ...BROKER, group: { type: 'string' }, 'batch-rows': { type: 'string' }, 'batch-ms': { type: 'string' }, 'receive-maximum': { type: 'string' }, 'session-expiry-s': { type: 'string' } },
+    options: {
+      ...BROKER,
+      nats: { type: 'string' },
+      group: { type: 'string' },
+      'batch-rows': { type: 'string' },
+      'batch-ms': { type: 'string' },
+      'receive-maximum': { type: 'string' },
+      'session-expiry-s': { type: 'string' },
+      'max-ack-pending': { type: 'string' },
+      'ack-wait-s': { type: 'string' },
+    },
     allowPositionals: true,
   });
   const usage = FLEET_INGEST_USAGE;
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`, usage);
-  const broker = access(values, 'lvunet-ingest', usage);
+  if (values.nats !== undefined && values.mqtt !== undefined) throw new UsageError('give --mqtt URL or --nats URL[,URL...], not both', usage);
+  const servers = values.nats?.split(',').filter((u) => u !== '');
+  if (servers !== undefined && servers.length === 0) throw new UsageError('--nats needs at least one URL, e.g. tls://nats-1.fleet.lan:4222', usage);
+  const broker = servers === undefined ? access(values, 'lvunet-ingest', usage) : undefined;
   await withDb(values.db, usage, async (db) => {
     const writer = new IngestWriter(db, {
       maxRows: count(values['batch-rows'], 500, '--batch-rows', usage),
       maxDelayMs: count(values['batch-ms'], 25, '--batch-ms', usage),
       onRetry: (err, ms, rows) => log(`ingest: commit of ${rows} row(s) to ${db.where} failed (${err.message}); retrying in ${ms} ms, deliveries stay unacknowledged`),
     });
-    const ingest = new MqttIngest({
-      ...broker,
-      writer,
-      group: values.group,
-      prefix: values.prefix,
-      receiveMaximum: count(values['receive-maximum'], 1000, '--receive-maximum', usage),
-      sessionExpiryS: count(values['session-expiry-s'], 604_800, '--session-expiry-s', usage),
-      log,
-    });
-    await ingest.start();
-    log(`ingest: ${broker.url} as ${broker.clientId} → ${db.where}; subscribed to ${ingest.filters().join(', ')}`);
+    let ingest: JetStreamIngest | MqttIngest;
+    if (servers !== undefined) {
+      const tls = values.ca !== undefined || values.cert !== undefined || values.key !== undefined ? { ca: values.ca, cert: values.cert, key: values.key } : undefined;
+      ingest = new JetStreamIngest({
+        servers,
+        tls,
+        name: values['client-id'] ?? 'lvunet-ingest',
+        writer,
+        prefix: values.prefix,
+        maxAckPending: count(values['max-ack-pending'], 2000, '--max-ack-pending', usage),
+        ackWaitMs: count(values['ack-wait-s'], 30, '--ack-wait-s', usage) * 1000,
+        log,
+      });
+      await ingest.start();
+      log(`ingest: NATS ${servers.join(',')} → ${db.where}`);
+    } else if (broker !== undefined) {
+      const mqttIngest = new MqttIngest({
+        ...broker,
+        writer,
+        group: values.group,
+        prefix: values.prefix,
+        receiveMaximum: count(values['receive-maximum'], 1000, '--receive-maximum', usage),
+        sessionExpiryS: count(values['session-expiry-s'], 604_800, '--session-expiry-s', usage),
+        log,
+      });
+      ingest = mqttIngest;
+      await mqttIngest.start();
+      log(`ingest: ${broker.url} as ${broker.clientId} → ${db.where}; subscribed to ${mqttIngest.filters().join(', ')}`);
+    } else {
+      throw new UsageError('--mqtt URL or --nats URL[,URL...] is required', usage);
+    }
+    const source = ingest;
     const report = (): void => {
       const w = writer.stats();
-      const m = ingest.stats();
-      log(`ingest: ${w.results} result(s) stored, ${w.duplicates} redelivered duplicate(s) ignored, ${w.events} event(s), ${w.rejected} rejected, ${m.unacked} awaiting commit`);
+      log(`ingest: ${w.results} result(s) stored, ${w.duplicates} redelivered duplicate(s) ignored, ${w.events} event(s), ${w.rejected} rejected, ${source.stats().unacked} awaiting commit`);
     };
     const timer = setInterval(report, 10_000);
     await new Promise<void>((resolve) => {
@@ -91,7 +125,7 @@ export async function fleetIngest(argv: string[], log: Out): Promise<void> {
     clearInterval(timer);
     log('ingest: stopping: committing and acknowledging what arrived');
     await writer.flush();
-    await ingest.close();
+    await source.close();
     await writer.close();
     report();
   });

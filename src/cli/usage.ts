@@ -263,7 +263,7 @@ const BROKER_OPTIONS = `  --mqtt URL          the fleet broker, mqtt://host:1883
   --client-id ID      MQTT client id (the deploy broker uses the certificate CN instead)
   --prefix P          topic prefix (default lvunet)`;
 
-export const FLEET_INGEST_USAGE = `usage: lvunet-edge fleet ingest --mqtt URL --db sqlite:FILE|postgres://... [options]
+export const FLEET_INGEST_USAGE = `usage: lvunet-edge fleet ingest (--mqtt URL | --nats URL[,URL...]) --db sqlite:FILE|postgres://... [options]
 
 Stores what the devices publish (results, events, telemetry, status) in the fleet database. Several
 ingest processes may run with the same --group: the broker splits results, events and telemetry
@@ -279,6 +279,14 @@ ${BROKER_OPTIONS}
   --batch-ms MS       longest wait for a batch to fill (default 25)
   --receive-maximum N unacknowledged deliveries the broker may have out to this process (default 1000)
   --session-expiry-s S  how long the broker keeps the session while the process is down (default 604800)
+
+On a NATS cluster (deploy/nats/) instead of mosquitto: --nats tls://nats-1:4222,tls://nats-2:4222,...
+reads the replicated JetStream stream LVUNET (created if missing) through the durable consumer
+"ingest", shared by every ingest process; a message is acknowledged after its row is committed.
+--ca/--cert/--key are the ingest's TLS identity (its certificate subject is its NATS user).
+  --max-ack-pending N deliveries awaiting commit, over all ingest processes (default 2000)
+  --ack-wait-s S      a delivery not acknowledged this long (its ingest died) goes to another (default 30;
+                      every ingest process must give the same, it is the shared consumer's setting)
 Stops on SIGTERM/SIGINT after committing and acknowledging what it received.`;
 
 export const FLEET_STATUS_USAGE = `usage: lvunet-edge fleet status --db SPEC [--json]

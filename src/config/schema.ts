@@ -87,6 +87,17 @@ function normalizeSourceUri(value: string, baseDir: string): string {
   return `${m[1]}:${join(baseDir, m[2])}`;
 }
 
+/** A failover node: mqtt:// or mqtts:// only (mqtt.js rotates host, port and scheme, not paths). */
+function failoverUrl(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return 'is not a URL (e.g. mqtts://nats-2.fleet.lan:8883)';
+  }
+  return ['mqtt:', 'mqtts:'].includes(url.protocol) ? undefined : 'must use mqtt:// or mqtts://';
+}
+
 function mqttUrl(value: string): string | undefined {
   let url: URL;
   try {
@@ -227,6 +238,17 @@ export const configSchema = new ObjectSchema('lvunet-edge configuration', {
       reject_unauthorized: new BooleanSchema('Verify the broker certificate', true),
     }),
     keepalive_s: new NumberSchema('MQTT keepalive, seconds', { default: 30, min: 0, max: 65535, integer: true }),
+    protocol_version: new NumberSchema('MQTT version: 5, or 4 (MQTT 3.1.1) for a broker without MQTT 5 such as nats-server (deploy/nats/)', {
+      default: 5,
+      min: 4,
+      max: 5,
+      integer: true,
+    }),
+    failover_urls: new ArraySchema(
+      'Other nodes of a clustered broker (deploy/nats/), same scheme as url: each reconnect tries the next of [url, ...these]',
+      new StringSchema('', { default: '', validate: failoverUrl, format: 'mqtt(s) URL' }),
+      [],
+    ),
     queue: new ObjectSchema('Offline queue (messages kept while the broker is unreachable)', {
       dir: optionalPath('Queue folder; null: <state_dir>/mqtt-queue'),
       max_messages: new NumberSchema('Queue capacity', { default: 10000, min: 1, integer: true }),

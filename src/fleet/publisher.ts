@@ -92,6 +92,11 @@ export interface Timers {
 export interface FleetLinkOptions {
   /** mqtt://host:port or mqtts://host:port. */
   url: string;
+  /**
+   * Other nodes of a clustered broker (deploy/nats/), same scheme as `url`: each reconnect goes to
+   * the next of [url, ...failoverUrls], so a device whose node is lost continues on another.
+   */
+  failoverUrls?: readonly string[];
   device: string;
   /** Default `lvunet`. */
   prefix?: string;
@@ -192,6 +197,8 @@ export interface FleetLinkEvents {
 }
 
 const NOOP = (): void => {};
+/** Pause before asking again for a command subscription the broker refused. */
+const COMMAND_RESUBSCRIBE_MS = 5_000;
 
 export class FleetLink extends EventEmitter<FleetLinkEvents> {
   readonly topics: DeviceTopics;
@@ -324,6 +331,8 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     const maxMs = o.reconnectMaxMs ?? 30_000;
     const settings: ConnectionSettings = {
       clientId: o.clientId ?? o.device,
+      url: o.url,
+      failover: o.failoverUrls,
       protocolVersion: o.protocolVersion ?? 5,
       keepaliveS: o.keepaliveS ?? 30,
       reconnectMinMs: minMs,
@@ -348,13 +357,35 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     });
     client.on('message', (topic, payload, packet) => this.intake.onMessage(topic, payload, packet.retain));
     client.on('error', (err) => this.emit('fault', err));
-    // rh 2: no retained messages at subscribe (MQTT 5); onMessage also drops any that arrive.
-    client.subscribe(this.topics.commandFilter, { qos: 1, rh: 2 }, NOOP);
+    this.subscribeCommands(client);
     if (o.telemetry) {
       this.loopDelay = monitorEventLoopDelay({ resolution: 10 });
       this.loopDelay.enable();
       this.telemetryTimer = this.timers.setInterval(() => this.sendTelemetry(), o.telemetry.intervalMs);
     }
+  }
+
+  /**
+   * Subscribes to this device's commands, and again after a refusal: mqtt.js drops a refused
+   * filter from the ones it re-subscribes on reconnect, so one refused SUBACK (nats-server refuses
+   * while it elects a stream leader after losing a node) would cut the device off from commands
+   * until the process restarts.
+   */
+  private subscribeCommands(client: MqttClient): void {
+    // rh 2: no retained messages at subscribe (MQTT 5); onMessage also drops any that arrive.
+    client.subscribe(this.topics.commandFilter, { qos: 1, rh: 2 }, (err) => {
+      if (!err || this.client !== client || this.stateValue === 'closed') return;
+      // mqtt.js's ErrorWithSubackPacket carries the SUBACK; any other error is the connection going
+      // away, after which mqtt.js re-subscribes by itself.
+      const suback = (err as Error & { packet?: { cmd?: string; granted?: unknown[] } }).packet;
+      if (suback?.cmd !== 'suback') return;
+      const code = suback.granted?.find((g): g is number => typeof g === 'number' && g >= 0x80) ?? 0x80;
+      this.emit('fault', new Error(`broker refused the command subscription ${this.topics.commandFilter} (SUBACK 0x${code.toString(16)}); retrying in ${COMMAND_RESUBSCRIBE_MS / 1000} s`));
+      const timer = setTimeout(() => {
+        if (this.client === client && this.stateValue !== 'closed') this.subscribeCommands(client);
+      }, COMMAND_RESUBSCRIBE_MS);
+      timer.unref();
+    });
   }
 
   /** Resolves when the link reaches `state` (now or later); rejects after timeoutMs. */

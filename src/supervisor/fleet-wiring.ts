@@ -70,6 +70,8 @@ export async function connectFleet(loaded: LoadedConfig, telemetry: () => Pipeli
       password: mqtt.password ?? undefined,
       tls: tlsOn ? { ca: mqtt.tls.ca ?? undefined, cert: certFile, key: mqtt.tls.key ?? undefined, rejectUnauthorized: mqtt.tls.reject_unauthorized } : undefined,
       keepaliveS: mqtt.keepalive_s,
+      protocolVersion: mqtt.protocol_version === 4 ? 4 : 5,
+      failoverUrls: mqtt.failover_urls,
       queue: { dir: queueDir, maxMessages: mqtt.queue.max_messages, dropPolicy: mqtt.queue.drop_policy },
       versions: { 'lvunet-edge': packageVersion(), node: process.version },
       telemetry: { intervalMs: config.telemetry.interval_s * 1000, source: telemetry },

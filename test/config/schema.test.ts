@@ -175,6 +175,8 @@ t.test('every leaf key has a documented row and a unique environment variable', 
     'mqtt.tls.key',
     'mqtt.tls.reject_unauthorized',
     'mqtt.keepalive_s',
+    'mqtt.protocol_version',
+    'mqtt.failover_urls',
     'mqtt.queue.dir',
     'mqtt.queue.max_messages',
     'mqtt.queue.drop_policy',
@@ -206,7 +208,7 @@ t.test('the Config type and the schema stay in lockstep', async (t) => {
   const url: string | null = sample.mqtt.url;
   const drop: 'drop-oldest' | 'drop-newest' = sample.mqtt.queue.drop_policy;
   t.same([threshold, precision, url, drop], [0.5, 'fp32', null, 'drop-oldest']);
-  t.equal(leafKeys().length, 42);
+  t.equal(leafKeys().length, 44);
 });
 
 t.test('did-you-mean', async (t) => {

@@ -22,6 +22,12 @@ export interface ConnectionSettings {
     readonly rejectUnauthorized?: boolean;
     readonly servername?: string;
   };
+  /**
+   * More brokers of the same cluster (same scheme as the main URL): every reconnect tries the next
+   * one of [url, ...failover] in turn, so a device whose node dies moves to another.
+   */
+  readonly failover?: readonly string[];
+  readonly url?: string;
   /** Published by the broker if the connection drops without DISCONNECT (retained, QoS 1). */
   readonly will: { readonly topic: string; readonly payload: string };
 }
@@ -40,6 +46,14 @@ export function clientOptions(s: ConnectionSettings): IClientOptions {
     resubscribe: true,
     will: { topic: s.will.topic, payload: Buffer.from(s.will.payload), qos: 1, retain: true },
   };
+  if (s.failover !== undefined && s.failover.length > 0) {
+    if (s.url === undefined) throw new TypeError('failover brokers need the main broker URL too');
+    const servers = [s.url, ...s.failover].map((u) => brokerAddress(u));
+    const other = servers.findIndex((a) => a.protocol !== servers[0].protocol);
+    // The TLS files apply to every node; a plain failover would send the same client in the clear.
+    if (other > 0) throw new TypeError(`failover broker ${s.failover[other - 1]} uses ${servers[other].protocol}:// but ${s.url} uses ${servers[0].protocol}://: every node needs the same scheme`);
+    options.servers = servers;
+  }
   if (s.username !== undefined) options.username = s.username;
   if (s.password !== undefined) options.password = s.password;
   if (s.tls) {
@@ -50,6 +64,14 @@ export function clientOptions(s: ConnectionSettings): IClientOptions {
     options.rejectUnauthorized = s.tls.rejectUnauthorized ?? true;
   }
   return options;
+}
+
+/** host, port and protocol of a broker URL, for mqtt.js's `servers` rotation. */
+function brokerAddress(url: string): { host: string; port: number; protocol: 'mqtt' | 'mqtts' } {
+  const u = new URL(url);
+  if (u.protocol !== 'mqtt:' && u.protocol !== 'mqtts:') throw new TypeError(`broker URL ${url}: failover needs mqtt:// or mqtts://`);
+  const protocol = u.protocol === 'mqtts:' ? 'mqtts' : 'mqtt';
+  return { host: u.hostname, port: u.port === '' ? (protocol === 'mqtts' ? 8883 : 1883) : Number(u.port), protocol };
 }
 
 /**

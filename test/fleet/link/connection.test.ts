@@ -25,6 +25,19 @@ t.test('a clean session, the retained QoS 1 will, no credentials or TLS unless g
   for (const key of ['username', 'password', 'ca', 'cert', 'key', 'rejectUnauthorized']) t.notOk(key in o, `no ${key}`);
 });
 
+t.test('failover brokers: every node of a cluster in turn, never a scheme other than the main URL', async (t) => {
+  t.notOk('servers' in clientOptions({ ...base, url: 'mqtts://nats-1:8883', failover: [] }), 'no rotation without failover nodes');
+  const o = clientOptions({ ...base, url: 'mqtts://nats-1.lan:8883', failover: ['mqtts://nats-2.lan:18883', 'mqtts://nats-3.lan'] });
+  t.same(o.servers, [
+    { host: 'nats-1.lan', port: 8883, protocol: 'mqtts' },
+    { host: 'nats-2.lan', port: 18883, protocol: 'mqtts' },
+    { host: 'nats-3.lan', port: 8883, protocol: 'mqtts' },
+  ]);
+  t.throws(() => clientOptions({ ...base, url: 'mqtts://nats-1:8883', failover: ['mqtt://nats-2:1883'] }), /failover broker mqtt:\/\/nats-2:1883 uses mqtt:\/\/ but mqtts:\/\/nats-1:8883 uses mqtts:\/\//);
+  t.throws(() => clientOptions({ ...base, url: 'wss://nats-1/mqtt', failover: ['wss://nats-2/mqtt'] }), /failover needs mqtt:\/\/ or mqtts:\/\//);
+  t.throws(() => clientOptions({ ...base, failover: ['mqtt://nats-2:1883'] }), /need the main broker URL/);
+});
+
 t.test('TLS files are read at once; certificate checking stays on unless turned off', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'lvunet-conn-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
