@@ -15,18 +15,22 @@ import { IngestWriter } from '../../src/fleet-ops/ingest/writer.js';
 import { FleetLink } from '../../src/fleet/publisher.js';
 import { sampleBody } from '../fleet/fixtures.js';
 import { findNatsServer, startNatsCluster } from '../helpers/nats-cluster.js';
+import { sqliteSkipReason } from '../helpers/sqlite.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+const sqliteMissing = sqliteSkipReason();
 if (!findNatsServer()) {
   t.plan(0, 'nats-server is not installed (apt-get install nats-server)');
+} else if (sqliteMissing !== undefined) {
+  t.plan(0, sqliteMissing);
 } else {
   t.test('results and events from MQTT devices become rows once, acknowledged after the commit', async (t) => {
     const devices = ['cart-101', 'cart-102'];
     const cluster = await startNatsCluster({ t, devices });
     const dir = mkdtempSync(path.join(os.tmpdir(), 'lvunet-js-ingest-'));
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    const db = await FleetDb.open(openSqlite(path.join(dir, 'fleet.db')));
+    const db = await FleetDb.open(await openSqlite(path.join(dir, 'fleet.db')));
     t.teardown(() => db.close());
     const writer = new IngestWriter(db, { maxDelayMs: 10 });
     const lines: string[] = [];
