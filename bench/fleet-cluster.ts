@@ -15,19 +15,17 @@
  *
  *   node dist/bench/fleet-cluster.js [--devices 200] [--hz 10] [--seconds 60] [--kill-node-at 20] [--kill-ingest-at 40]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { connect, type NatsConnection } from 'nats';
 import { startNatsCluster, type NatsCluster } from '../test/helpers/nats-cluster.js';
-import { CLI } from '../test/helpers/paths.js';
 import { openFleetDb } from '../src/fleet-ops/db/open.js';
 import { MQTT_STREAM } from '../src/fleet-ops/ingest/jetstream-stream.js';
 import { FleetLink } from '../src/fleet/publisher.js';
 import { MemoryStore } from '../src/fleet/queue/memory.js';
-import { RESULT_SCHEMA, type ResultBody } from '../src/fleet/schemas.js';
+import { arg, IngestProcess, percentile, simulatedResult, sleep } from './fleet-sim.js';
 
 export interface ClusterBenchOptions {
   devices?: number;
@@ -91,65 +89,9 @@ export interface ClusterBenchResult {
   machine: { cpus: number; loadavg_1m: number };
 }
 
-const CLI_JS = import.meta.url.endsWith('.ts') ? CLI : fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function body(frame: number, rleBytes: number): ResultBody {
-  const now = new Date().toISOString();
-  return {
-    schema: RESULT_SCHEMA,
-    frame: { id: `frame-${frame}`, seq: frame, width: 640, height: 480, format: 'YUYV' },
-    model: { sha256: 'ab'.repeat(32), precision: 'fp32' },
-    provider: 'CPUExecutionProvider',
-    captureTime: now,
-    completionTime: now,
-    latencyMs: { capture: 1.2, preprocess: 2.1, queue: 0.3, inference: 21.7, postprocess: 3.4, total: 28.7 },
-    coverage: 0.1234,
-    components: [{ area: 8123, areaPercent: 12.39, bbox: { x: 40, y: 52, width: 120, height: 96 }, centroid: { x: 101.5, y: 99.2 }, meanProbability: 0.912 }],
-    droppedComponents: 0,
-    rle: { size: [480, 640], counts: 'r'.repeat(rleBytes) },
-  };
-}
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return Math.round(sorted[i] * 10) / 10;
-}
 
-class IngestProcess {
-  private child: ChildProcess | undefined;
-  output = '';
-  private exited: Promise<void> = Promise.resolve();
-
-  constructor(private readonly args: string[]) {}
-
-  async start(): Promise<void> {
-    const child = spawn(process.execPath, [CLI_JS, 'fleet', 'ingest', ...this.args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    this.exited = new Promise((r) => child.once('exit', () => r()));
-    const mark = this.output.length;
-    await new Promise<void>((resolve, reject) => {
-      const onData = (chunk: Buffer): void => {
-        this.output += chunk.toString();
-        if (this.output.indexOf('ingest: NATS', mark) >= 0) resolve();
-      };
-      child.stderr.on('data', onData);
-      child.stdout.on('data', onData);
-      child.once('exit', (code) => reject(new Error(`fleet ingest exited (${code}) before pulling:\n${this.output.slice(-2000)}`)));
-    });
-  }
-
-  async kill(signal: NodeJS.Signals): Promise<void> {
-    this.child?.kill(signal);
-    await this.exited;
-  }
-
-  redelivered(): number | undefined {
-    const all = [...this.output.matchAll(/(\d+) redelivered duplicate/g)];
-    return all.length === 0 ? undefined : Number(all[all.length - 1][1]);
-  }
-}
 
 /** Longest interval within [from, to] without a commit (the window's ends count as bounds). */
 function longestGap(sortedWrittenAt: Float64Array, from: number, to: number): number {
@@ -215,7 +157,7 @@ export async function benchCluster(options: ClusterBenchOptions = {}): Promise<C
     // on the first MQTT connection.
     for (const name of ['ingest-1', 'ingest-2']) {
       const tls = cluster.tls(name);
-      const p = new IngestProcess(['--nats', servers.join(','), '--db', dbSpec, '--ca', tls.ca, '--cert', tls.cert, '--key', tls.key, '--client-id', name, '--ack-wait-s', String(ackWaitS)]);
+      const p = new IngestProcess(['--nats', servers.join(','), '--db', dbSpec, '--ca', tls.ca, '--cert', tls.cert, '--key', tls.key, '--client-id', name, '--ack-wait-s', String(ackWaitS)], 'ingest: NATS');
       await p.start();
       ingests.push(p);
     }
@@ -275,7 +217,7 @@ export async function benchCluster(options: ClusterBenchOptions = {}): Promise<C
         let active = false;
         for (let d = 0; d < links.length; d++) {
           while (due[d] <= now && due[d] < stopAt) {
-            const seq = links[d].publishResult(body(frames[d]++, rleBytes));
+            const seq = links[d].publishResult(simulatedResult(frames[d]++, rleBytes));
             if (seq === undefined) refused++;
             else {
               sentAt[d][seq] = due[d];
@@ -400,10 +342,6 @@ export async function benchCluster(options: ClusterBenchOptions = {}): Promise<C
   }
 }
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const num = (name: string): number | undefined => (arg(name) === undefined ? undefined : Number(arg(name)));

@@ -10,17 +10,15 @@
  *
  *   node dist/bench/fleet-ingest.js [--devices 200] [--hz 10] [--seconds 60] [--db sqlite|postgres URL] [--kill-at 20]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { startBroker } from '../test/helpers/mosquitto.js';
-import { CLI } from '../test/helpers/paths.js';
 import { openFleetDb } from '../src/fleet-ops/db/open.js';
 import { FleetLink } from '../src/fleet/publisher.js';
 import { MemoryStore } from '../src/fleet/queue/memory.js';
-import { RESULT_SCHEMA, type ResultBody } from '../src/fleet/schemas.js';
+import { arg, IngestProcess, percentile, simulatedResult, sleep } from './fleet-sim.js';
 
 export interface IngestBenchOptions {
   devices?: number;
@@ -60,77 +58,10 @@ export interface IngestBenchResult {
   machine: { cpus: number; loadavg_1m: number };
 }
 
-// The compiled CLI: beside this file when it runs compiled (dist/bench), under dist/ when tap runs the TypeScript.
-const CLI_JS = import.meta.url.endsWith('.ts') ? CLI : fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function body(frame: number, rleBytes: number): ResultBody {
-  const now = new Date().toISOString();
-  return {
-    schema: RESULT_SCHEMA,
-    frame: { id: `frame-${frame}`, seq: frame, width: 640, height: 480, format: 'YUYV' },
-    model: { sha256: 'ab'.repeat(32), precision: 'fp32' },
-    provider: 'CPUExecutionProvider',
-    captureTime: now,
-    completionTime: now,
-    latencyMs: { capture: 1.2, preprocess: 2.1, queue: 0.3, inference: 21.7, postprocess: 3.4, total: 28.7 },
-    coverage: 0.1234,
-    components: [{ area: 8123, areaPercent: 12.39, bbox: { x: 40, y: 52, width: 120, height: 96 }, centroid: { x: 101.5, y: 99.2 }, meanProbability: 0.912 }],
-    droppedComponents: 0,
-    rle: { size: [480, 640], counts: 'r'.repeat(rleBytes) },
-  };
-}
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return Math.round(sorted[i] * 10) / 10;
-}
 
-class IngestProcess {
-  private child: ChildProcess | undefined;
-  output = '';
-  private exited: Promise<void> = Promise.resolve();
-
-  constructor(
-    private readonly args: string[],
-    private readonly log: (line: string) => void,
-  ) {}
-
-  async start(): Promise<void> {
-    const child = spawn(process.execPath, [CLI_JS, 'fleet', 'ingest', ...this.args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    this.exited = new Promise((r) => child.once('exit', () => r()));
-    const ready = new Promise<void>((resolve, reject) => {
-      const onData = (chunk: Buffer): void => {
-        const text = chunk.toString();
-        this.output += text;
-        for (const line of text.split('\n')) if (line.includes('ingest: commit of')) this.log(`ingest bench: ${this.args[this.args.length - 1]}: ${line}`);
-        if (this.output.includes('subscribed to')) resolve();
-      };
-      child.stderr.on('data', onData);
-      child.stdout.on('data', onData);
-      child.once('exit', (code) => reject(new Error(`fleet ingest exited (${code}) before subscribing:\n${this.output.slice(-2000)}`)));
-    });
-    await ready;
-  }
-
-  async kill(signal: NodeJS.Signals): Promise<void> {
-    this.child?.kill(signal);
-    await this.exited;
-  }
-
-  retries(): number {
-    return [...this.output.matchAll(/ingest: commit of \d+ row/g)].length;
-  }
-
-  /** The "N redelivered duplicate(s) ignored" of the last report. */
-  redelivered(): number | undefined {
-    const all = [...this.output.matchAll(/(\d+) redelivered duplicate/g)];
-    return all.length === 0 ? undefined : Number(all[all.length - 1][1]);
-  }
-}
 
 export async function benchIngest(options: IngestBenchOptions = {}): Promise<IngestBenchResult> {
   const devices = options.devices ?? 200;
@@ -148,7 +79,9 @@ export async function benchIngest(options: IngestBenchOptions = {}): Promise<Ing
   const db = await openFleetDb(dbSpec);
   try {
     for (let i = 0; i < ingestCount; i++) {
-      const p = new IngestProcess(['--mqtt', broker.url, '--db', dbSpec, '--client-id', `ingest-${i + 1}`], log);
+      const p = new IngestProcess(['--mqtt', broker.url, '--db', dbSpec, '--client-id', `ingest-${i + 1}`], 'subscribed to', (line) => {
+        if (line.includes('ingest: commit of')) log(`ingest bench: ingest-${i + 1}: ${line}`);
+      });
       await p.start();
       ingests.push(p);
     }
@@ -188,7 +121,7 @@ export async function benchIngest(options: IngestBenchOptions = {}): Promise<Ing
         let active = false;
         for (let d = 0; d < links.length; d++) {
           while (due[d] <= now && due[d] < stopAt) {
-            const seq = links[d].publishResult(body(frames[d]++, rleBytes));
+            const seq = links[d].publishResult(simulatedResult(frames[d]++, rleBytes));
             if (seq === undefined) refused++;
             else {
               sentAt[d][seq] = due[d];
@@ -261,10 +194,6 @@ export async function benchIngest(options: IngestBenchOptions = {}): Promise<Ing
   }
 }
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const num = (name: string): number | undefined => (arg(name) === undefined ? undefined : Number(arg(name)));

@@ -19,7 +19,7 @@ import mqtt from 'mqtt';
 import { startBroker } from '../test/helpers/mosquitto.js';
 import { FleetLink } from '../src/fleet/publisher.js';
 import { MemoryStore } from '../src/fleet/queue/memory.js';
-import { RESULT_SCHEMA, type ResultBody } from '../src/fleet/schemas.js';
+import { arg, percentile, simulatedResult, sleep } from './fleet-sim.js';
 import { parseTopic } from '../src/fleet/topics.js';
 
 export interface FleetBenchOptions {
@@ -81,33 +81,8 @@ export interface FleetBenchResult {
   broker: { version: string; max_inflight_messages: number | string; max_queued_messages: number | string };
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return Math.round(sorted[i] * 100) / 100;
-}
 
-function body(frame: number, rleBytes: number): ResultBody {
-  const now = new Date().toISOString();
-  return {
-    schema: RESULT_SCHEMA,
-    frame: { id: `frame-${frame}`, seq: frame, width: 640, height: 480, format: 'YUYV' },
-    model: { sha256: 'ab'.repeat(32), precision: 'fp32' },
-    provider: 'CPUExecutionProvider',
-    captureTime: now,
-    completionTime: now,
-    latencyMs: { capture: 1.2, preprocess: 2.1, queue: 0.3, inference: 21.7, postprocess: 3.4, total: 28.7 },
-    coverage: 0.1234,
-    components: [
-      { area: 8123, areaPercent: 12.39, bbox: { x: 40, y: 52, width: 120, height: 96 }, centroid: { x: 101.5, y: 99.2 }, meanProbability: 0.912 },
-      { area: 312, areaPercent: 0.48, bbox: { x: 200, y: 10, width: 20, height: 18 }, centroid: { x: 210.1, y: 19.4 }, meanProbability: 0.731 },
-    ],
-    droppedComponents: 0,
-    rle: { size: [480, 640], counts: 'r'.repeat(rleBytes) },
-  };
-}
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Absolute milliseconds, comparable between threads (performance.now() is per thread). */
 const nowAbs = (): number => performance.timeOrigin + performance.now();
@@ -250,7 +225,7 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
         let active = false;
         for (let d = 0; d < links.length; d++) {
           while (due[d] <= now && due[d] < stopAt) {
-            const seq = links[d].publishResult(body(frames[d]++, rleBytes));
+            const seq = links[d].publishResult(simulatedResult(frames[d]++, rleBytes));
             if (seq === undefined) refused++;
             else {
               if (seq < sentAt[d].length) sentAt[d][seq] = due[d];
@@ -281,13 +256,13 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
       hz,
       seconds,
       store: storeKind,
-      payload_bytes: Buffer.byteLength(JSON.stringify({ ...body(0, rleBytes), device: 'bench-0000', seq: 0 })),
+      payload_bytes: Buffer.byteLength(JSON.stringify({ ...simulatedResult(0, rleBytes), device: 'bench-0000', seq: 0 })),
       sent,
       received_distinct: received,
       duplicates,
       lost: sent - received + refused,
       refused,
-      latency_ms: { p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: percentile(sorted, 100) },
+      latency_ms: { p50: percentile(sorted, 50, 2), p90: percentile(sorted, 90, 2), p99: percentile(sorted, 99, 2), max: percentile(sorted, 100, 2) },
       msgs_per_s: Math.round((received / (Math.max(publishEnd, lastReceivedAt) - start)) * 1000),
       broker_acked: links.reduce((sum, l) => sum + l.stats().acked, 0),
       drain_ms: Math.round(drainMs),
@@ -305,10 +280,6 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
   }
 }
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 
 const role = (workerData as { role?: unknown } | null)?.role;
 if (!isMainThread && role === 'fleet-subscriber') {
