@@ -15,6 +15,7 @@
  * it and sends nothing else. Without a token (loopback), requests must name a loopback Host, so a
  * web page elsewhere cannot reach the view through DNS rebinding, and the threshold can only be
  * set with a JSON body (a cross-site form cannot send one without a CORS preflight, never granted).
+ * The WebSocket upgrade is refused (403) when the browser's Origin is not the view's own host:port.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -180,9 +181,19 @@ export class ViewServer {
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // On 'upgrade' Node takes its own 'error' listener off the socket: without this one a viewer
+    // that resets the connection while it is refused (ECONNRESET) would crash the supervisor.
+    socket.on('error', () => socket.destroy());
     const url = new URL(req.url ?? '/', 'http://view');
-    if (url.pathname !== '/live' || !this.authorised(req, url)) {
-      const status = url.pathname !== '/live' ? '404 Not Found' : '401 Unauthorized';
+    const status =
+      url.pathname !== '/live'
+        ? '404 Not Found'
+        : !sameOrigin(req)
+          ? '403 Forbidden'
+          : !this.authorised(req, url)
+            ? '401 Unauthorized'
+            : undefined;
+    if (status) {
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       return;
     }
@@ -198,6 +209,27 @@ export class ViewServer {
       ws.on('close', gone);
       ws.on('error', gone);
     });
+  }
+}
+
+/**
+ * A browser names the page that opens a WebSocket in Origin, and WebSockets are exempt from the
+ * same-origin policy: without this check any web page in a browser on the device could open
+ * ws://127.0.0.1:PORT/live (cross-site WebSocket hijacking). A request with an Origin must come
+ * from the view's own page (same host:port as Host); one without (a script, curl) is not a browser.
+ */
+function sameOrigin(req: IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  const host = req.headers.host;
+  if (!host) return false;
+  try {
+    const o = new URL(origin);
+    if (o.protocol !== 'http:' && o.protocol !== 'https:') return false;
+    // Through URL on both sides, so a default port (":80") compares equal to none.
+    return o.host === new URL(`${o.protocol}//${host}`).host;
+  } catch {
+    return false; // "null" (a sandboxed or file: page) or garbage
   }
 }
 

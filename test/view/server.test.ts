@@ -2,6 +2,7 @@
 // threshold path, viewer counting, the newest-only slot for a stalled viewer, and /metrics
 // against an independent parser. The browser and real-process tests are live-view-*.test.ts.
 import { get } from 'node:http';
+import { connect } from 'node:net';
 
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import t from 'tap';
@@ -211,6 +212,56 @@ t.test('a token: required everywhere but /healthz, compared whole', async (t) =>
   });
   t.equal(refused, 401);
   t.same(h.viewerCounts, [], 'never counted as a viewer');
+});
+
+/** What a WebSocket to the view gets: 'open', the refusing status, or an error. */
+function wsOutcome(url: string, headers: Record<string, string> = {}): Promise<{ outcome: string; frames: number }> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { headers });
+    let frames = 0;
+    ws.on('message', (d: Buffer) => {
+      if ((JSON.parse(d.toString('utf8')) as { type: string }).type === 'frame') frames++;
+    });
+    ws.on('open', () => setTimeout(() => {
+      ws.terminate();
+      resolve({ outcome: 'open', frames });
+    }, 300));
+    ws.on('unexpected-response', (_q, res) => resolve({ outcome: `HTTP ${res.statusCode ?? '?'}`, frames }));
+    ws.on('error', (err) => resolve({ outcome: `error ${err.message}`, frames }));
+  });
+}
+
+t.test('the WebSocket refuses a foreign Origin (cross-site WebSocket hijacking)', async (t) => {
+  const h = await harness(t);
+  h.figures.onReady(REPORT);
+  const pictures = setInterval(() => h.server.onPreview({ type: 'preview', frame: 'f', width: 2, height: 2, jpeg: 'AA', overlay: '' }), 20);
+  t.teardown(() => clearInterval(pictures));
+  const evil = await wsOutcome(`ws://127.0.0.1:${h.port}/live`, { Origin: 'http://evil.example' });
+  t.same(evil, { outcome: 'HTTP 403', frames: 0 }, 'a page elsewhere: 403, no picture');
+  t.same((await wsOutcome(`ws://127.0.0.1:${h.port}/live`, { Origin: `http://127.0.0.1:${h.port + 1}` })).outcome, 'HTTP 403', 'another port is another origin');
+  t.same((await wsOutcome(`ws://127.0.0.1:${h.port}/live`, { Origin: 'null' })).outcome, 'HTTP 403', 'an opaque origin');
+  t.same(h.viewerCounts, [], 'never counted as a viewer');
+  const own = await wsOutcome(`ws://127.0.0.1:${h.port}/live`, { Origin: `http://127.0.0.1:${h.port}` });
+  t.equal(own.outcome, 'open', 'the view\'s own page');
+  t.ok(own.frames > 0, `${own.frames} pictures to the same origin`);
+  t.equal((await wsOutcome(`ws://127.0.0.1:${h.port}/live`)).outcome, 'open', 'no Origin (not a browser)');
+});
+
+t.test('a client that resets a refused upgrade does not take the server down', async (t) => {
+  const h = await harness(t, { token: 'secret-1' });
+  for (let i = 0; i < 20; i++) {
+    await new Promise<void>((resolve) => {
+      const s = connect(h.port, '127.0.0.1', () => {
+        s.write(`GET /live HTTP/1.1\r\nHost: 127.0.0.1:${h.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+        // RST instead of FIN, while the server writes its 401.
+        s.resetAndDestroy();
+        resolve();
+      });
+      s.on('error', () => resolve());
+    });
+  }
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal((await fetch(`${h.base}/healthz`)).status, 503, 'still answering');
 });
 
 t.test('off loopback without a token it will not start', async (t) => {
