@@ -123,10 +123,11 @@ export async function fleetIngest(argv: string[], log: Out): Promise<void> {
       process.once('SIGINT', resolve);
     });
     clearInterval(timer);
-    log('ingest: stopping: committing and acknowledging what arrived');
-    await writer.flush();
-    await source.close();
-    await writer.close();
+    log('ingest: stopping: committing and acknowledging what arrived (at most 10 s if the database keeps failing)');
+    // Together, not flush-then-close: a flush retries a failing database forever, while close gives
+    // up after its timeout; what it gives up on was never acknowledged, so the broker keeps it, and
+    // deliveries arriving meanwhile are refused by the closed writer and stay unacknowledged too.
+    await Promise.all([writer.close(10_000), source.close()]);
     report();
   });
 }

@@ -17,6 +17,8 @@ const DEPLOY = path.join(REPO_ROOT, 'deploy', 'nats');
 t.test('deploy/nats/ingest-consumer.json is the consumer fleet ingest --nats creates (defaults)', async (t) => {
   const shipped: unknown = JSON.parse(await readFile(path.join(DEPLOY, 'ingest-consumer.json'), 'utf8'));
   t.same(shipped, { stream: MQTT_STREAM, ...ingestConsumerConfig('lvunet', 2000, 30_000) });
+  // A prefix of several MQTT levels filters on the server's '.'-separated subjects.
+  t.equal(ingestConsumerConfig('site-a/lvunet', 2000, 30_000).filter_subject, '$MQTT.msgs.site-a.lvunet.>');
 });
 
 t.test('make-accounts.sh: one user per device certificate, its own subjects only', async (t) => {

@@ -23,7 +23,7 @@ import { readFileSync } from 'node:fs';
 import { connect, type ConsumerMessages, type JsMsg, type Msg, type NatsConnection, type ConnectionOptions, type Subscription } from 'nats';
 import type { TlsFiles } from '../../fleet/publisher.js';
 import { DEFAULT_PREFIX, parseTopic } from '../../fleet/topics.js';
-import { checkMqttStream, INGEST_DURABLE, ingestConsumerConfig, MQTT_STREAM, MQTT_STREAM_SUBJECT_PREFIX } from './jetstream-stream.js';
+import { checkMqttStream, INGEST_DURABLE, ingestConsumerConfig, MQTT_STREAM, MQTT_STREAM_SUBJECT_PREFIX, subjectPrefix } from './jetstream-stream.js';
 import { toRecord, type IngestRecord } from './records.js';
 import type { IngestWriter } from './writer.js';
 
@@ -74,9 +74,11 @@ export class JetStreamIngest {
   private readonly pending = new Set<Promise<void>>();
   private readonly s = { received: 0, acked: 0, redelivered: 0, skipped: 0, telemetry: 0, reconnects: 0 };
   private readonly prefix: string;
+  private readonly subjectPrefix: string;
 
   constructor(private readonly o: JetStreamIngestOptions) {
     this.prefix = o.prefix ?? DEFAULT_PREFIX;
+    this.subjectPrefix = subjectPrefix(this.prefix);
     if (o.servers.length === 0) throw new TypeError('JetStream ingest: give at least one NATS server URL');
   }
 
@@ -127,7 +129,7 @@ export class JetStreamIngest {
     }
     this.nc = nc;
     void this.watchStatus(nc);
-    this.telemetrySub = nc.subscribe(`${this.prefix}.*.telemetry`, { queue: this.o.queueGroup ?? 'lvunet-ingest', callback: (err, m) => this.onTelemetry(err, m) });
+    this.telemetrySub = nc.subscribe(`${this.subjectPrefix}.*.telemetry`, { queue: this.o.queueGroup ?? 'lvunet-ingest', callback: (err, m) => this.onTelemetry(err, m) });
     this.o.log?.(`ingest: JetStream stream ${MQTT_STREAM} (${replicas} replicas), durable consumer ${INGEST_DURABLE}`);
     this.loop = this.pull(this.messages);
   }

@@ -24,8 +24,17 @@ export const MQTT_STREAM = '$MQTT_msgs';
 export const MQTT_STREAM_SUBJECT_PREFIX = '$MQTT.msgs.';
 export const INGEST_DURABLE = 'ingest';
 
+/**
+ * The NATS subject form of an MQTT topic prefix: a prefix may span levels (`site-a/lvunet`), and the
+ * server's subjects have '.' where MQTT has '/'.
+ */
+export function subjectPrefix(topicPrefix: string): string {
+  return topicPrefix.replaceAll('/', '.');
+}
+
 /** The ingest's durable pull consumer: every ingest process pulls from this one. */
-export function ingestConsumerConfig(prefix: string, maxAckPending: number, ackWaitMs: number): Partial<ConsumerConfig> & { durable_name: string } {
+export function ingestConsumerConfig(topicPrefix: string, maxAckPending: number, ackWaitMs: number): Partial<ConsumerConfig> & { durable_name: string } {
+  const prefix = subjectPrefix(topicPrefix);
   return {
     durable_name: INGEST_DURABLE,
     // Everything under the prefix: results, events, status (QoS 1). Command and reply messages
