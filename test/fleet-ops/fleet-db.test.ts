@@ -101,6 +101,10 @@ async function dialect(t: Test, open: () => Promise<SqlDriver>): Promise<void> {
   await db.writeBatch([rec('event', 'cart-1', event('cart-1', 'later, minor', 'warning'), T0 + 30)]);
   t.equal((await db.latestEvents({ severities: ['error', 'critical'] })).get('cart-1')?.message, 'camera lost', 'last error: newest error-level event');
   t.equal((await db.events('cart-1')).length, 2);
+  // NUL from a device (PostgreSQL text cannot hold it) must not make the batch fail on every retry.
+  const nul = await db.writeBatch([rec('event', 'cart-1', event('cart-1', 'bad\u0000byte'), T0 + 31), rec('result', 'cart-1', 'raw\u0000bytes', T0 + 32)]);
+  t.same(nul, { results: 0, duplicates: 0, events: 1, rejected: 1 }, 'NUL in an event message and in a rejected payload: stored');
+  t.equal((await db.events('cart-1')).length, 3);
 
   t.equal(await db.addToGroup('ward', ['cart-1', 'cart-9', 'cart-1']), 2);
   t.same(await db.groupMembers('ward'), ['cart-1', 'cart-9']);

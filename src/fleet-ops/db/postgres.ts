@@ -27,6 +27,15 @@ export function redactedUrl(url: string): string {
 // Any fixed number: every process that migrates takes this transaction-scoped advisory lock first.
 const MIGRATION_LOCK = 0x6c76756e;
 
+/**
+ * PostgreSQL text cannot hold NUL, and a device can send one (`"\u0000"` in a JSON string, or raw
+ * bytes in a payload stored as rejected). Left alone, the whole batch fails on every retry and the
+ * fleet's ingest stops behind it; U+FFFD in its place keeps the row (SQLite stores NUL as it is).
+ */
+function textSafe(params: readonly SqlValue[]): SqlValue[] {
+  return params.map((v) => (typeof v === 'string' && v.includes('\0') ? v.replaceAll('\0', '\uFFFD') : v));
+}
+
 export async function openPostgres(url: string): Promise<SqlDriver> {
   const where = redactedUrl(url);
   const pool = new pg.Pool({ connectionString: url, max: 4, types });
@@ -39,8 +48,8 @@ export async function openPostgres(url: string): Promise<SqlDriver> {
     throw new Error(`cannot connect to PostgreSQL ${where}: ${(err as Error).message}`, { cause: err });
   }
   const on = (q: { query: pg.Pool['query'] }): SqlTx => ({
-    run: async (sql: string, params: readonly SqlValue[] = []) => (await q.query(numberedPlaceholders(sql), [...params])).rowCount ?? 0,
-    all: async <T extends Row = Row>(sql: string, params: readonly SqlValue[] = []) => (await q.query(numberedPlaceholders(sql), [...params])).rows as T[],
+    run: async (sql: string, params: readonly SqlValue[] = []) => (await q.query(numberedPlaceholders(sql), textSafe(params))).rowCount ?? 0,
+    all: async <T extends Row = Row>(sql: string, params: readonly SqlValue[] = []) => (await q.query(numberedPlaceholders(sql), textSafe(params))).rows as T[],
   });
   return {
     dialect: 'postgres',
