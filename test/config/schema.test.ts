@@ -180,6 +180,11 @@ t.test('every leaf key has a documented row and a unique environment variable', 
     'mqtt.queue.dir',
     'mqtt.queue.max_messages',
     'mqtt.queue.drop_policy',
+    'ui.listen',
+    'ui.token',
+    'ui.token_file',
+    'ui.max_fps',
+    'ui.max_width',
     'telemetry.interval_s',
     'supervisor.heartbeat_timeout_s',
     'supervisor.drain_timeout_s',
@@ -208,7 +213,7 @@ t.test('the Config type and the schema stay in lockstep', async (t) => {
   const url: string | null = sample.mqtt.url;
   const drop: 'drop-oldest' | 'drop-newest' = sample.mqtt.queue.drop_policy;
   t.same([threshold, precision, url, drop], [0.5, 'fp32', null, 'drop-oldest']);
-  t.equal(leafKeys().length, 44);
+  t.equal(leafKeys().length, 49);
 });
 
 t.test('did-you-mean', async (t) => {
