@@ -9,9 +9,10 @@
  * which is what the per-viewer newest-only slot (viewers.ts) needs; SSE or a multipart stream
  * would need their own backpressure bookkeeping on a plain response for the same thing.
  *
- * Security: a bare port binds 127.0.0.1. Any other address needs a token (Authorization: Bearer,
- * or ?token= for the page and its WebSocket, which browsers cannot give headers); without one the
- * server refuses to start. With a token every route but /healthz answers 401 to a request without
+ * Security: a bare port binds 127.0.0.1. Any other address needs a token (Authorization: Bearer or
+ * ?token= for scripts; a browser opens /?token=TOKEN once, gets it back as an HttpOnly,
+ * SameSite=Strict cookie and is redirected to /, and the page's files, WebSocket and POST carry
+ * the cookie); without one the server refuses to start. With a token every route but /healthz answers 401 to a request without
  * it and sends nothing else. Without a token (loopback), requests must name a loopback Host, so a
  * web page elsewhere cannot reach the view through DNS rebinding, and the threshold can only be
  * set with a JSON body (a cross-site form cannot send one without a CORS preflight, never granted).
@@ -39,6 +40,9 @@ const PAGE_FILES: Readonly<Record<string, { file: string; type: string }>> = {
   '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
   '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
 };
+
+/** The cookie that carries the token for the page (set by GET /?token=TOKEN). */
+const TOKEN_COOKIE = 'lvunet_view_token';
 
 /** Largest POST body (a threshold is a few bytes). */
 const MAX_BODY_BYTES = 1024;
@@ -123,12 +127,16 @@ export class ViewServer {
     for (const v of this.viewers) v.offer('state', text);
   }
 
-  /** The request carries the token (header or query), or none is needed. */
+  /** The request carries the token (Bearer header, ?token= or the page's cookie), or none is needed. */
   private authorised(req: IncomingMessage, url: URL): boolean {
     if (!this.token) return hostIsLoopback(req.headers.host);
     const header = req.headers.authorization;
-    const given = header?.startsWith('Bearer ') ? header.slice(7) : url.searchParams.get('token');
-    if (given === null || given === undefined) return false;
+    const given = [header?.startsWith('Bearer ') ? header.slice(7) : undefined, url.searchParams.get('token') ?? undefined, cookie(req, TOKEN_COOKIE)];
+    return given.some((g) => g !== undefined && this.isToken(g));
+  }
+
+  private isToken(given: string): boolean {
+    if (!this.token) return false;
     const b = Buffer.from(given);
     return b.length === this.token.length && timingSafeEqual(b, this.token);
   }
@@ -145,6 +153,19 @@ export class ViewServer {
       }
       if (!this.authorised(req, url)) return send(res, 401, 'text/plain', 'a valid token is required (Authorization: Bearer TOKEN or ?token=TOKEN)\n');
       const page = PAGE_FILES[url.pathname];
+      const query = url.searchParams.get('token');
+      if (url.pathname === '/' && req.method === 'GET' && query !== null && this.isToken(query)) {
+        // The page opened with ?token=: the token goes into a cookie and out of the address bar,
+        // so the page's own files, its WebSocket and its threshold POST carry it (a browser can
+        // put no header on a <script src> or a WebSocket). HttpOnly: no script reads it;
+        // SameSite=Strict: no other site's page sends it.
+        res.writeHead(303, {
+          Location: '/',
+          'Set-Cookie': `${TOKEN_COOKIE}=${encodeURIComponent(query)}; HttpOnly; SameSite=Strict; Path=/`,
+          'Content-Length': 0,
+        });
+        return void res.end();
+      }
       if (page && req.method === 'GET') {
         // Read on request: the page is a few KiB, and an edited file shows without a restart.
         return send(res, 200, page.type, readFileSync(join(this.pageDir, page.file)));
@@ -231,6 +252,20 @@ function sameOrigin(req: IncomingMessage): boolean {
   } catch {
     return false; // "null" (a sandboxed or file: page) or garbage
   }
+}
+
+/** A cookie's value from the request, undefined when absent or not decodable. */
+function cookie(req: IncomingMessage, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0 || part.slice(0, eq).trim() !== name) continue;
+    try {
+      return decodeURIComponent(part.slice(eq + 1).trim());
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
 }
 
 function hostIsLoopback(host: string | undefined): boolean {

@@ -8,6 +8,7 @@ import { connect } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import puppeteer, { type Browser } from 'puppeteer-core';
 import t from 'tap';
 import WebSocket from 'ws';
 
@@ -17,6 +18,7 @@ import { REPO_ROOT } from '../helpers/paths.js';
 const MODEL = join(REPO_ROOT, 'models', 'lvunet-kvasir');
 const skip = existsSync(join(MODEL, 'manifest.json')) ? undefined : `no shipped model at ${MODEL}`;
 const TOKEN = 'tok-3f9a1c-live-view';
+const CHROMIUM = process.env.LVUNET_CHROMIUM ?? '/usr/bin/chromium';
 
 /** An IPv4 address of this machine that is not loopback, if it has one. */
 function otherAddress(): string | undefined {
@@ -104,4 +106,31 @@ t.test('with a token: 401 and no picture without it, pictures with it', { skip }
   t.equal((await fetch(`${base}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })).status, 200, 'the right token in a header');
   t.equal(await firstMessage(`ws://127.0.0.1:${port}/live?token=${TOKEN}`, 'frame'), 'frame', 'the right token: pictures');
   t.notMatch(r.stderr(), new RegExp(TOKEN), 'the token never appears in the log');
+
+  await t.test('the page in chromium, opened once with ?token=', { skip: existsSync(CHROMIUM) ? undefined : `no chromium at ${CHROMIUM}` }, async (t) => {
+    const browser: Browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+    t.teardown(() => browser.close());
+    const page = await browser.newPage();
+    const statuses: number[] = [];
+    page.on('response', (res) => statuses.push(res.status()));
+    await page.goto(`${base}/?token=${TOKEN}`, { waitUntil: 'load' });
+    t.equal(page.url(), `${base}/`, 'redirected: the token is no longer in the address');
+    const cookies = await page.cookies();
+    t.match(cookies, [{ name: 'lvunet_view_token', httpOnly: true, sameSite: 'Strict' }], 'an HttpOnly, SameSite=Strict cookie');
+    const frame = async (): Promise<string> => (await page.evaluate(`document.getElementById('view').dataset.frame || ''`)) as string;
+    const end = Date.now() + 20_000;
+    let first = '';
+    let next = '';
+    while (Date.now() < end && !(first && next && next !== first)) {
+      const f = await frame();
+      if (!first) first = f;
+      else next = f;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    t.ok(first && next && next !== first, `frames arrive and change with the cookie (${first}, then ${next})`);
+    t.notOk(statuses.includes(401), `no request of the page refused (${statuses.join(' ')})`);
+    const fresh = await browser.createBrowserContext();
+    const other = await fresh.newPage();
+    t.equal((await other.goto(`${base}/app.js`))?.status(), 401, 'a browser without the cookie: the page\'s script is refused');
+  });
 });

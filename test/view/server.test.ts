@@ -214,6 +214,27 @@ t.test('a token: required everywhere but /healthz, compared whole', async (t) =>
   t.same(h.viewerCounts, [], 'never counted as a viewer');
 });
 
+t.test('a token: the page trades ?token= for an HttpOnly cookie that opens its files and WebSocket', async (t) => {
+  const h = await harness(t, { token: 'secret-1' });
+  for (const path of ['/', '/app.js', '/style.css']) t.equal((await fetch(`${h.base}${path}`)).status, 401, `${path} without a token or cookie`);
+  t.equal((await fetch(`${h.base}/?token=nope`, { redirect: 'manual' })).status, 401, 'a wrong token gets no cookie');
+  const entry = await fetch(`${h.base}/?token=secret-1`, { redirect: 'manual' });
+  t.equal(entry.status, 303);
+  t.equal(entry.headers.get('location'), '/', 'the token leaves the address bar');
+  const setCookie = entry.headers.get('set-cookie') ?? '';
+  t.match(setCookie, /^lvunet_view_token=secret-1; /);
+  t.match(setCookie, /HttpOnly/);
+  t.match(setCookie, /SameSite=Strict/);
+  t.match(setCookie, /Path=\//);
+  const jar = setCookie.split(';')[0];
+  for (const path of ['/', '/app.js', '/style.css', '/api/state']) t.equal((await fetch(`${h.base}${path}`, { headers: { Cookie: `a=b; ${jar}` } })).status, 200, `${path} with the cookie`);
+  t.equal((await fetch(`${h.base}/app.js`, { headers: { Cookie: 'lvunet_view_token=secret-12' } })).status, 401, 'a wrong cookie');
+  t.equal((await fetch(`${h.base}/api/threshold`, { method: 'POST', headers: { Cookie: jar, 'Content-Type': 'application/json' }, body: '{"value":0.4}' })).status, 200, 'the slider with the cookie');
+  t.equal((await wsOutcome(`ws://127.0.0.1:${h.port}/live`, { Cookie: jar, Origin: h.base })).outcome, 'open', 'the WebSocket with the cookie');
+  t.equal((await wsOutcome(`ws://127.0.0.1:${h.port}/live`, { Cookie: 'lvunet_view_token=x', Origin: h.base })).outcome, 'HTTP 401', 'the WebSocket with a wrong cookie');
+  t.equal((await fetch(`${h.base}/metrics`, { headers: { Authorization: 'Bearer secret-1' } })).status, 200, 'scripts keep the header');
+});
+
 /** What a WebSocket to the view gets: 'open', the refusing status, or an error. */
 function wsOutcome(url: string, headers: Record<string, string> = {}): Promise<{ outcome: string; frames: number }> {
   return new Promise((resolve) => {

@@ -5,6 +5,8 @@
 // the canvas shows. Plain browser JavaScript: no framework, no build step.
 'use strict';
 
+// With a token the server answers /?token=TOKEN with a cookie and a redirect to /, and the
+// cookie carries it from then on; a token still in the address (a cookie refused) is passed on.
 const params = new URLSearchParams(location.search);
 const token = params.get('token');
 const withToken = (path) => (token ? `${path}${path.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}` : path);
