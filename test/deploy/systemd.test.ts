@@ -52,5 +52,8 @@ t.test('systemd-analyze verify accepts the kiosk unit beside the runtime unit, o
   for (const line of ['Requires=lvunet-edge.service', 'After=lvunet-edge.service', 'PartOf=lvunet-edge.service', 'ExecStartPre=', 'ExecStart=/usr/bin/chromium --kiosk']) {
     t.ok(unit.some((l) => l.startsWith(line)), line);
   }
-  t.ok(unit.some((l) => l.startsWith('ExecStartPre=') && l.includes('healthz')), 'waits for /healthz');
+  t.ok(unit.some((l) => l.startsWith('ExecStartPre=') && l.includes('"$LVUNET_HEALTH_URL"')), 'waits for /healthz at its own address');
+  t.notOk(unit.some((l) => l.startsWith('ExecStartPre=') && l.includes('LVUNET_VIEW_URL')), 'not at the page\'s address, which may carry ?token=');
+  t.ok(unit.includes('Environment=LVUNET_HEALTH_URL=http://127.0.0.1:8080/healthz'), 'the health address defaults to /healthz');
+  t.ok(unit.some((l) => l.startsWith('Environment=DISPLAY=')), 'chromium gets a display');
 });
