@@ -213,8 +213,10 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
     maxFrames,
     everyN: config.publish.every_n,
     publish: (result) => {
+      // Counted only where there is a broker link to publish on: no link, nothing "published".
+      if (!link) return;
       figures?.onPublished();
-      link?.publishResult(result);
+      link.publishResult(result);
     },
     onFirst: () => saveKnownGood(loaded, log, events),
     onLatency: (ms) => stats.onLatency(ms),

@@ -59,6 +59,15 @@ t.test('a bare port listens on loopback only', { skip }, async (t) => {
   const r = run(t, '0');
   const port = Number((await r.waitStderr(/live view on http:\/\/127\.0\.0\.1:(\d+)\//, 60_000))[1]);
   t.equal((await fetch(`http://127.0.0.1:${port}/api/state`)).status, 200, 'loopback, no token needed');
+  // No broker here: results are made but none counts as published.
+  const end = Date.now() + 30_000;
+  let s = { results: 0, published: -1 };
+  while (Date.now() < end && s.results === 0) {
+    s = (await (await fetch(`http://127.0.0.1:${port}/api/state`)).json()) as typeof s;
+    if (s.results === 0) await new Promise((res) => setTimeout(res, 200));
+  }
+  t.ok(s.results > 0, `${s.results} results`);
+  t.equal(s.published, 0, 'nothing published without an MQTT link');
   // fetch() cannot set Host: a plain request can.
   const foreign = await new Promise<number>((resolve, reject) => {
     get({ host: '127.0.0.1', port, path: '/api/state', headers: { Host: 'evil.example' } }, (res) => {
