@@ -255,6 +255,8 @@ export async function runCommand(argv: string[], log: (line: string) => void): P
   const { config, origins } = loaded;
   // From here on the password is redacted wherever it shows up (logs, events, replies), not only in URLs.
   registerSecret(config.mqtt.password);
+  // The view's token too, wherever it came from (a ui.token in the YAML file as well).
+  registerSecret(config.ui.token);
   for (const e of loaded.events) log(`config: ${e.message}`);
   const fromConfig = (key: string): boolean => origins[key] !== undefined && origins[key] !== 'default';
 

@@ -464,7 +464,11 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
 
 /** A copy safe to log or publish: secrets replaced by "***". */
 export function redactConfig(config: Config): Config {
-  return { ...config, mqtt: { ...config.mqtt, password: config.mqtt.password === null ? null : '***' } };
+  return {
+    ...config,
+    mqtt: { ...config.mqtt, password: config.mqtt.password === null ? null : '***' },
+    ui: { ...config.ui, token: config.ui.token === null ? null : '***' },
+  };
 }
 
 /**
