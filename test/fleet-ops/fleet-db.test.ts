@@ -117,6 +117,12 @@ async function dialect(t: Test, open: () => Promise<SqlDriver>): Promise<void> {
   t.match(await db.command('c1'), { ok: true, repliedAt: T0 + 5, reply: { ok: true } });
   t.equal(await db.command('nope'), undefined);
   await t.rejects(db.setRollout('nope', { state: 'done' }), /no rollout nope/);
+  // A runner's write guarded by `from` never overwrites an abort that landed after its read.
+  await db.createRollout({ id: 'ro-1', bundle: 'b', group: 'ward', command: { path: 'b' }, waves: [1], maxFailures: 0, replyTimeoutMs: 1000 }, [{ device: 'cart-1', wave: 0 }], T0);
+  t.equal(await db.setRollout('ro-1', { wave: 0, from: 'running' }), true);
+  t.equal(await db.setRollout('ro-1', { state: 'aborted', reason: 'operator' }), true);
+  t.equal(await db.setRollout('ro-1', { state: 'done', reason: null, from: 'running' }), false, 'done refused after the abort');
+  t.match(await db.rollout('ro-1'), { state: 'aborted', reason: 'operator', wave: 0 });
 }
 
 t.test('sqlite', { skip: sqliteSkipReason() }, async (t) => {

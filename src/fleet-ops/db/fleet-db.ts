@@ -335,16 +335,21 @@ export class FleetDb implements RowSink {
     return (await this.sql.all('SELECT * FROM rollouts ORDER BY created_at')).map(rolloutRow);
   }
 
-  async setRollout(id: string, change: { state?: RolloutState; wave?: number; reason?: string | null }, now: number = Date.now()): Promise<void> {
-    const current = await this.rollout(id);
-    if (!current) throw new Error(`no rollout ${id} in ${this.where}`);
-    await this.sql.run('UPDATE rollouts SET state = ?, wave = ?, reason = ?, updated_at = ? WHERE id = ?', [
-      change.state ?? current.state,
-      change.wave ?? current.wave,
-      change.reason === undefined ? current.reason : change.reason,
-      now,
-      id,
-    ]);
+  /**
+   * Changes only the given columns, in one statement. With `from`, only while the rollout is in that
+   * state: an abort landing between a runner's read and its write is never overwritten. Returns
+   * whether the row changed.
+   */
+  async setRollout(id: string, change: { state?: RolloutState; wave?: number; reason?: string | null; from?: RolloutState }, now: number = Date.now()): Promise<boolean> {
+    const columns: [string, SqlValue][] = [['updated_at', now]];
+    if (change.state !== undefined) columns.push(['state', change.state]);
+    if (change.wave !== undefined) columns.push(['wave', change.wave]);
+    if (change.reason !== undefined) columns.push(['reason', change.reason]);
+    const guard = change.from !== undefined ? ' AND state = ?' : '';
+    const params = [...columns.map(([, v]) => v), id, ...(change.from !== undefined ? [change.from] : [])];
+    const changed = await this.sql.run(`UPDATE rollouts SET ${columns.map(([c]) => `${c} = ?`).join(', ')} WHERE id = ?${guard}`, params);
+    if (changed === 0 && !(await this.rollout(id))) throw new Error(`no rollout ${id} in ${this.where}`);
+    return changed > 0;
   }
 
   async rolloutDevices(id: string): Promise<RolloutDeviceRow[]> {

@@ -68,15 +68,16 @@ export async function runRollout(db: FleetDb, client: Pick<CommandClient, 'send'
   if (r.state === 'done' || r.state === 'aborted') return r;
   if (r.state === 'halted') {
     log(`rollout ${id}: resuming at wave ${r.wave + 1} (halted: ${r.reason ?? '?'})`);
-    await db.setRollout(id, { state: 'running', reason: null });
+    if (!(await db.setRollout(id, { state: 'running', reason: null, from: 'halted' }))) return (await db.rollout(id)) as RolloutRow;
   }
   for (let wave = r.wave; wave < r.waves.length; wave++) {
+    // Only while still running: an abort (another process) stops the rollout before this wave.
+    const stillRunning = await db.setRollout(id, { wave, from: 'running' });
     r = (await db.rollout(id)) as RolloutRow;
-    if (r.state !== 'running') {
+    if (!stillRunning) {
       log(`rollout ${id}: ${r.state}${r.reason ? ` (${r.reason})` : ''}; stopping before wave ${wave + 1}`);
       return r;
     }
-    await db.setRollout(id, { wave });
     const targets = (await db.rolloutDevices(id)).filter((d) => d.wave === wave && (d.state === 'pending' || d.state === 'sent' || d.state === 'timeout'));
     if (targets.length === 0) continue;
     log(`rollout ${id}: wave ${wave + 1}/${r.waves.length} (${Math.round(r.waves[wave] * 100)}%): reload-model to ${targets.map((t) => t.device).join(', ')}`);
@@ -100,13 +101,13 @@ export async function runRollout(db: FleetDb, client: Pick<CommandClient, 'send'
       reason = `${failed.length} of ${outcomes.length} device(s) failed or did not answer in wave ${wave + 1} (${(rate * 100).toFixed(1)}% > --max-failures ${(r.maxFailures * 100).toFixed(1)}%): ${failed.map((o) => o.device).join(', ')}`;
     }
     if (reason !== undefined) {
-      await db.setRollout(id, { state: 'halted', reason });
+      await db.setRollout(id, { state: 'halted', reason, from: 'running' });
       log(`rollout ${id}: HALTED: ${reason}`);
       return (await db.rollout(id)) as RolloutRow;
     }
   }
-  await db.setRollout(id, { state: 'done', reason: null });
-  log(`rollout ${id}: done`);
+  // An abort during the last wave stays an abort.
+  if (await db.setRollout(id, { state: 'done', reason: null, from: 'running' })) log(`rollout ${id}: done`);
   return (await db.rollout(id)) as RolloutRow;
 }
 
