@@ -176,6 +176,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
   const figures: LiveFigures | undefined = viewModules && new viewModules.LiveFigures({
     worker: () => ({ state: later.supervisor?.status ?? 'idle', pid: later.supervisor?.workerPid, restarts: later.supervisor?.restarts ?? 0 }),
     version: () => serving.current.version,
+    report: () => serving.report,
     link: () => link?.stats(),
     viewers: () => view?.viewerCount ?? 0,
   });
@@ -267,7 +268,7 @@ export async function runSupervised(options: SupervisedRunOptions): Promise<void
 
   supervisor.on('ready', (report) => {
     serving.report = report;
-    figures?.onReady(report);
+    figures?.onReady();
     askPreviews();
     log(`worker pid ${supervisor.workerPid ?? '?'} ready: ${report.providers.active[0] ?? '?'} on ${report.source}`);
     for (const f of report.providers.fallbacks) {

@@ -74,12 +74,16 @@ export interface ViewState {
 export interface LiveSources {
   readonly worker: () => { state: string; pid: number | undefined; restarts: number };
   readonly version: () => string | undefined;
+  /**
+   * The serving model's startup report, read on every state() (serving.report): a reload-model
+   * replaces its model, providers and plan without a new ready, so a copy kept here would go stale.
+   */
+  readonly report: () => StartupReport | undefined;
   readonly link: () => LinkStats | undefined;
   readonly viewers: () => number;
 }
 
 export class LiveFigures {
-  private report: StartupReport | undefined;
   private ready = false;
   private readonly rings = Object.fromEntries(STAGES.map((s) => [s, new LatencyRing(LATENCY_WINDOW)])) as Record<StageName, LatencyRing>;
   readonly resultRate: RateMeter;
@@ -121,8 +125,8 @@ export class LiveFigures {
     this.loop.disable();
   }
 
-  onReady(report: StartupReport): void {
-    this.report = report;
+  /** The worker reported ready (its report is read from sources.report). */
+  onReady(): void {
     this.ready = true;
     for (const [k, v] of Object.entries(this.drops)) this.dropsBefore[k] = (this.dropsBefore[k] ?? 0) + v;
     this.drops = {};
@@ -179,7 +183,7 @@ export class LiveFigures {
   }
 
   state(): ViewState {
-    const r = this.report;
+    const r = this.sources.report();
     const w = this.sources.worker();
     const link = this.sources.link();
     const byReason = this.dropsByReason();

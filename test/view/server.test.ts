@@ -33,12 +33,17 @@ interface Harness {
   thresholds: number[];
   viewerCounts: number[];
   worker: { state: string; pid: number | undefined; restarts: number };
+  /** What serving.report holds (a reload-model replaces it without a new ready). */
+  serving: { report: StartupReport | undefined };
+  /** The worker reports ready with this report. */
+  ready: (report: StartupReport) => void;
 }
 
 async function harness(t: { teardown: (f: () => Promise<void>) => void }, extra: Partial<ViewServerOptions> = {}): Promise<Harness> {
   const worker = { state: 'running', pid: 4242 as number | undefined, restarts: 0 };
   const later: { server?: ViewServer } = {};
-  const figures = new LiveFigures({ worker: () => worker, version: () => undefined, link: () => undefined, viewers: () => later.server?.viewerCount ?? 0 });
+  const serving: { report: StartupReport | undefined } = { report: undefined };
+  const figures = new LiveFigures({ worker: () => worker, version: () => undefined, report: () => serving.report, link: () => undefined, viewers: () => later.server?.viewerCount ?? 0 });
   const thresholds: number[] = [];
   const viewerCounts: number[] = [];
   const server = new ViewServer({
@@ -61,7 +66,11 @@ async function harness(t: { teardown: (f: () => Promise<void>) => void }, extra:
     await server.close();
     figures.close();
   });
-  return { figures, server, base: `http://127.0.0.1:${address.port}`, port: address.port, thresholds, viewerCounts, worker };
+  const ready = (report: StartupReport): void => {
+    serving.report = report;
+    figures.onReady();
+  };
+  return { figures, server, base: `http://127.0.0.1:${address.port}`, port: address.port, thresholds, viewerCounts, worker, serving, ready };
 }
 
 const result = (seq: number): ResultV1 => sampleBody(seq) as unknown as ResultV1;
@@ -93,7 +102,7 @@ t.test('RateMeter: a rate over the last 5 s, 0 when idle', async (t) => {
 t.test('routes, health, threshold and the figures', async (t) => {
   const h = await harness(t);
   t.equal((await fetch(`${h.base}/healthz`)).status, 503, 'no worker report yet: not ready');
-  h.figures.onReady(REPORT);
+  h.ready(REPORT);
   t.same(await (await fetch(`${h.base}/healthz`)).json(), { live: true, ready: true });
   const page = await fetch(`${h.base}/`);
   t.equal(page.status, 200);
@@ -133,16 +142,20 @@ t.test('routes, health, threshold and the figures', async (t) => {
   h.figures.onWorkerExit();
   h.worker.restarts = 1;
   t.equal((await fetch(`${h.base}/healthz`)).status, 503);
-  h.figures.onReady(REPORT);
+  h.ready(REPORT);
   h.figures.onStats({ frames: 0, dropsByReason: { 'source:truncated': 1 } });
   t.same(h.figures.dropsByReason(), { 'source:truncated': 3 });
   h.worker.state = 'restarting';
   t.equal((await fetch(`${h.base}/healthz`)).status, 503, 'supervisor not running the worker: not ready');
+  // reload-model: serving.report gets the new model without a new ready; the view follows it.
+  const SHA2 = 'b'.repeat(64);
+  h.serving.report = { ...REPORT, model: { ...REPORT.model, path: '/m/lvunet.fp16.onnx', sha256: SHA2, precision: 'fp16' } };
+  t.match(((await (await fetch(`${h.base}/api/state`)).json()) as ReturnType<LiveFigures['state']>).model, { sha256: SHA2, precision: 'fp16', path: '/m/lvunet.fp16.onnx' }, 'the reloaded model, not a copy of the first report');
 });
 
 t.test('/metrics: the same figures, read by an independent parser', async (t) => {
   const h = await harness(t);
-  h.figures.onReady(REPORT);
+  h.ready(REPORT);
   h.figures.onStats({ frames: 7, dropsByReason: { 'preprocess:ERR_FRAME_SIZE': 5 }, loopLagMs: { p50: 1, p99: 2, max: 3 }, threshold: 0.4 });
   for (let i = 0; i < 7; i++) h.figures.onResult(result(i));
   const text = await (await fetch(`${h.base}/metrics`)).text();
@@ -166,7 +179,7 @@ t.test('/metrics: the same figures, read by an independent parser', async (t) =>
 
 t.test('viewers: counted, sent figures and pictures; a stalled one keeps only the newest', async (t) => {
   const h = await harness(t);
-  h.figures.onReady(REPORT);
+  h.ready(REPORT);
   const reader = new WebSocket(`ws://127.0.0.1:${h.port}/live`);
   const got: string[] = [];
   reader.on('message', (d: Buffer) => got.push((JSON.parse(d.toString('utf8')) as { type: string; frame?: string }).frame ?? 'state'));
@@ -254,7 +267,7 @@ function wsOutcome(url: string, headers: Record<string, string> = {}): Promise<{
 
 t.test('the WebSocket refuses a foreign Origin (cross-site WebSocket hijacking)', async (t) => {
   const h = await harness(t);
-  h.figures.onReady(REPORT);
+  h.ready(REPORT);
   const pictures = setInterval(() => h.server.onPreview({ type: 'preview', frame: 'f', width: 2, height: 2, jpeg: 'AA', overlay: '' }), 20);
   t.teardown(() => clearInterval(pictures));
   const evil = await wsOutcome(`ws://127.0.0.1:${h.port}/live`, { Origin: 'http://evil.example' });
@@ -286,7 +299,7 @@ t.test('a client that resets a refused upgrade does not take the server down', a
 });
 
 t.test('off loopback without a token it will not start', async (t) => {
-  const figures = new LiveFigures({ worker: () => ({ state: 'idle', pid: undefined, restarts: 0 }), version: () => undefined, link: () => undefined, viewers: () => 0 });
+  const figures = new LiveFigures({ worker: () => ({ state: 'idle', pid: undefined, restarts: 0 }), version: () => undefined, report: () => undefined, link: () => undefined, viewers: () => 0 });
   t.teardown(() => figures.close());
   t.throws(
     () => new ViewServer({ listen: { host: '0.0.0.0', port: 0 }, figures, metrics: createMetrics(figures), setThreshold: async () => null, onViewers: () => {}, log: () => {} }),
