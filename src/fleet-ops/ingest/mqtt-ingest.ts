@@ -43,7 +43,7 @@ export interface MqttIngestStats {
   acked: number;
   /** Deliveries whose record is not committed (or whose PUBACK is not sent) yet. */
   unacked: number;
-  /** PUBACKs not sent because the connection they belonged to had dropped (the broker re-sends). */
+  /** PUBACKs not sent: the connection they belonged to had dropped (the broker re-sends), or a second one for an id already answered. */
   staleAcks: number;
   connects: number;
 }
@@ -180,9 +180,18 @@ export class MqttIngest {
     const send = target._sendPacket.bind(client);
     target._sendPacket = (packet, cb, cbStorePut, noStore) => {
       const id = packet.cmd === 'puback' ? packet.messageId : undefined;
-      const commit = id === undefined ? undefined : this.held.get(id);
-      if (id === undefined || commit === undefined) {
+      if (id === undefined) {
         send(packet, cb, cbStorePut, noStore);
+        return;
+      }
+      const commit = this.held.get(id);
+      if (commit === undefined) {
+        // Every QoS 1 delivery registers its id before mqtt.js can acknowledge it, so this is a second
+        // PUBACK for one id: a redelivery on a new connection replaced the first delivery's entry,
+        // whose PUBACK already waits for the redelivery's commit. Sent now, it could acknowledge a
+        // later message the broker gave that id before its commit: dropped.
+        this.s.staleAcks++;
+        cb?.();
         return;
       }
       this.held.delete(id);
