@@ -121,9 +121,11 @@ export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
 
 /** Brings the database to SCHEMA_VERSION; returns the versions it applied. */
 export async function migrate(db: SqlDriver, migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
-  await db.run('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
   return db.transaction(
     async (tx) => {
+      // Inside the exclusive transaction (PostgreSQL: after the advisory lock): two processes
+      // starting at once could otherwise race on CREATE TABLE IF NOT EXISTS (a pg_type unique violation).
+      await tx.run('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
       const rows = await tx.all<{ v: number | null }>('SELECT MAX(version) AS v FROM schema_migrations');
       const current = rows[0]?.v ?? 0;
       const latest = migrations[migrations.length - 1]?.version ?? 0;
