@@ -87,6 +87,9 @@ export interface TlsFiles {
 export interface Timers {
   setInterval(fn: () => void, ms: number): unknown;
   clearInterval(handle: unknown): void;
+  /** The pause before asking again for a refused command subscription; default: an unref'd setTimeout. */
+  setTimeout?(fn: () => void, ms: number): unknown;
+  clearTimeout?(handle: unknown): void;
 }
 
 export interface FleetLinkOptions {
@@ -212,7 +215,7 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
   private readonly maxInflight: number;
   private readonly maxMessageBytes: number;
   private readonly now: () => number;
-  private readonly timers: Timers;
+  private readonly timers: Required<Timers>;
   private readonly cpu = new CpuMeter();
   /** Event-loop delay between telemetry messages (a stalled supervisor delays results and commands). */
   private loopDelay: IntervalHistogram | undefined;
@@ -235,6 +238,8 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
   private reportedDropped = 0;
   private reconnectAttempts = 0;
   private telemetryTimer: unknown;
+  /** Set while a refused command subscription waits to be asked for again. */
+  private commandRetryTimer: unknown;
   private stateWaiters: Array<{ state: LinkState; resolve: () => void }> = [];
 
   constructor(options: FleetLinkOptions) {
@@ -247,9 +252,19 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     this.now = options.now ?? Date.now;
     this.stamp = { device: this.topics.device, now: this.now };
     this.incidents = new IncidentBacklog(this.stamp);
-    this.timers = options.timers ?? {
-      setInterval: (fn, ms) => setInterval(fn, ms),
-      clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
+    const timers = options.timers;
+    this.timers = {
+      setInterval: timers ? (fn, ms) => timers.setInterval(fn, ms) : (fn, ms) => setInterval(fn, ms),
+      clearInterval: timers ? (h) => timers.clearInterval(h) : (h) => clearInterval(h as NodeJS.Timeout),
+      setTimeout: timers?.setTimeout
+        ? (fn, ms) => timers.setTimeout!(fn, ms)
+        : (fn, ms) => {
+            const h = setTimeout(fn, ms);
+            // A pending retry must not keep a process alive that is otherwise done.
+            h.unref();
+            return h;
+          },
+      clearTimeout: timers?.clearTimeout ? (h) => timers.clearTimeout!(h) : (h) => clearTimeout(h as NodeJS.Timeout),
     };
     this.startedAt = this.now();
     const queue = options.queue;
@@ -353,11 +368,13 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     client.on('connect', (connack) => {
       const max = connack.properties?.maximumPacketSize;
       this.brokerMaxPacket = typeof max === 'number' && max > 0 ? max : undefined;
+      // clean: true, so every connection starts without subscriptions; mqtt.js's own re-subscribe
+      // is off (connection.ts), as it forgets a filter whose SUBACK is refused.
+      this.subscribeCommands(client);
       this.onConnect();
     });
     client.on('message', (topic, payload, packet) => this.intake.onMessage(topic, payload, packet.retain));
     client.on('error', (err) => this.emit('fault', err));
-    this.subscribeCommands(client);
     if (o.telemetry) {
       this.loopDelay = monitorEventLoopDelay({ resolution: 10 });
       this.loopDelay.enable();
@@ -366,26 +383,34 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
   }
 
   /**
-   * Subscribes to this device's commands, and again after a refusal: mqtt.js drops a refused
-   * filter from the ones it re-subscribes on reconnect, so one refused SUBACK (nats-server refuses
-   * while it elects a stream leader after losing a node) would cut the device off from commands
-   * until the process restarts.
+   * Subscribes to this device's commands (on every connect: the session is clean), and again
+   * after a refusal: one refused SUBACK (nats-server refuses while it elects a stream leader after
+   * losing a node) must not cut the device off from commands until the process restarts.
    */
   private subscribeCommands(client: MqttClient): void {
+    this.cancelCommandRetry();
     // rh 2: no retained messages at subscribe (MQTT 5); onMessage also drops any that arrive.
     client.subscribe(this.topics.commandFilter, { qos: 1, rh: 2 }, (err) => {
       if (!err || this.client !== client || this.stateValue === 'closed') return;
       // mqtt.js's ErrorWithSubackPacket carries the SUBACK; any other error is the connection going
-      // away, after which mqtt.js re-subscribes by itself.
+      // away, and the next connect subscribes again.
       const suback = (err as Error & { packet?: { cmd?: string; granted?: unknown[] } }).packet;
       if (suback?.cmd !== 'suback') return;
       const code = suback.granted?.find((g): g is number => typeof g === 'number' && g >= 0x80) ?? 0x80;
       this.emit('fault', new Error(`broker refused the command subscription ${this.topics.commandFilter} (SUBACK 0x${code.toString(16)}); retrying in ${COMMAND_RESUBSCRIBE_MS / 1000} s`));
-      const timer = setTimeout(() => {
-        if (this.client === client && this.stateValue !== 'closed') this.subscribeCommands(client);
+      this.cancelCommandRetry();
+      this.commandRetryTimer = this.timers.setTimeout(() => {
+        this.commandRetryTimer = undefined;
+        // Disconnected meanwhile: the next connect subscribes.
+        if (this.client === client && client.connected && this.stateValue !== 'closed') this.subscribeCommands(client);
       }, COMMAND_RESUBSCRIBE_MS);
-      timer.unref();
     });
+  }
+
+  private cancelCommandRetry(): void {
+    if (this.commandRetryTimer === undefined) return;
+    this.timers.clearTimeout(this.commandRetryTimer);
+    this.commandRetryTimer = undefined;
   }
 
   /** Resolves when the link reaches `state` (now or later); rejects after timeoutMs. */
@@ -460,6 +485,7 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     if (this.stateValue === 'closed') return;
     const client = this.client;
     if (this.telemetryTimer !== undefined) this.timers.clearInterval(this.telemetryTimer);
+    this.cancelCommandRetry();
     this.loopDelay?.disable();
     this.drainLoop.stopHold();
     const graceful = client?.connected === true;

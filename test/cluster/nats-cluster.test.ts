@@ -106,6 +106,34 @@ if (!findNatsServer()) {
     }
     t.match(answer ?? '', /"ok":true/, 'the device answers once the subscription is granted, without reconnecting');
     t.equal(link.stats().connects, 1, 'same connection');
+
+    // A refusal on a reconnect (the clean session starts without subscriptions): mqtt.js's own
+    // re-subscribe would forget the refused filter and nothing would ask again.
+    await writeFile(cluster.accounts, withheld);
+    for (const n of cluster.nodes) await n.reload();
+    const refusalsBefore = faults.filter((f) => /refused the command subscription/.test(f)).length;
+    const down = link.waitFor('offline', 15_000);
+    await cluster.nodes[0].kill();
+    await down;
+    await link.waitFor('online', 30_000);
+    t.equal(link.stats().connects, 2, 'reconnected to another node');
+    const again = Date.now() + 15_000;
+    while (faults.filter((f) => /refused the command subscription/.test(f)).length <= refusalsBefore && Date.now() < again) await new Promise((r) => setTimeout(r, 100));
+    t.ok(faults.filter((f) => /refused the command subscription/.test(f)).length > refusalsBefore, 'the refusal on the new connection is reported');
+
+    // The two remaining nodes elect new stream leaders first (commands are stored before delivery).
+    await cluster.waitHealthy(30_000);
+    await writeFile(cluster.accounts, granted);
+    for (const n of cluster.nodes.slice(1)) await n.reload();
+    const reply2 = new Promise<string>((resolve) => operator.on('message', (_topic, payload) => resolve(payload.toString())));
+    let answer2: string | undefined;
+    const until = Date.now() + 45_000;
+    for (let i = 0; Date.now() < until && answer2 === undefined; i++) {
+      await operator.publishAsync('lvunet/cart-003/cmd/status', JSON.stringify({ id: `r-${i}` }), { qos: 1 });
+      answer2 = await Promise.race([reply2, new Promise<undefined>((r) => setTimeout(() => r(undefined), 1000))]);
+    }
+    t.match(answer2 ?? '', /"ok":true/, 'the device answers again once granted on the new connection', { faults });
+    t.equal(link.stats().connects, 2, 'without another reconnect');
   });
 
   t.test('drill: node leading the MQTT stream and one ingest SIGKILLed mid-run: 0 lost, 0 duplicate rows, queues drained', { skip: sqliteSkipReason() }, async (t) => {

@@ -43,7 +43,10 @@ export function clientOptions(s: ConnectionSettings): IClientOptions {
     keepalive: s.keepaliveS,
     reconnectPeriod: s.reconnectMinMs,
     connectTimeout: s.connectTimeoutMs,
-    resubscribe: true,
+    // FleetLink subscribes on every connect itself and asks again after a refusal. mqtt.js's own
+    // re-subscribe has no callback and forgets a filter whose SUBACK is refused (and, while it
+    // remembers one, turns the link's own subscribe into a no-op), so it must stay off.
+    resubscribe: false,
     will: { topic: s.will.topic, payload: Buffer.from(s.will.payload), qos: 1, retain: true },
   };
   if (s.failover !== undefined && s.failover.length > 0) {

@@ -19,7 +19,7 @@ const base: ConnectionSettings = {
 
 t.test('a clean session, the retained QoS 1 will, no credentials or TLS unless given', async (t) => {
   const o = clientOptions(base);
-  t.match(o, { clientId: 'cart-1', protocolVersion: 5, clean: true, keepalive: 30, reconnectPeriod: 1000, connectTimeout: 10_000, resubscribe: true });
+  t.match(o, { clientId: 'cart-1', protocolVersion: 5, clean: true, keepalive: 30, reconnectPeriod: 1000, connectTimeout: 10_000, resubscribe: false });
   t.match(o.will, { topic: 'lvunet/cart-1/status', qos: 1, retain: true });
   t.equal(o.will?.payload.toString(), '{"state":"offline"}');
   for (const key of ['username', 'password', 'ca', 'cert', 'key', 'rejectUnauthorized']) t.notOk(key in o, `no ${key}`);
