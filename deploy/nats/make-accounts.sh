@@ -15,7 +15,7 @@ usage: make-accounts.sh OUTFILE [--ingest NAME]... DEVICE_ID...
 
 Writes OUTFILE (accounts.conf) granting, on subject prefix $PREFIX (default lvunet):
   device <id>  (certificate CN=<id>): publish <prefix>.<id>.{status,result,telemetry,event}
-               and <prefix>.<id>.cmd.*.reply; receive <prefix>.<id>.cmd.*
+               and <prefix>.<id>.cmd.*.reply; receive <prefix>.<id>.cmd.*; MQTT connections only
   ingest NAME  (CN=NAME; default ingest-1 and ingest-2, as make-certs.sh issues): read nats-server's MQTT message stream
                $MQTT_msgs through the durable consumer "ingest" (and create that consumer);
                receive <prefix>.*.telemetry (QoS 0, never stored by the server)
@@ -81,9 +81,12 @@ trap 'rm -f "$tmp"' EXIT
   for id in "${devices[@]}"; do
     # \$MQTT.sub.>: the server delivers a QoS 1 subscription through a
     # JetStream consumer to an internal subject of this form, checked against
-    # the device's own subscribe permissions (README.md: what it allows).
+    # the device's own subscribe permissions. That grant covers every device's
+    # deliveries, so a device certificate may only connect over MQTT (where
+    # subscriptions are the device's own topics): on the NATS port 4222, which
+    # maps any certificate of the CA, the server refuses it (README.md).
     cat <<EOF
-      { user: "CN=$id", permissions: {
+      { user: "CN=$id", allowed_connection_types: ["MQTT"], permissions: {
           publish: { allow: ["$prefix.$id.status", "$prefix.$id.result", "$prefix.$id.telemetry", "$prefix.$id.event", "$prefix.$id.cmd.*.reply"] }
           subscribe: { allow: ["$prefix.$id.cmd.*", "\$MQTT.sub.>"] } } }
 EOF

@@ -53,6 +53,17 @@ if (!findNatsServer()) {
     await t.rejects(cart.subscribeAsync('lvunet/cart-002/cmd/+', { qos: 1 }), /Subscribe error/, "another device's commands: SUBACK 0x80");
     await t.rejects(cart.subscribeAsync('$MQTT/sub/#', { qos: 0 }), /Subscribe error/, "the server's internal delivery subjects cannot be subscribed over MQTT");
 
+    // Its subscribe grant on $MQTT.sub.> (the server's QoS 1 delivery subjects, every device's)
+    // is only safe over MQTT: on the NATS port, which maps any certificate of the CA, the device
+    // user is refused, so a device certificate cannot read other devices' commands natively.
+    const cartTls = cluster.tls('cart-001');
+    await t.rejects(
+      connect({ servers: cluster.nodes[0].natsUrl, tls: { caFile: cartTls.ca, certFile: cartTls.cert, keyFile: cartTls.key }, reconnect: false, maxReconnectAttempts: 0, timeout: 5_000 }),
+      /authorization violation/i,
+      'a device certificate on the NATS port: refused',
+    );
+    t.ok(cart.connected, 'the same device over MQTT is unaffected');
+
     await cart.publishAsync('lvunet/cart-001/result', '{"own":true}', { qos: 1 });
     // MQTT 3.1.1 has no PUBACK reason codes: a publish the permissions refuse is acknowledged like
     // any other, and dropped. FleetLink cannot see it; the start-up CN check and make-accounts.sh
