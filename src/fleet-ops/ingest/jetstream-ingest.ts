@@ -75,10 +75,13 @@ export class JetStreamIngest {
   private readonly s = { received: 0, acked: 0, redelivered: 0, skipped: 0, telemetry: 0, reconnects: 0 };
   private readonly prefix: string;
   private readonly subjectPrefix: string;
+  /** Records waiting in the writer at which pulling pauses: the consumer's max_ack_pending. */
+  private readonly highWater: number;
 
   constructor(private readonly o: JetStreamIngestOptions) {
     this.prefix = o.prefix ?? DEFAULT_PREFIX;
     this.subjectPrefix = subjectPrefix(this.prefix);
+    this.highWater = o.maxAckPending ?? 2000;
     if (o.servers.length === 0) throw new TypeError('JetStream ingest: give at least one NATS server URL');
   }
 
@@ -120,7 +123,7 @@ export class JetStreamIngest {
       const jsm = await nc.jetstreamManager({ timeout: JS_API_TIMEOUT_MS });
       replicas = await this.retrying(() => checkMqttStream(jsm));
       // Adding an existing durable with the same configuration is a no-op, so every process does it.
-      await this.retrying(() => jsm.consumers.add(MQTT_STREAM, ingestConsumerConfig(this.prefix, this.o.maxAckPending ?? 2000, this.o.ackWaitMs ?? 30_000)));
+      await this.retrying(() => jsm.consumers.add(MQTT_STREAM, ingestConsumerConfig(this.prefix, this.highWater, this.o.ackWaitMs ?? 30_000)));
       const consumer = await this.retrying(() => nc.jetstream({ timeout: JS_API_TIMEOUT_MS }).consumers.get(MQTT_STREAM, INGEST_DURABLE));
       this.messages = await consumer.consume({ max_messages: this.o.batch ?? 500 });
     } catch (err) {
@@ -181,12 +184,19 @@ export class JetStreamIngest {
     const parsed = parseTopic(topic, this.prefix);
     if (parsed?.kind !== 'telemetry') return;
     this.s.telemetry++;
+    // Over the window the reading is dropped: the next one (seconds later) replaces it anyway.
+    if (this.o.writer.stats().pending >= this.highWater) return;
     // Nothing to acknowledge; a reading lost with a failing database is stale anyway.
     this.o.writer.write(toRecord('telemetry', parsed.device, topic, Buffer.from(m.data), Date.now())).catch(() => {});
   }
 
   private async pull(messages: ConsumerMessages): Promise<void> {
-    for await (const m of messages) this.onMessage(m);
+    for await (const m of messages) {
+      this.onMessage(m);
+      // Bounded memory when the database is slow: no further delivery is taken while the writer
+      // holds a whole window; JetStream keeps the rest (and redelivers what outlives ack_wait).
+      while (this.o.writer.stats().pending >= this.highWater && this.pending.size > 0) await Promise.race(this.pending);
+    }
   }
 
   private onMessage(m: JsMsg): void {
