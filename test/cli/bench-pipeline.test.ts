@@ -7,6 +7,7 @@ import { runCli } from '../helpers/cli.js';
 import { KVASIR } from '../helpers/paths.js';
 import { buildTestModel, tempDir } from '../runtime/pipeline/fixtures/model.js';
 import { requireShared } from '../helpers/shared-data.js';
+import { same } from '../helpers/same.js';
 
 requireShared(KVASIR);
 
@@ -61,7 +62,7 @@ t.test('bench pipeline: YUYV, NV12 and MJPEG replays report the same keys; decod
       // Baseline SOF0 of the first frame: luma sampled 2x1 against chroma, i.e. 4:2:2 as UVC grabbers send.
       const bytes = readFileSync(file);
       const sof = bytes.indexOf(Buffer.from([0xff, 0xc0]));
-      t.same([bytes.readUInt16BE(sof + 5), bytes.readUInt16BE(sof + 7), bytes[sof + 11], bytes[sof + 14]], [480, 640, 0x21, 0x11]);
+      same(t, [bytes.readUInt16BE(sof + 5), bytes.readUInt16BE(sof + 7), bytes[sof + 11], bytes[sof + 14]], [480, 640, 0x21, 0x11]);
     }
     const paced = format === 'mjpeg' ? ['--fps', '30'] : [];
     const r = runCli(['bench', 'pipeline', '--model', modelDir, '--source', `file:${file}`, '--frames', '12', '--warmup', '2', '--threads', '1', ...paced, '--json'], 300_000);
@@ -72,7 +73,7 @@ t.test('bench pipeline: YUYV, NV12 and MJPEG replays report the same keys; decod
   t.same(keysOf(nv12), keysOf(yuyv), 'NV12 and YUYV: same keys');
   t.same(keysOf(mjpeg), keysOf(yuyv), 'MJPEG and YUYV: same keys');
   t.same(keysOf(mjpeg.decode_ms), keysOf(yuyv.decode_ms));
-  t.same([yuyv.decode_ms.count, yuyv.decode_ms.max], [12, 0], 'raw frames: nothing to decode');
+  same(t, [yuyv.decode_ms.count, yuyv.decode_ms.max], [12, 0], 'raw frames: nothing to decode');
   t.ok(mjpeg.decode_ms.count === mjpeg.processed && mjpeg.decode_ms.p50 > 0, `MJPEG decode per frame ${JSON.stringify(mjpeg.decode_ms)}`);
   t.ok(mjpeg.decode_ms.p50 <= mjpeg.latency_ms.preprocess.p50 + 1e-3, 'the decode is part of preprocessing');
   t.equal(mjpeg.paced_fps, 30);

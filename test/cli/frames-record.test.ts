@@ -16,6 +16,7 @@ import { V4l2Source } from '../../src/runtime/sources/v4l2/v4l2-source.js';
 import { RawFileSource } from '../../src/runtime/sources/raw-file-source.js';
 import type { Frame } from '../../src/runtime/sources/types.js';
 import { FakeDevice, ManualClock, UVC_WEBCAM, type DequeueStep, type FakeSpec } from '../runtime/sources/v4l2/fake-device.js';
+import { same } from '../helpers/same.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lvunet-record-'));
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
@@ -93,7 +94,7 @@ t.test('MJPEG: standard Huffman tables inserted, so the file decodes on replay',
   );
   for (const f of frames) {
     const decoded = jpeg.decode(f.data, { useTArray: true });
-    t.same([decoded.width, decoded.height], [32, 16], 'the recorded frame decodes with a standard decoder');
+    same(t, [decoded.width, decoded.height], [32, 16], 'the recorded frame decodes with a standard decoder');
   }
 });
 

@@ -9,6 +9,7 @@ import { sha256 } from '../../src/util/files.js';
 import type { Manifest } from '../../src/model/manifest.js';
 import { runCli } from '../helpers/cli.js';
 import { maxAbsDiff } from '../helpers/ort.js';
+import { same } from '../helpers/same.js';
 
 function weightsFile(dir: string, name: string, metadata?: Record<string, string>, edit?: (m: Map<string, { shape: readonly number[]; data: Float32Array }>) => void): string {
   const provider = seededWeights({ seed: 11, randomBatchNorm: true });
@@ -47,8 +48,8 @@ t.test('model build --seed writes both models and a manifest that describes them
   const report = JSON.parse(inspect.stdout) as Record<string, unknown>;
   t.match(report, { params: 510985, opset: 17, sha256: manifest.files[1].sha256, ops: { Conv: 54 } });
   t.ok(Math.abs((report.macs as number) / 0.1571e9 - 1) < 0.01, 'deployment MACs within 1 % of 0.1571 G');
-  t.same(report.inputs, [{ name: 'image', dataType: 'float32', shape: [1, 3, 256, 256] }], 'a fixed batch of 1, as torch.onnx.export writes');
-  t.same(report.outputs, [{ name: 'logits', dataType: 'float32', shape: [1, 1, 256, 256] }]);
+  same(t, report.inputs, [{ name: 'image', dataType: 'float32', shape: [1, 3, 256, 256] }], 'a fixed batch of 1, as torch.onnx.export writes');
+  same(t, report.outputs, [{ name: 'logits', dataType: 'float32', shape: [1, 1, 256, 256] }]);
   t.notOk('BatchNormalization' in (report.ops as object), 'no BN survives fusion');
 });
 

@@ -14,6 +14,7 @@ import { runCli } from '../helpers/cli.js';
 import { buildTestModel, copyKvasirImages, tempDir } from '../runtime/pipeline/fixtures/model.js';
 import { requireShared } from '../helpers/shared-data.js';
 import { KVASIR } from '../helpers/paths.js';
+import { same } from '../helpers/same.js';
 
 requireShared(KVASIR);
 
@@ -54,7 +55,7 @@ t.test('--save-masks equals a plain reference path pixel for pixel', async (t) =
   t.match(r.stderr, /1x3x256x256/);
   const results = resultLines(r.stdout);
   t.equal(results.length, names.length);
-  t.same(readdirSync(masks).sort(), names.map((n) => `${parse(n).name}.png`).sort());
+  same(t, readdirSync(masks).sort(), names.map((n) => `${parse(n).name}.png`).sort());
 
   for (const name of names) {
     const ref = await reference(name);
@@ -99,7 +100,7 @@ t.test('synthetic YUYV frames run end to end', async (t) => {
   const r = runCli(['run', '--model', modelDir, '--source', 'synthetic', '--format', 'yuyv', '--width', '320', '--height', '240', '--max-frames', '3', '--threads', '1']);
   t.equal(r.status, 0, r.stderr);
   const results = resultLines(r.stdout);
-  t.same(results.map((x) => [x.frame.seq, x.frame.format, x.frame.width, x.frame.height]), [
+  same(t, results.map((x) => [x.frame.seq, x.frame.format, x.frame.width, x.frame.height]), [
     [0, 'YUYV', 320, 240],
     [1, 'YUYV', 320, 240],
     [2, 'YUYV', 320, 240],

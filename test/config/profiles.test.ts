@@ -18,6 +18,7 @@ import {
 } from '../../src/config/index.js';
 import { normalizeSessionOptions } from '../../src/runtime/native/runtime.js';
 import { REPO_ROOT } from '../helpers/paths.js';
+import { same } from '../helpers/same.js';
 
 const BASE: LoadOptions = { env: {}, hostname: 'cart-1', homedir: '/home/op', cwd: '/srv' };
 const SHA = '0123456789abcdef'.repeat(4);
@@ -40,7 +41,7 @@ t.test('every shipped profile validates, and the set is the documented one', asy
   t.same(readdirSync(dir).filter((f) => !f.endsWith('.yaml')), ['README.md'], 'nothing else in the folder');
   for (const name of SHIPPED) {
     const { profile, issues } = readProfileFile(join(dir, `${name}.yaml`));
-    t.same(issues.map(formatIssue), [], `${name} has no problems`);
+    same(t, issues.map(formatIssue), [], `${name} has no problems`);
     t.equal(profile?.profile.name, name);
     const providers = profile?.profile.providers ?? [];
     t.equal(providers[providers.length - 1]?.name, 'CPU', `${name} ends with CPU`);
@@ -57,7 +58,7 @@ t.test('every shipped profile validates, and the set is the documented one', asy
 t.test('what each profile asks of ONNX Runtime', async (t) => {
   const providers = (name: string) => loadConfig({ ...BASE, cli: { 'runtime.profile': name } }).config.runtime.providers ?? [];
   const fp16 = providers('jetson-tensorrt-fp16');
-  t.same(fp16.map((p) => p.name), ['TensorRT', 'CUDA', 'CPU']);
+  same(t, fp16.map((p) => p.name), ['TensorRT', 'CUDA', 'CPU']);
   t.match(fp16[0].options, {
     trt_fp16_enable: '1',
     trt_engine_cache_enable: '1',

@@ -2,7 +2,6 @@ import t from 'tap';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   DEFAULT_FRACTIONS,
   listPairs,
@@ -12,8 +11,9 @@ import {
   writeSplitFile,
   type Pair,
 } from '../../src/data/dataset.js';
+import { DATASETS as DATASETS_DIR } from '../helpers/paths.js';
 
-const DATASETS = fileURLToPath(new URL('../../../shared/datasets/', import.meta.url));
+const DATASETS = DATASETS_DIR;
 const noData = existsSync(DATASETS) ? false : `datasets not found at ${DATASETS}`;
 
 function tempDir(t: { teardown: (fn: () => void) => void }): string {

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { fillGaussian, gaussian, mulberry32, randomInt, shuffleInPlace } from '../../src/data/random.js';
+import { same } from '../helpers/same.js';
 
 t.test('mulberry32 is deterministic, seed-dependent and in [0, 1)', async (t) => {
   const a = mulberry32(42), b = mulberry32(42), c = mulberry32(43);
@@ -49,7 +50,7 @@ t.test('Box–Muller gaussian has mean 0 and variance 1', async (t) => {
   t.ok(Math.abs(variance - 1) < 0.02, `variance ${variance}`);
   t.ok(min < -3.5 && max > 3.5, 'tails present');
   const g1 = gaussian(5), g2 = gaussian(mulberry32(5));
-  t.same(Array.from({ length: 9 }, g1), Array.from({ length: 9 }, g2));
+  same(t, Array.from({ length: 9 }, g1), Array.from({ length: 9 }, g2));
   const w = fillGaussian(new Float32Array(10_000), gaussian(3), 0.5, 0.1);
   const wm = w.reduce((s, v) => s + v, 0) / w.length;
   t.ok(Math.abs(wm - 0.5) < 0.005, `fillGaussian mean ${wm}`);

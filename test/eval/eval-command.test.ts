@@ -11,6 +11,7 @@ import { composeOverlay, drawOverlay, LAYER } from '../../src/image/overlay.js';
 import { buildModelDir, FP32_FILE, seededModelWeights } from '../../src/model/build.js';
 import { KVASIR } from '../helpers/paths.js';
 import { requireShared } from '../helpers/shared-data.js';
+import { same } from '../helpers/same.js';
 
 requireShared(KVASIR);
 
@@ -47,7 +48,7 @@ t.test('eval on 3 Kvasir images: report, CSV and native-size masks', async (t) =
   const report = JSON.parse(out) as EvaluationReport;
 
   t.equal(report.images, 3);
-  t.same(report.threshold, { probability: 0.5, logit: 0 });
+  same(t, report.threshold, { probability: 0.5, logit: 0 });
   t.equal(report.std, 'population');
   t.match(report.emptyMaskRule, /both masks are empty/);
   t.match(report.model, { width: 256, height: 256, sha256: /^[0-9a-f]{64}$/ });
@@ -66,7 +67,7 @@ t.test('eval on 3 Kvasir images: report, CSV and native-size masks', async (t) =
   }
   t.same(report.summary.model.size, { width: 256, height: 256 });
   t.equal(report.summary.native.size, null);
-  t.same(report.perImage.map((r) => r.stem), STEMS);
+  same(t, report.perImage.map((r) => r.stem), STEMS);
 
   const lines = readFileSync(csv, 'utf8').trimEnd().split('\n');
   t.equal(lines[0], CSV_HEADER.join(','));
@@ -80,15 +81,15 @@ t.test('eval on 3 Kvasir images: report, CSV and native-size masks', async (t) =
     t.equal(Number(cells[7]), row.model.dice, 'last column is dice at model size');
   }
 
-  t.same(readdirSync(masksOut).sort(), STEMS.map((s) => `${s}.png`).sort());
+  same(t, readdirSync(masksOut).sort(), STEMS.map((s) => `${s}.png`).sort());
   for (const row of report.perImage) {
     const image = await readImageFile(join(data, 'images', `${row.stem}.jpg`));
     const saved = await readMaskFile(join(masksOut, `${row.stem}.png`));
-    t.same([saved.width, saved.height], [image.width, image.height], `${row.stem} mask at native size`);
-    t.same([row.width, row.height], [image.width, image.height]);
+    same(t, [saved.width, saved.height], [image.width, image.height], `${row.stem} mask at native size`);
+    same(t, [row.width, row.height], [image.width, image.height]);
     // The saved mask is the one that was scored: rescoring it gives the same native row.
     const truth = await readMaskFile(join(data, 'masks', `${row.stem}.jpg`));
-    t.same(imageMetrics(saved.data, truth.data, saved.width, saved.height), row.native, `${row.stem} rescored`);
+    same(t, imageMetrics(saved.data, truth.data, saved.width, saved.height), row.native, `${row.stem} rescored`);
   }
   // Overlays: the image where neither mask is, red fill inside the prediction, green on the truth's outline.
   for (const row of report.perImage) {
@@ -96,14 +97,14 @@ t.test('eval on 3 Kvasir images: report, CSV and native-size masks', async (t) =
     const pred = await readMaskFile(join(masksOut, `${row.stem}.png`));
     const truth = await readMaskFile(join(data, 'masks', `${row.stem}.jpg`));
     const overlay = await readImageFile(join(overlaysOut, `${row.stem}.png`));
-    t.same([overlay.width, overlay.height], [image.width, image.height], `${row.stem} overlay at native size`);
+    same(t, [overlay.width, overlay.height], [image.width, image.height], `${row.stem} overlay at native size`);
     const layer = drawOverlay({ mask: pred, truth });
-    t.same(overlay.data, composeOverlay(image, layer).data, `${row.stem}: the image with the one overlay drawing over it`);
+    same(t, overlay.data, composeOverlay(image, layer).data, `${row.stem}: the image with the one overlay drawing over it`);
     let truthOutline = 0, untouched = 0, outside = 0;
     for (let i = 0; i < layer.data.length; i++) {
       if (layer.data[i] === LAYER.truth) {
         truthOutline++;
-        t.same([...overlay.data.subarray(i * 3, i * 3 + 3)], [40, 220, 90], 'truth outline is green');
+        same(t, [...overlay.data.subarray(i * 3, i * 3 + 3)], [40, 220, 90], 'truth outline is green');
         break;
       }
     }
@@ -131,7 +132,7 @@ t.test('--split, --subset and --limit pick the pairs; text output names both res
   t.match(out, /std: population/);
 
   const train = await runEval(['--model', model, '--data', data, '--split', split, '--subset', 'train', '--json']);
-  t.same((JSON.parse(train.out) as EvaluationReport).perImage.map((r) => r.stem), [STEMS[0]]);
+  same(t, (JSON.parse(train.out) as EvaluationReport).perImage.map((r) => r.stem), [STEMS[0]]);
 });
 
 t.test('usage errors', async (t) => {

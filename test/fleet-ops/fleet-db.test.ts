@@ -18,6 +18,7 @@ import { IngestWriter, type RowSink } from '../../src/fleet-ops/ingest/writer.js
 import { EVENT_SCHEMA, RESULT_SCHEMA, STATUS_SCHEMA, TELEMETRY_SCHEMA } from '../../src/fleet/schemas.js';
 import { postgresSkipReason, startPostgres } from '../helpers/postgres.js';
 import { sqliteSkipReason } from '../helpers/sqlite.js';
+import { same } from '../helpers/same.js';
 
 const T0 = Date.parse('2026-12-03T10:00:00Z');
 
@@ -89,7 +90,7 @@ async function dialect(t: Test, open: () => Promise<SqlDriver>): Promise<void> {
   // A redelivery of everything: no second row of anything.
   const again = await db.writeBatch([rec('result', 'cart-1', result('cart-1', 2), T0 + 10), rec('event', 'cart-1', event('cart-1', 'camera lost'), T0 + 11), rec('result', 'cart-1', result('cart-1', 3), T0 + 12)]);
   t.same(again, { results: 1, duplicates: 1, events: 0, rejected: 0 }, 'redelivered result and event ignored, the new one stored');
-  t.same([...(await db.resultCounts())], [['cart-1', { rows: 3, maxSeq: 3 }]]);
+  same(t, [...(await db.resultCounts())], [['cart-1', { rows: 3, maxSeq: 3 }]]);
   t.equal((await db.rejected()).length, 1);
   const devices = await db.devices();
   t.match(devices, [
@@ -154,7 +155,7 @@ t.test('writer: batches by rows and time, acknowledges after commit, retries a f
   const w = new IngestWriter(sink, { maxRows: 3, maxDelayMs: 5, onRetry: (err, ms, rows) => retries.push(`${err.message} ${ms} ${rows}`) });
   const r = rec('result', 'cart-1', result('cart-1', 1));
   const done = await Promise.all([1, 2, 3, 4].map(() => w.write(r).then(() => w.stats().pending)));
-  t.same(retries, ['database is down 1000 3'], 'the failed commit is retried, not dropped');
+  same(t, retries, ['database is down 1000 3'], 'the failed commit is retried, not dropped');
   t.same(batches, [3, 1], '3 rows by size, the 4th by time');
   t.same(done.length, 4);
   t.match(w.stats(), { batches: 2, results: 4, pending: 0, failedCommits: 1 });

@@ -11,8 +11,8 @@ import { chown, copyFile, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'n
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { REPO_ROOT } from './paths.js';
 
 /** Anything with tap's `t.teardown`. */
 export interface TeardownHost {
@@ -453,7 +453,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker
   return broker;
 }
 
-const DEPLOY_MOSQUITTO = fileURLToPath(new URL('../../deploy/mosquitto/', import.meta.url));
+const DEPLOY_MOSQUITTO = path.join(REPO_ROOT, 'deploy', 'mosquitto');
 
 /**
  * A broker with the shipped deployment's security: a test PKI from deploy/mosquitto/make-certs.sh

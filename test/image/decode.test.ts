@@ -2,7 +2,6 @@ import t, { type Test } from 'tap';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { deflateSync } from 'node:zlib';
 import {
   ImageDecodeError,
@@ -12,8 +11,10 @@ import {
   readMaskFile,
   sniffFormat,
 } from '../../src/image/decode.js';
+import { same } from '../helpers/same.js';
+import { DATASETS as DATASETS_DIR } from '../helpers/paths.js';
 
-const DATASETS = fileURLToPath(new URL('../../../shared/datasets/', import.meta.url));
+const DATASETS = DATASETS_DIR;
 const noData = existsSync(DATASETS) ? false : `datasets not found at ${DATASETS}`;
 const KVASIR_STEM = 'cju0qkwl35piu0993l0dewei2';
 
@@ -34,7 +35,7 @@ t.test('Kvasir JPEG image and mask', { skip: noData }, async (t) => {
   t.equal(img.height, 529);
   t.equal(img.data.length, 622 * 529 * 3);
   const mask = await readMaskFile(join(DATASETS, 'kvasir-seg/masks', `${KVASIR_STEM}.jpg`));
-  t.same([mask.width, mask.height], [622, 529]);
+  same(t, [mask.width, mask.height], [622, 529]);
   const c = onlyZeroOne(mask.data);
   t.equal(c.other, 0, 'JPEG mask thresholded to 0/1 only');
   t.ok(c.ones > 0 && c.zeros > 0, 'mask has foreground and background');
@@ -42,7 +43,7 @@ t.test('Kvasir JPEG image and mask', { skip: noData }, async (t) => {
 
 t.test('BUSI PNGs: greyscale and RGB images, greyscale mask', { skip: noData }, async (t) => {
   const grey = await readImageFile(join(DATASETS, 'busi/images/benign (1).png'));
-  t.same([grey.width, grey.height, grey.data.length], [562, 471, 562 * 471 * 3]);
+  same(t, [grey.width, grey.height, grey.data.length], [562, 471, 562 * 471 * 3]);
   let equalChannels = true;
   for (let i = 0; i < grey.data.length; i += 3) {
     if (grey.data[i] !== grey.data[i + 1] || grey.data[i] !== grey.data[i + 2]) equalChannels = false;
@@ -53,7 +54,7 @@ t.test('BUSI PNGs: greyscale and RGB images, greyscale mask', { skip: noData }, 
   t.same([colour.width, colour.height], [678, 571]);
 
   const mask = await readMaskFile(join(DATASETS, 'busi/masks/benign (1).png'));
-  t.same([mask.width, mask.height], [562, 471]);
+  same(t, [mask.width, mask.height], [562, 471]);
   const c = onlyZeroOne(mask.data);
   t.equal(c.other, 0);
   t.ok(c.ones > 0 && c.zeros > 0);
@@ -160,37 +161,37 @@ function makePng(
 
 t.test('PNG colour types and bit depths decode to 8-bit RGB', async (t) => {
   const grey8 = decodeImage(makePng(2, 1, 8, 0, [[10, 200]]), 'grey8.png');
-  t.same(Array.from(grey8.data), [10, 10, 10, 200, 200, 200]);
+  same(t, Array.from(grey8.data), [10, 10, 10, 200, 200, 200]);
 
   // 16-bit samples are rounded to 8 bits: 0x1234 -> round(4660*255/65535) = 18.
   const grey16 = decodeImage(makePng(2, 1, 16, 0, [[0x12, 0x34, 0xff, 0xff]]), 'grey16.png');
-  t.same(Array.from(grey16.data), [18, 18, 18, 255, 255, 255]);
+  same(t, Array.from(grey16.data), [18, 18, 18, 255, 255, 255]);
 
   const grey1 = decodeImage(makePng(3, 1, 1, 0, [[0b10100000]]), 'grey1.png');
-  t.same(Array.from(grey1.data), [255, 255, 255, 0, 0, 0, 255, 255, 255]);
+  same(t, Array.from(grey1.data), [255, 255, 255, 0, 0, 0, 255, 255, 255]);
 
   const greyAlpha = decodeImage(makePng(1, 1, 8, 4, [[77, 0]]), 'greyalpha.png');
-  t.same(Array.from(greyAlpha.data), [77, 77, 77], 'alpha dropped, not composited');
+  same(t, Array.from(greyAlpha.data), [77, 77, 77], 'alpha dropped, not composited');
 
   const rgba = decodeImage(makePng(1, 1, 8, 6, [[1, 2, 3, 4]]), 'rgba.png');
-  t.same(Array.from(rgba.data), [1, 2, 3]);
+  same(t, Array.from(rgba.data), [1, 2, 3]);
 
   const rgb16 = decodeImage(makePng(1, 1, 16, 2, [[0xff, 0xff, 0x00, 0x00, 0x80, 0x00]]), 'rgb16.png');
-  t.same(Array.from(rgb16.data), [255, 0, 128]);
+  same(t, Array.from(rgb16.data), [255, 0, 128]);
 
   const plte = chunk('PLTE', Uint8Array.from([255, 0, 0, 0, 255, 0, 0, 0, 255]));
   const pal = decodeImage(makePng(3, 1, 8, 3, [[2, 0, 1]], [plte]), 'palette.png');
-  t.same(Array.from(pal.data), [0, 0, 255, 255, 0, 0, 0, 255, 0]);
+  same(t, Array.from(pal.data), [0, 0, 255, 255, 0, 0, 0, 255, 0]);
 
   const pal4 = decodeImage(makePng(2, 1, 4, 3, [[0x21]], [plte]), 'palette4.png');
-  t.same(Array.from(pal4.data), [0, 0, 255, 0, 255, 0]);
+  same(t, Array.from(pal4.data), [0, 0, 255, 0, 255, 0]);
 
   const mask = decodeMask(makePng(4, 1, 8, 0, [[0, 127, 128, 255]]), 'mask.png');
-  t.same(Array.from(mask.data), [0, 0, 1, 1], 'threshold: >= 128 is foreground');
+  same(t, Array.from(mask.data), [0, 0, 1, 1], 'threshold: >= 128 is foreground');
 
   // Luma of (255, 0, 0) is 76: a pure red pixel is background, pure green (150) foreground.
   const colourMask = decodeMask(makePng(2, 1, 8, 2, [[255, 0, 0, 0, 255, 0]]), 'colourmask.png');
-  t.same(Array.from(colourMask.data), [0, 1]);
+  same(t, Array.from(colourMask.data), [0, 1]);
 });
 
 t.test('oversized header is refused before decoding', async (t) => {

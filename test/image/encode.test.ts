@@ -1,6 +1,7 @@
 import t from 'tap';
 import { decodeImage, decodeMask, sniffFormat } from '../../src/image/decode.js';
 import { encodeMaskPng, encodePngGray, encodePngRgb } from '../../src/image/encode.js';
+import { same } from '../helpers/same.js';
 
 function pattern(n: number, mul: number): Uint8Array {
   const a = new Uint8Array(n);
@@ -15,7 +16,7 @@ t.test('RGB PNG round trip', async (t) => {
   t.equal(png[25], 2, 'IHDR colour type RGB');
   const back = decodeImage(png, 'rgb.png');
   t.same([back.width, back.height], [7, 5]);
-  t.same(Array.from(back.data), Array.from(img.data));
+  same(t, Array.from(back.data), Array.from(img.data));
 });
 
 t.test('grey PNG round trip', async (t) => {
@@ -24,7 +25,7 @@ t.test('grey PNG round trip', async (t) => {
   t.equal(png[25], 0, 'IHDR colour type grey');
   const back = decodeImage(png, 'grey.png');
   const expected = Array.from(img.data).flatMap((v) => [v, v, v]);
-  t.same(Array.from(back.data), expected);
+  same(t, Array.from(back.data), expected);
 });
 
 t.test('subarray views encode only their own bytes', async (t) => {
@@ -41,8 +42,8 @@ t.test('mask PNG is 0/255 on disk and 0/1 after decodeMask', async (t) => {
   const mask = { width: 4, height: 2, data: Uint8Array.from([0, 1, 1, 0, 1, 0, 0, 1]) };
   const png = encodeMaskPng(mask);
   const grey = decodeImage(png, 'mask.png');
-  t.same(Array.from(grey.data).filter((_, i) => i % 3 === 0), [0, 255, 255, 0, 255, 0, 0, 255]);
-  t.same(Array.from(decodeMask(png, 'mask.png').data), Array.from(mask.data));
+  same(t, Array.from(grey.data).filter((_, i) => i % 3 === 0), [0, 255, 255, 0, 255, 0, 0, 255]);
+  same(t, Array.from(decodeMask(png, 'mask.png').data), Array.from(mask.data));
 });
 
 t.test('inconsistent sizes are refused', async (t) => {

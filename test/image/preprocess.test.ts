@@ -8,6 +8,7 @@ import {
   resizeProbBilinear,
 } from '../../src/image/preprocess.js';
 import type { RgbImage } from '../../src/image/types.js';
+import { same } from '../helpers/same.js';
 
 /** An RGB image whose G is 255 - R and B is a constant, from a grid of R values (rows). */
 function rgbFromR(rows: number[][], b = 7): RgbImage {
@@ -46,8 +47,8 @@ const UP_4x4 = [
 t.test('stretch 2x2 -> 4x4 matches hand-computed bilinear values exactly', async (t) => {
   const out = preprocessRgb(rgbFromR(SRC_2x2), { width: 4, height: 4 });
   t.equal(out.length, 3 * 16);
-  t.same(Array.from(out), expectedFromRawR(UP_4x4));
-  t.same(Array.from(preprocessRgb(rgbFromR(SRC_2x2), { width: 4, height: 4 }, 'stretch')), Array.from(out));
+  same(t, Array.from(out), expectedFromRawR(UP_4x4));
+  same(t, Array.from(preprocessRgb(rgbFromR(SRC_2x2), { width: 4, height: 4 }, 'stretch')), Array.from(out));
 });
 
 t.test('stretch 4x4 -> 2x2 and non-square sizes', async (t) => {
@@ -58,9 +59,9 @@ t.test('stretch 4x4 -> 2x2 and non-square sizes', async (t) => {
     [80, 90, 100, 110],
     [120, 130, 140, 150],
   ]);
-  t.same(Array.from(preprocessRgb(src, { width: 2, height: 2 })), expectedFromRawR([[25, 45], [105, 125]]));
+  same(t, Array.from(preprocessRgb(src, { width: 2, height: 2 })), expectedFromRawR([[25, 45], [105, 125]]));
   // Width 4 -> 2 (s = 0.5, 2.5), height 4 -> 1 (s = 1.5).
-  t.same(Array.from(preprocessRgb(src, { width: 2, height: 1 })), expectedFromRawR([[65, 85]]));
+  same(t, Array.from(preprocessRgb(src, { width: 2, height: 1 })), expectedFromRawR([[65, 85]]));
 });
 
 t.test('identity size copies normalised pixels', async (t) => {
@@ -72,7 +73,7 @@ t.test('identity size copies normalised pixels', async (t) => {
   for (const c of [0, 1, 2] as const) {
     for (let p = 0; p < w * h; p++) expected.push(Math.fround(normalizeValue(data[p * 3 + c], c)));
   }
-  t.same(Array.from(out), expected);
+  same(t, Array.from(out), expected);
 });
 
 t.test('letterbox geometry', async (t) => {
@@ -132,29 +133,29 @@ t.test('resizeMaskNearest', async (t) => {
   );
   // 4 -> 2 picks columns/rows floor((k + 0.5) * 2) = 1 and 3.
   const big = { width: 4, height: 4, data: Uint8Array.from({ length: 16 }, (_, i) => i) };
-  t.same(Array.from(resizeMaskNearest(big, 2, 2).data), [5, 7, 13, 15]);
+  same(t, Array.from(resizeMaskNearest(big, 2, 2).data), [5, 7, 13, 15]);
   // 3 -> 2: floor(0.75) = 0, floor(2.25) = 2.
   const three = { width: 3, height: 1, data: Uint8Array.from([4, 5, 6]) };
-  t.same(Array.from(resizeMaskNearest(three, 2, 1).data), [4, 6]);
+  same(t, Array.from(resizeMaskNearest(three, 2, 1).data), [4, 6]);
 });
 
 t.test('resizeProbBilinear uses the same bilinear formula', async (t) => {
   const prob = Float32Array.from(SRC_2x2.flat());
-  t.same(Array.from(resizeProbBilinear(prob, 2, 2, 4, 4)), UP_4x4.flat());
+  same(t, Array.from(resizeProbBilinear(prob, 2, 2, 4, 4)), UP_4x4.flat());
   const id = Float32Array.from([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]);
-  t.same(Array.from(resizeProbBilinear(id, 3, 2, 3, 2)), Array.from(id));
+  same(t, Array.from(resizeProbBilinear(id, 3, 2, 3, 2)), Array.from(id));
   t.throws(() => resizeProbBilinear(prob, 3, 2, 4, 4), RangeError);
 });
 
 t.test('letterboxInverse crops the content rectangle and resizes it back', async (t) => {
   // 4x2 frame in a 4x4 model map: content is rows 1-2, scale 1, so the inverse is a crop.
   const model = Float32Array.from({ length: 16 }, (_, i) => i / 16);
-  t.same(Array.from(letterboxInverse(model, 4, 4, 4, 2)), Array.from(model.subarray(4, 12)));
+  same(t, Array.from(letterboxInverse(model, 4, 4, 4, 2)), Array.from(model.subarray(4, 12)));
   // 1x2 frame: content columns 1-2 of each row; 2 -> 1 samples at s = 0.5, the mean of the two.
   const cols = Float32Array.from([9, 0.25, 0.75, 9, 9, 0.5, 1, 9, 9, 0, 0, 9, 9, 1, 1, 9]);
   // Rows 4 -> 2: s = 0.5 and 2.5, so each output row averages two content rows.
   const expected = [(0.5 + 0.75) / 2, (0 + 1) / 2];
-  t.same(Array.from(letterboxInverse(cols, 4, 4, 1, 2)), expected);
+  same(t, Array.from(letterboxInverse(cols, 4, 4, 1, 2)), expected);
 });
 
 t.test('a 1920x1080 frame reaches 256x256 with the right values (no fixed-size or aspect slip)', async (t) => {
@@ -180,5 +181,5 @@ t.test('a 1920x1080 frame reaches 256x256 with the right values (no fixed-size o
   const row0 = Array.from(out.subarray(0, 256));
   t.ok(row0.every((v, x) => x === 0 || v >= row0[x - 1]), 'R rises along a row');
   t.ok(row0[255] - row0[0] > Math.fround(normalizeValue(250, 0)) - Math.fround(normalizeValue(5, 0)), 'R spans the whole frame width');
-  for (const y of [1, 128, 255]) t.same(Array.from(out.subarray(y * 256, (y + 1) * 256)), row0, `row ${y} equals row 0`);
+  for (const y of [1, 128, 255]) same(t, Array.from(out.subarray(y * 256, (y + 1) * 256)), row0, `row ${y} equals row 0`);
 });

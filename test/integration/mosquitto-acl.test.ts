@@ -7,13 +7,13 @@ import { execFile } from 'node:child_process';
 import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import mqtt, { type MqttClient, type Packet } from 'mqtt';
 import { findMosquitto, grantBrokerAccess, startBroker, type Broker } from '../helpers/mosquitto.js';
+import { REPO_ROOT } from '../helpers/paths.js';
 
 const run = promisify(execFile);
-const DEPLOY = fileURLToPath(new URL('../../deploy/mosquitto/', import.meta.url));
+const DEPLOY = path.join(REPO_ROOT, 'deploy', 'mosquitto');
 const CONNECT_TIMEOUT_MS = 5_000;
 const DELIVERY_TIMEOUT_MS = 5_000;
 

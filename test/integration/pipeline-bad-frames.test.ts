@@ -8,6 +8,7 @@ import { runCli } from '../helpers/cli.js';
 import { KVASIR } from '../helpers/paths.js';
 import { buildTestModel, copyKvasirImages, tempDir } from '../runtime/pipeline/fixtures/model.js';
 import { requireShared } from '../helpers/shared-data.js';
+import { same } from '../helpers/same.js';
 
 requireShared(KVASIR);
 
@@ -36,7 +37,7 @@ t.test('a corrupt image and a zero-size file in a folder are dropped, the rest p
   const r = runCli(['run', '--model', modelDir, '--source', `folder:${dir}`, '--threads', '1']);
   t.equal(r.status, 0, r.stderr);
   const out = results(r.stdout);
-  t.same(out.map((x) => x.frame.stem).sort(), good.map((n) => n.replace(/\.jpg$/, '')).sort());
+  same(t, out.map((x) => x.frame.stem).sort(), good.map((n) => n.replace(/\.jpg$/, '')).sort());
   t.match(r.stderr, /drop cju0zz-corrupt at source \(decode\): .*cju0zz-corrupt\.jpg/);
   t.match(r.stderr, /drop cju0zz-empty at source \(empty\): .*cju0zz-empty\.png is 0 bytes/);
   t.match(r.stderr, /3 results from 3 frames/);
@@ -52,7 +53,7 @@ t.test('a truncated last raw YUYV frame is dropped, the whole frames processed',
   const r = runCli(['run', '--model', modelDir, '--source', `file:${file}`, '--threads', '1']);
   t.equal(r.status, 0, r.stderr);
   const out = results(r.stdout);
-  t.same(out.map((x) => [x.frame.seq, x.frame.format, x.frame.width]), [0, 1, 2, 3].map((s) => [s, 'YUYV', 320]));
+  same(t, out.map((x) => [x.frame.seq, x.frame.format, x.frame.width]), [0, 1, 2, 3].map((s) => [s, 'YUYV', 320]));
   t.match(r.stderr, /drop .*#4 at source \(truncated\): last frame has 1000 of 153600 bytes/);
   t.match(r.stderr, /dropped 1: source:truncated 1/);
 });

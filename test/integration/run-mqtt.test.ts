@@ -8,6 +8,7 @@ import { fuzzCases } from '../fleet/fuzz-commands.js';
 import { json, recorder, type Received } from '../fleet/mqtt-helpers.js';
 import { findMosquitto, startBroker } from '../helpers/mosquitto.js';
 import { ensureStopped, startRun, stateDir } from './run-helpers.js';
+import { same } from '../helpers/same.js';
 
 const DEVICE = 'cart-7';
 // npm test sends 500; the issue's 5,000 run in `npm run test:soak` (test/soak/command-fuzz.test.ts
@@ -38,7 +39,7 @@ if (!findMosquitto()) {
     t.equal(await p.exited, 0, p.stderr());
     await ops.until((ms) => new Set(resultsOf(ms).map((r) => r.seq)).size >= 20, '20 results');
     const rs = resultsOf(ops.messages);
-    t.same([...new Set(rs.map((r) => r.seq))].sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i));
+    same(t, [...new Set(rs.map((r) => r.seq))].sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i));
     t.ok(rs.every((r) => r.device === DEVICE));
     t.equal(p.stdout().trim().split('\n').length, 20, 'and 20 lines on stdout');
     const statuses = ops.messages.filter((m) => m.topic === `lvunet/${DEVICE}/status`).map((m) => json(m).state);
@@ -177,7 +178,7 @@ if (!findMosquitto()) {
     const snap = json(ops.messages.find((m) => m.topic.endsWith('/cmd/snapshot/reply') && json(m).id === 'snap-1') as Received);
     t.equal(snap.ok, true, String(snap.error));
     const png = Buffer.from((snap.result as { png: string }).png, 'base64');
-    t.same([...png.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], 'a PNG');
+    same(t, [...png.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], 'a PNG');
 
     // Telemetry starts with the link, before the worker is up; later ones describe the pipeline.
     const running = (m: Received): boolean => m.topic === `lvunet/${DEVICE}/telemetry` && json(m).provider === 'CPUExecutionProvider' && (json(m).fps as number) > 0;

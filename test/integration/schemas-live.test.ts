@@ -8,9 +8,11 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import { json, recorder, type Received } from '../fleet/mqtt-helpers.js';
 import { findMosquitto, startBroker } from '../helpers/mosquitto.js';
 import { ensureStopped, startRun, stateDir } from './run-helpers.js';
+import { same } from '../helpers/same.js';
+import { REPO_ROOT } from '../helpers/paths.js';
 
 const DEVICE = 'cart-schema';
-const SCHEMAS = join(import.meta.dirname, '..', '..', 'docs', 'schemas');
+const SCHEMAS = join(REPO_ROOT, 'docs', 'schemas');
 
 if (!findMosquitto()) {
   t.plan(0, 'mosquitto is not installed (apt-get install mosquitto)');
@@ -89,7 +91,7 @@ if (!findMosquitto()) {
 
     // The RLE is COCO's: size [height, width] of the frame, runs covering it.
     const first = json(on(ops.messages, 'result')[0]) as { frame: { width: number; height: number }; rle: { size: [number, number]; counts: number[] | string } };
-    t.same(first.rle.size, [first.frame.height, first.frame.width], 'rle.size is [height, width]');
+    same(t, first.rle.size, [first.frame.height, first.frame.width], 'rle.size is [height, width]');
     if (Array.isArray(first.rle.counts)) t.equal(first.rle.counts.reduce((a, b) => a + b, 0), first.frame.width * first.frame.height);
 
     // And the files are not vacuous: a result with a mistyped field fails them.

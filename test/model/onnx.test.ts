@@ -4,6 +4,7 @@ import { seededWeights } from '../../src/model/init.js';
 import { readOnnx, OnnxReadError } from '../../src/model/onnx/read.js';
 import { writeOnnx } from '../../src/model/onnx/write.js';
 import { countMacs, countParameters } from '../../src/model/stats.js';
+import { same } from '../helpers/same.js';
 
 const models = buildModels({ height: 128, width: 256, lambda: 1 }, seededWeights({ seed: 5, randomBatchNorm: true }), { weights: 'seed:5', lambda: 1 });
 
@@ -13,13 +14,13 @@ t.test('write → read keeps graph, initializers, attributes and metadata', asyn
     t.equal(back.opset, 17);
     t.equal(back.irVersion, 8);
     t.same(back.graph.inputs, model.graph.inputs);
-    t.same(back.graph.outputs, model.graph.outputs);
+    same(t, back.graph.outputs, model.graph.outputs);
     t.same(back.graph.nodes, model.graph.nodes);
     t.same([...back.graph.initializers.keys()], [...model.graph.initializers.keys()]);
     for (const [name, tensor] of model.graph.initializers) {
-      t.same(Array.from(back.graph.initializers.get(name)!.data as Float32Array), Array.from(tensor.data as Float32Array), name);
+      same(t, Array.from(back.graph.initializers.get(name)!.data as Float32Array), Array.from(tensor.data as Float32Array), name);
     }
-    t.same(back.metadata, model.metadata);
+    same(t, back.metadata, model.metadata);
     t.equal(countParameters(back.graph), countParameters(model.graph));
     t.equal(countMacs(back.graph), countMacs(model.graph));
   }

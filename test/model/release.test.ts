@@ -12,6 +12,7 @@ import { writeSafetensors } from '../../src/model/safetensors.js';
 import { sha256 } from '../../src/util/files.js';
 import { KVASIR } from '../helpers/paths.js';
 import { requireShared } from '../helpers/shared-data.js';
+import { same } from '../helpers/same.js';
 
 requireShared(KVASIR);
 
@@ -102,7 +103,7 @@ t.test('weights given with --weights are not credited to the run', async (t) => 
   const result = await releaseModel({ runDir: join(dir, 'run'), dataDir: KVASIR, outDir: join(dir, 'out'), weights: other, precisions: [], threads: 1, limit: 2 });
   const training = result.manifest.training as Record<string, Record<string, unknown> | string>;
   t.match(training.trainer, /^unknown: weights given with --weights/);
-  t.same(training.weights, { file: 'other.safetensors', sha256: sha256(readFileSync(other)), epoch: null, selectedBy: 'given with --weights' });
+  same(t, training.weights, { file: 'other.safetensors', sha256: sha256(readFileSync(other)), epoch: null, selectedBy: 'given with --weights' });
 });
 
 t.test('a run without λ = 1 weights yet is refused with how far it got', async (t) => {

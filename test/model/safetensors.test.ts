@@ -9,6 +9,7 @@ import {
 } from '../../src/model/safetensors.js';
 import { WEIGHTS_TSV } from '../helpers/paths.js';
 import { sharedSkip } from '../helpers/shared-data.js';
+import { same } from '../helpers/same.js';
 
 const TSV = WEIGHTS_TSV;
 // The tests that read it skip, naming it, without ../shared.
@@ -78,14 +79,14 @@ t.test('round trip keeps names, shapes, values and metadata', (t) => {
   ]);
   const bytes = writeSafetensors(tensors, { format: 'pt', note: 'trained 300 epochs' });
   const read = readSafetensors(bytes, 'rt.safetensors');
-  t.same(read.metadata, { format: 'pt', note: 'trained 300 epochs' });
-  t.same([...read.tensors.keys()].sort(), ['a.bias', 'b.weight', 'empty', 'scalar']);
+  same(t, read.metadata, { format: 'pt', note: 'trained 300 epochs' });
+  same(t, [...read.tensors.keys()].sort(), ['a.bias', 'b.weight', 'empty', 'scalar']);
   for (const [name, { shape, data }] of tensors) {
     const r = read.tensors.get(name)!;
     t.equal(r.dtype, 'F32', name);
     t.same(r.shape, shape, name);
     t.notOk(Buffer.isBuffer(r.bytes), 'plain Uint8Array, so slice() copies');
-    t.same(new Float32Array(r.bytes.slice().buffer), data, name);
+    same(t, new Float32Array(r.bytes.slice().buffer), data, name);
   }
   t.end();
 });
@@ -104,7 +105,7 @@ t.test('writer follows the reference layout: padded header, sorted names, contig
   const offsets = names.map((name) => JSON.parse(header)[name].data_offsets);
   t.same(offsets, [[0, 4], [4, 8], [8, 12], [12, 16]]);
   t.equal(bytes.length, 8 + n + 16);
-  t.same(Array.from(new Float32Array(new Uint8Array(bytes.subarray(8 + n)).buffer)), [2, 3, 4, 1]);
+  same(t, Array.from(new Float32Array(new Uint8Array(bytes.subarray(8 + n)).buffer)), [2, 3, 4, 1]);
   t.end();
 });
 
@@ -115,8 +116,8 @@ t.test('reader accepts, and writer matches, the reference implementation\'s byte
   const fixture = rawFile(`${json}       `, new Uint8Array(16));
   t.equal(fixture.readBigUInt64LE(0), 0x66n);
   const read = readSafetensors(fixture, 'reference.safetensors');
-  t.same(read.metadata, { framework: 'pt' });
-  t.same(read.tensors.get('test1')?.shape, [2, 2]);
+  same(t, read.metadata, { framework: 'pt' });
+  same(t, read.tensors.get('test1')?.shape, [2, 2]);
 
   // Today's reference writer serialises the same compact JSON and pads it with spaces only up to
   // the next multiple of 8 (95 -> 96 bytes here).
@@ -124,7 +125,7 @@ t.test('reader accepts, and writer matches, the reference implementation\'s byte
     new Map([['test1', { dtype: 'I32', shape: [2, 2], bytes: new Uint8Array(16) }]]),
     { framework: 'pt' },
   );
-  t.same(written, rawFile(`${json} `, new Uint8Array(16)));
+  same(t, written, rawFile(`${json} `, new Uint8Array(16)));
   t.end();
 });
 
@@ -133,9 +134,9 @@ t.test('writer copies only the view of a Float32Array that shares a buffer', (t)
   const view = backing.subarray(2, 5);
   const bytes = writeSafetensors(new Map([['w', { shape: [3], data: view }]]));
   const r = readSafetensors(bytes, 'view.safetensors').tensors.get('w')!;
-  t.same(Array.from(new Float32Array(r.bytes.slice().buffer)), [1, 2, 3]);
+  same(t, Array.from(new Float32Array(r.bytes.slice().buffer)), [1, 2, 3]);
   backing[2] = 100;
-  t.same(Array.from(new Float32Array(r.bytes.slice().buffer)), [1, 2, 3], 'file does not alias the input');
+  same(t, Array.from(new Float32Array(r.bytes.slice().buffer)), [1, 2, 3], 'file does not alias the input');
   t.end();
 });
 
@@ -167,7 +168,7 @@ t.test('reader handles other dtypes and tensors at unaligned offsets', (t) => {
   t.equal(new DataView(counter.bytes.slice().buffer).getBigInt64(0, true), 1234n);
   const w = read.tensors.get('c.weight')!;
   t.equal(w.bytes.byteOffset % 4, 2, 'F32 tensor sits at an unaligned offset');
-  t.same(Array.from(new Float32Array(w.bytes.slice().buffer)), [2.5]);
+  same(t, Array.from(new Float32Array(w.bytes.slice().buffer)), [2.5]);
   t.end();
 });
 
@@ -176,7 +177,7 @@ t.test('real-shaped file of the full LV-UNet state dict round trips', NEEDS_TSV,
   t.equal(expected.length, 319, 'TSV lists 319 tensors besides the batch counters');
   const read = readSafetensors(tsvFile(), 'lvunet.safetensors');
   t.equal(read.tensors.size, expected.length);
-  for (const { name, shape } of expected) t.same(read.tensors.get(name)?.shape, shape, name);
+  for (const { name, shape } of expected) same(t, read.tensors.get(name)?.shape, shape, name);
   t.end();
 });
 
@@ -235,7 +236,7 @@ t.test('entries missing fields, with unknown dtypes or wrong byte lengths are al
     __metadata__: { ok: 'yes', count: 3 },
   });
   const problems = problemsOf(t, rawFile(header, new Uint8Array(32)));
-  t.same(problems.sort(), [
+  same(t, problems.sort(), [
     '__metadata__: value of "count" is not a string',
     'backwards: data_offsets [20, 16] end before they begin',
     'bad.dtype: unknown dtype "F33"',
@@ -251,7 +252,7 @@ t.test('entries missing fields, with unknown dtypes or wrong byte lengths are al
 
 t.test('offsets past the end of the data', (t) => {
   const header = JSON.stringify({ w: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } });
-  t.same(problemsOf(t, rawFile(header, new Uint8Array(12))), [
+  same(t, problemsOf(t, rawFile(header, new Uint8Array(12))), [
     'w: data_offsets [0, 16] run past the end of the data (12 bytes): file truncated?',
   ]);
   t.end();
@@ -264,6 +265,6 @@ t.test('overlapping offsets', (t) => {
     c: { dtype: 'F32', shape: [1], data_offsets: [16, 20] },
     empty: { dtype: 'F32', shape: [0], data_offsets: [4, 4] },
   });
-  t.same(problemsOf(t, rawFile(header, new Uint8Array(20))), ['b: data_offsets [8, 16] overlap a [0, 16]']);
+  same(t, problemsOf(t, rawFile(header, new Uint8Array(20))), ['b: data_offsets [8, 16] overlap a [0, 16]']);
   t.end();
 });

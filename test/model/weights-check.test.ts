@@ -9,6 +9,7 @@ import {
 import { WeightsError, checkWeights, type ExpectedTensor, type WeightsCulprit } from '../../src/model/weights-check.js';
 import { WEIGHTS_TSV } from '../helpers/paths.js';
 import { sharedSkip } from '../helpers/shared-data.js';
+import { same } from '../helpers/same.js';
 
 const TSV = WEIGHTS_TSV;
 // The tests that read it skip, naming it, without ../shared.
@@ -117,9 +118,9 @@ t.test('round trip write -> read -> check returns float32 copies in expected ord
   const bytes = writeSafetensors(tensors, { format: 'pt' });
   const weights = load(bytes, SMALL, 'small.safetensors');
   t.same([...weights.keys()], SMALL.map((e) => e.name));
-  for (const [name, { data }] of tensors) t.same(weights.get(name), data, name);
+  for (const [name, { data }] of tensors) same(t, weights.get(name), data, name);
   bytes.fill(0);
-  t.same(weights.get('final.1.bias'), tensors.get('final.1.bias')!.data, 'result does not alias the file');
+  same(t, weights.get('final.1.bias'), tensors.get('final.1.bias')!.data, 'result does not alias the file');
   t.end();
 });
 
@@ -174,9 +175,9 @@ t.test('F16, BF16 and F64 weights are converted to float32', (t) => {
     { name: 'd', shape: [2] },
   ];
   const w = load(bytes, expected, 'mixed.safetensors');
-  t.same(Array.from(w.get('h')!), [1, -2, 0.3125, 2 ** -24]);
-  t.same(Array.from(w.get('b')!), [1, -10]);
-  t.same(Array.from(w.get('d')!), [Math.fround(0.1), -3]);
+  same(t, Array.from(w.get('h')!), [1, -2, 0.3125, 2 ** -24]);
+  same(t, Array.from(w.get('b')!), [1, -10]);
+  same(t, Array.from(w.get('d')!), [Math.fround(0.1), -3]);
   t.end();
 });
 
@@ -202,7 +203,7 @@ t.test('missing tensor', (t) => {
   const tensors = randomTensors(SMALL);
   tensors.delete('final.1.bias');
   const culprits = culpritsOf(t, () => load(writeSafetensors(tensors), SMALL, file), file);
-  t.same(culprits, [{ name: 'final.1.bias', problem: 'missing', expected: '1' }]);
+  same(t, culprits, [{ name: 'final.1.bias', problem: 'missing', expected: '1' }]);
   const e = caught(() => load(writeSafetensors(tensors), SMALL, file)) as WeightsError;
   t.match(e.message, /\n {2}final\.1\.bias: missing$/);
   t.end();
@@ -213,7 +214,7 @@ t.test('unexpected tensor', (t) => {
   const tensors = randomTensors(SMALL);
   tensors.set('foo.bar', { shape: [2], data: new Float32Array(2) });
   const culprits = culpritsOf(t, () => load(writeSafetensors(tensors), SMALL, file), file);
-  t.same(culprits, [{ name: 'foo.bar', problem: 'unexpected' }]);
+  same(t, culprits, [{ name: 'foo.bar', problem: 'unexpected' }]);
   const e = caught(() => load(writeSafetensors(tensors), SMALL, file)) as WeightsError;
   t.match(e.message, /\n {2}foo\.bar: unexpected tensor$/);
   t.end();
@@ -225,7 +226,7 @@ t.test('mis-shaped tensor', (t) => {
   const tensors: F32Tensors = new Map();
   tensors.set('stages.0.conv1.0.weight', { shape: [80, 80, 3, 3], data: new Float32Array(80 * 80 * 9) });
   const culprits = culpritsOf(t, () => load(writeSafetensors(tensors), expected, file), file);
-  t.same(culprits, [{ name: 'stages.0.conv1.0.weight', problem: 'shape', expected: '80x80x1x1', actual: '80x80x3x3' }]);
+  same(t, culprits, [{ name: 'stages.0.conv1.0.weight', problem: 'shape', expected: '80x80x1x1', actual: '80x80x3x3' }]);
   const e = caught(() => load(writeSafetensors(tensors), expected, file)) as WeightsError;
   t.match(e.message, 'stages.0.conv1.0.weight: shape 80x80x3x3, expected 80x80x1x1');
   t.end();
@@ -235,7 +236,7 @@ t.test('same element count in another shape is still a shape culprit', (t) => {
   const file = 'transposed.safetensors';
   const expected: ExpectedTensor[] = [{ name: 'w', shape: [16, 3, 3, 3] }];
   const tensors = new Map([['w', { shape: [3, 16, 3, 3], data: new Float32Array(432) }]]);
-  t.same(culpritsOf(t, () => load(writeSafetensors(tensors), expected, file), file), [
+  same(t, culpritsOf(t, () => load(writeSafetensors(tensors), expected, file), file), [
     { name: 'w', problem: 'shape', expected: '16x3x3x3', actual: '3x16x3x3' },
   ]);
   t.end();

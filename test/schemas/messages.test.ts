@@ -5,13 +5,14 @@ import { isSupervisorMessage, isWorkerMessage, workerMessage } from '../../src/s
 import { assertResultV1, resultV1 } from '../../src/schemas/result.js';
 import { validateReply, validateTelemetry } from '../../src/fleet/schemas.js';
 import { sampleBody } from '../fleet/fixtures.js';
+import { same } from '../helpers/same.js';
 
 t.test('IPC messages: the type tag picks the variant; an unknown tag lists the known ones', async (t) => {
   t.ok(isWorkerMessage({ type: 'heartbeat', frames: 3 }));
   t.ok(isSupervisorMessage({ type: 'stop' }));
   t.notOk(isSupervisorMessage({ type: 'stop', now: true }), 'stop carries nothing');
   t.notOk(isSupervisorMessage('stop'));
-  t.same(workerMessage.errors({ type: 'heartbeat', frames: -1 }), ['frames: expected a finite integer >= 0, got -1']);
+  same(t, workerMessage.errors({ type: 'heartbeat', frames: -1 }), ['frames: expected a finite integer >= 0, got -1']);
   t.same(workerMessage.errors({ type: 'bogus' }), ['type: expected one of ready|result|heartbeat|event|stats|reply|stopped|preview, got "bogus"']);
   t.same(workerMessage.errors({ type: 'event', event: { type: 'x', severity: 'loud', message: 'm' } }), [
     'event.severity: expected one of info|warning|error, got "loud"',
@@ -21,9 +22,9 @@ t.test('IPC messages: the type tag picks the variant; an unknown tag lists the k
 
 t.test('results: missing fields, unions and tuples are named field by field', async (t) => {
   const { frame: _f, ...noFrame } = sampleBody(0);
-  t.same(resultV1.errors(noFrame), ['frame: expected an object, got nothing (missing)']);
-  t.same(resultV1.errors({ ...sampleBody(0), rle: { size: [480], counts: [0, 1] } }), ['rle.size: expected [a finite integer >= 1, a finite integer >= 1], got an array']);
-  t.same(resultV1.errors({ ...sampleBody(0), rle: { size: [480, 640], counts: 7 } }), [
+  same(t, resultV1.errors(noFrame), ['frame: expected an object, got nothing (missing)']);
+  same(t, resultV1.errors({ ...sampleBody(0), rle: { size: [480], counts: [0, 1] } }), ['rle.size: expected [a finite integer >= 1, a finite integer >= 1], got an array']);
+  same(t, resultV1.errors({ ...sampleBody(0), rle: { size: [480, 640], counts: 7 } }), [
     'rle.counts: expected an array of finite integers >= 0 or a string, got 7',
   ]);
   t.throws(() => assertResultV1({ ...sampleBody(0), coverage: 2 }), /^not a lvunet-edge\/result@1 result: field 'coverage': expected a finite number >= 0 and <= 1, got 2$/);

@@ -6,8 +6,9 @@ import { validateCommand, validateReply, validateResult } from '../../src/fleet/
 import { schemaFiles } from '../../src/schemas/index.js';
 import { resultV1 } from '../../src/schemas/result.js';
 import { sampleBody, sampleResult } from '../fleet/fixtures.js';
+import { REPO_ROOT } from '../helpers/paths.js';
 
-const dir = join(import.meta.dirname, '..', '..', 'docs', 'schemas');
+const dir = join(REPO_ROOT, 'docs', 'schemas');
 
 t.test('docs/schemas/*.json are exactly what the definitions produce (run `npm run schemas` after a change)', async (t) => {
   const expected = schemaFiles();

@@ -9,7 +9,6 @@ import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import { FleetLink, type FleetLinkOptions } from '../../src/fleet/publisher.js';
@@ -17,8 +16,9 @@ import type { SegmentIo } from '../../src/fleet/queue/disk.js';
 import { sampleBody } from '../fleet/fixtures.js';
 import { json, recorder, sleep, type Recorder } from '../fleet/mqtt-helpers.js';
 import { findMosquitto, startBroker, type Broker } from '../helpers/mosquitto.js';
+import { REPO_ROOT } from '../helpers/paths.js';
 
-const DEPLOY = fileURLToPath(new URL('../../deploy/mosquitto/', import.meta.url));
+const DEPLOY = path.join(REPO_ROOT, 'deploy', 'mosquitto');
 const LIMIT = 1048576;
 
 function tempDir(t: Test, prefix: string): string {

@@ -13,6 +13,7 @@ import { json, recorder } from '../fleet/mqtt-helpers.js';
 import { findMosquitto, startBroker } from '../helpers/mosquitto.js';
 import { KVASIR, REPO_ROOT } from '../helpers/paths.js';
 import { ensureStopped, startRun, stateDir } from '../integration/run-helpers.js';
+import { same } from '../helpers/same.js';
 
 const DEVICE = 'cart-view';
 const FRAMES = 600;
@@ -94,6 +95,6 @@ t.test('5 viewers, 1 stalled: pictures keep flowing, memory flat, no MQTT result
     }),
   );
   t.equal(seqs.size, FRAMES, 'every result once (by seq)');
-  t.same([...seqs].sort((a, b) => a - b), Array.from({ length: FRAMES }, (_, i) => i), 'no gap');
+  same(t, [...seqs].sort((a, b) => a - b), Array.from({ length: FRAMES }, (_, i) => i), 'no gap');
   t.match(run.stderr(), new RegExp(`mqtt: all ${FRAMES} result\\(s\\) delivered`));
 });

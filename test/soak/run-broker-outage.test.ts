@@ -8,6 +8,7 @@ import { validateResult } from '../../src/fleet/schemas.js';
 import { json, recorder, sleep } from '../fleet/mqtt-helpers.js';
 import { findMosquitto, startBroker } from '../helpers/mosquitto.js';
 import { ensureStopped, startRun, stateDir } from '../integration/run-helpers.js';
+import { same } from '../helpers/same.js';
 
 const DEVICE = 'cart-7';
 /** The acceptance figure; LVUNET_TEST_OUTAGE_MS shortens it for a quick local run. */
@@ -64,7 +65,7 @@ if (!findMosquitto()) {
     const total = produced();
     await ops.until(() => new Set(seqs()).size >= total, `all ${total} results`, 60_000);
     const got = [...new Set(seqs())].sort((a, b) => a - b);
-    t.same(got, Array.from({ length: total }, (_, i) => i), `every seq from 0 to ${total - 1}, none lost`);
+    same(t, got, Array.from({ length: total }, (_, i) => i), `every seq from 0 to ${total - 1}, none lost`);
     const bad = ops.messages.filter((m) => m.topic.endsWith('/result')).map((m) => validateResult(json(m))).filter((v) => !v.ok);
     t.equal(bad.length, 0, 'every result valid');
     t.equal(p.stderr().match(/worker died \(signal SIGKILL\)/g)?.length, 1, 'the worker was restarted once');

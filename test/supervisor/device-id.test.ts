@@ -4,11 +4,11 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { resolveDeviceId } from '../../src/supervisor/run-supervised.js';
+import { REPO_ROOT } from '../helpers/paths.js';
 
-const DEPLOY = fileURLToPath(new URL('../../deploy/mosquitto/', import.meta.url));
+const DEPLOY = path.join(REPO_ROOT, 'deploy', 'mosquitto');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'lvunet-devid-'));
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
 await promisify(execFile)(path.join(DEPLOY, 'make-certs.sh'), [tmp, 'cart-a']);

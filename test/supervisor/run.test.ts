@@ -8,6 +8,7 @@ import { demoModel, TRAINED_DEMO_MODEL } from '../../src/cli/run-command.js';
 import type { Manifest } from '../../src/model/manifest.js';
 
 import { ensureStopped, resultLines, startRun, stateDir } from '../integration/run-helpers.js';
+import { same } from '../helpers/same.js';
 
 t.test('run --demo --max-frames 5 prints 5 results and exits 0', async (t) => {
   const state = stateDir(t, 'run-demo');
@@ -16,7 +17,7 @@ t.test('run --demo --max-frames 5 prints 5 results and exits 0', async (t) => {
   t.equal(await p.exited, 0, p.stderr());
   const rs = resultLines(p.stdout());
   t.equal(rs.length, 5);
-  t.same(rs.map((r) => r.frame.seq), [0, 1, 2, 3, 4]);
+  same(t, rs.map((r) => r.frame.seq), [0, 1, 2, 3, 4]);
   t.match(p.stderr(), /worker pid \d+ ready/);
   if (existsSync(join(TRAINED_DEMO_MODEL, 'manifest.json'))) {
     // The checkout ships a trained model: the demo runs it, and every result names it.

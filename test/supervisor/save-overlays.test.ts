@@ -11,6 +11,7 @@ import { decodeRle } from '../../src/runtime/postprocess/rle.js';
 import type { ResultV1 } from '../../src/runtime/sinks/index.js';
 import { startRun } from '../integration/run-helpers.js';
 import { KVASIR, REPO_ROOT } from '../helpers/paths.js';
+import { same } from '../helpers/same.js';
 
 const MODEL = join(REPO_ROOT, 'models', 'lvunet-kvasir');
 const IMAGES = join(KVASIR, 'images');
@@ -32,7 +33,7 @@ t.test('run --save-overlays writes each frame with its overlay', { skip }, async
   for (const res of results) {
     const frame = await readImageFile(join(frames, `${res.frame.stem ?? ''}.jpg`));
     const pic = await readImageFile(join(out, `${res.frame.stem ?? ''}.png`));
-    t.same([pic.width, pic.height], [frame.width, frame.height], `${res.frame.stem ?? ''} at frame size`);
+    same(t, [pic.width, pic.height], [frame.width, frame.height], `${res.frame.stem ?? ''} at frame size`);
     const mask = decodeRle(res.rle as never);
     // Inside the mask the picture is redder than the frame; far outside the boxes it is the frame.
     let redder = 0, inside = 0;
@@ -42,7 +43,7 @@ t.test('run --save-overlays writes each frame with its overlay', { skip }, async
       if (pic.data[i * 3] - pic.data[i * 3 + 2] > frame.data[i * 3] - frame.data[i * 3 + 2]) redder++;
     }
     t.ok(inside > 0 && redder / inside > 0.95, `${res.frame.stem ?? ''}: ${redder} of ${inside} mask pixels tinted`);
-    t.same([...pic.data.subarray(0, 3)], [...frame.data.subarray(0, 3)], 'the corner is untouched');
+    same(t, [...pic.data.subarray(0, 3)], [...frame.data.subarray(0, 3)], 'the corner is untouched');
   }
 });
 

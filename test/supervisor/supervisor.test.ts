@@ -4,13 +4,13 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Supervisor, type SupervisorOptions } from '../../src/supervisor/supervisor.js';
 import type { WorkerEvent } from '../../src/supervisor/ipc.js';
 import { systemdNotifier } from '../../src/supervisor/systemd.js';
 import { loadNativeBinding } from '../../src/runtime/native/binding.js';
+import { REPO_ROOT } from '../helpers/paths.js';
 
-const WORKER = join(fileURLToPath(new URL('.', import.meta.url)), 'fixtures', 'fake-worker.mjs');
+const WORKER = join(REPO_ROOT, 'test', 'supervisor', 'fixtures', 'fake-worker.mjs');
 
 function supervisor(t: Test, env: Record<string, string>, extra: Partial<SupervisorOptions> = {}): { sup: Supervisor; events: WorkerEvent[]; results: Record<string, unknown>[] } {
   const sup = new Supervisor({

@@ -12,6 +12,7 @@ import { OverlayFiles } from '../../src/supervisor/worker/overlay-files.js';
 import { frameToRgb, renderSnapshot, shrink, type SnapshotSource } from '../../src/supervisor/worker/snapshot.js';
 import { Worker } from '../../src/supervisor/worker/worker.js';
 import type { Frame } from '../../src/runtime/sources/types.js';
+import { same } from '../helpers/same.js';
 
 function frame(id: string, width = 4, height = 2, format: Frame['format'] = 'RGB24', fill = 100): Frame {
   const bpp = format === 'RGBA' ? 4 : format === 'GREY' ? 1 : format === 'YUYV' ? 2 : 3;
@@ -37,8 +38,8 @@ t.test('snapshot: the frame with the overlay drawn over it (here every mask pixe
   t.match(s, { frame: 'cam#3', coverage: 0.25, mimeType: 'image/png', width: 4, height: 2 });
   t.notOk('scale' in s);
   const png = readPng(s.png as string);
-  t.same([...png.rgb.subarray(0, 6)], [255, 40, 40, 100, 100, 100], 'masked pixel outlined, unmasked one as captured');
-  t.same([...png.rgb.subarray(21, 24)], [255, 40, 40]);
+  same(t, [...png.rgb.subarray(0, 6)], [255, 40, 40, 100, 100, 100], 'masked pixel outlined, unmasked one as captured');
+  same(t, [...png.rgb.subarray(21, 24)], [255, 40, 40]);
 });
 
 t.test('snapshot: scaled down by the smallest factor that fits, and says so', async (t) => {
@@ -64,10 +65,10 @@ t.test('snapshot: refusals say why', async (t) => {
 });
 
 t.test('frameToRgb: RGBA drops alpha, GREY is copied to three channels; shrink averages blocks', async (t) => {
-  t.same([...frameToRgb(frame('a', 2, 1, 'RGBA', 9)).data], [9, 9, 9, 9, 9, 9]);
-  t.same([...frameToRgb(frame('g', 2, 1, 'GREY', 7)).data], [7, 7, 7, 7, 7, 7]);
+  same(t, [...frameToRgb(frame('a', 2, 1, 'RGBA', 9)).data], [9, 9, 9, 9, 9, 9]);
+  same(t, [...frameToRgb(frame('g', 2, 1, 'GREY', 7)).data], [7, 7, 7, 7, 7, 7]);
   const s = shrink(Uint8Array.from([0, 0, 0, 10, 20, 30, 20, 40, 60, 30, 60, 90]), 2, 2, 2);
-  t.same(s, { rgb: Uint8Array.from([15, 30, 45]), width: 1, height: 1 });
+  same(t, s, { rgb: Uint8Array.from([15, 30, 45]), width: 1, height: 1 });
 });
 
 t.test('InFlightFrames: a result takes its frame and lets go of older ones; the limit keeps the oldest', async (t) => {
@@ -135,7 +136,7 @@ t.test('Worker: a model that cannot load is a start-up fault with exit code 2', 
   await worker.handle({ type: 'start', config: { attempt: 0, model: '/nonexistent/model.onnx', settings: { minArea: 0, rle: false, contours: false }, session: {}, source: 'synthetic' } });
   t.equal(exits[0], 2);
   t.match(sent[0], { type: 'event', event: { type: 'fault', severity: 'error', message: /nonexistent/, details: { stage: 'start' } } });
-  t.same(sent[1], { type: 'stats', stats: { frames: 0 } });
+  same(t, sent[1], { type: 'stats', stats: { frames: 0 } });
 });
 
 t.test('OverlayFiles: one PNG per result in order; a failed write is reported once and ends the writing', async (t) => {
@@ -150,7 +151,7 @@ t.test('OverlayFiles: one PNG per result in order; a failed write is reported on
   t.same(readdirSync(join(dir, 'out')).sort(), ['cam_1.png', 'cam_2.png']);
   t.equal(files.written, 2);
   const png = pngjs.PNG.sync.read(readFileSync(join(dir, 'out', 'cam_1.png')));
-  t.same([png.width, png.height, png.data[0], png.data[1], png.data[2]], [4, 2, 255, 40, 40], 'the overlay drawn over the frame');
+  same(t, [png.width, png.height, png.data[0], png.data[1], png.data[2]], [4, 2, 255, 40, 40], 'the overlay drawn over the frame');
   rmSync(join(dir, 'out'), { recursive: true });
   writeFileSync(join(dir, 'out'), 'a file where the folder was');
   files.write(last('cam#3'));

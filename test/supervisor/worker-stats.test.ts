@@ -4,6 +4,7 @@ import t from 'tap';
 import type { StartupReport } from '../../src/supervisor/ipc.js';
 import { ServingState } from '../../src/supervisor/serving.js';
 import { percentiles, WorkerStats } from '../../src/supervisor/worker-stats.js';
+import { same } from '../helpers/same.js';
 
 const REPORT: StartupReport = {
   ortVersion: '1.20.0',
@@ -17,7 +18,7 @@ const REPORT: StartupReport = {
 t.test('percentiles: nearest-rank on a sorted copy; empty is all zero', async (t) => {
   t.same(percentiles([]), { p50: 0, p95: 0, p99: 0 });
   const values = Array.from({ length: 100 }, (_, i) => 100 - i);
-  t.same(percentiles(values), { p50: 51, p95: 96, p99: 100 });
+  same(t, percentiles(values), { p50: 51, p95: 96, p99: 100 });
   t.equal(values[0], 100, 'the input is not reordered');
   t.same(percentiles([7]), { p50: 7, p95: 7, p99: 7 });
 });

@@ -13,6 +13,7 @@ import {
   registerTfjsGradients,
   registerWasmTrainingKernels,
 } from '../../src/train/wasm-kernels/index.js';
+import { same } from '../helpers/same.js';
 
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
 type Backend = 'cpu' | 'wasm';
@@ -170,7 +171,7 @@ t.test('Relu6Grad is dy · (0 < x < 6) on wasm and cpu', async (t) => {
     const got = await on(backend, () =>
       tf.tidy(() => tf.grad((x: tf.Tensor) => tf.relu6(x))(tf.tensor1d(xv), tf.tensor1d(dyv)).dataSync() as Float32Array),
     );
-    t.same(Array.from(got), Array.from(expected), backend);
+    same(t, Array.from(got), Array.from(expected), backend);
   }
 });
 

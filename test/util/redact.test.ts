@@ -4,6 +4,7 @@
 import t from 'tap';
 import { CommandDispatcher } from '../../src/fleet/commands.js';
 import { clearSecrets, redactText, redactValue, registerSecret } from '../../src/util/redact.js';
+import { same } from '../helpers/same.js';
 
 t.afterEach(() => clearSecrets());
 
@@ -30,7 +31,7 @@ t.test('registered secrets are redacted anywhere, encoded too; short ones as who
 t.test('values: strings deep inside, secret-named keys, buffers untouched', async (t) => {
   const buf = Buffer.from('x');
   const v = redactValue({ link: { url: 'mqtt://a:b@h' }, list: ['mqtt://c:d@h', 3], password: 'x', token: '', data: buf, n: null });
-  t.same(v, { link: { url: 'mqtt://a:***@h' }, list: ['mqtt://c:***@h', 3], password: '***', token: '', data: buf, n: null });
+  same(t, v, { link: { url: 'mqtt://a:***@h' }, list: ['mqtt://c:***@h', 3], password: '***', token: '', data: buf, n: null });
   t.equal(v.data, buf);
 });
 

@@ -15,6 +15,7 @@ import { LiveFigures, RateMeter } from '../../src/view/live-figures.js';
 import { createMetrics } from '../../src/view/metrics.js';
 import { ViewServer, type ViewServerOptions } from '../../src/view/server.js';
 import { sampleBody, SHA } from '../fleet/fixtures.js';
+import { same } from '../helpers/same.js';
 
 const REPORT: StartupReport = {
   ortVersion: '1.30.0',
@@ -197,7 +198,7 @@ t.test('viewers: counted, sent figures and pictures; a stalled one keeps only th
   await new Promise((r) => stalled.once('open', r));
   (stalled as unknown as { _socket: { pause(): void } })._socket.pause();
   await until('two viewers counted', () => h.viewerCounts.length >= 2);
-  t.same(h.viewerCounts, [1, 2]);
+  same(t, h.viewerCounts, [1, 2]);
   // 200 pictures of 256 KiB: far more than the socket buffers of a viewer that reads nothing.
   const big = 'A'.repeat(256 * 1024);
   for (let i = 0; i < 200; i++) {
@@ -215,7 +216,7 @@ t.test('viewers: counted, sent figures and pictures; a stalled one keeps only th
   reader.close();
   stalled.terminate();
   await until('both viewers gone', () => h.viewerCounts.at(-1) === 0);
-  t.same(h.viewerCounts.at(-1), 0, 'both gone');
+  same(t, h.viewerCounts.at(-1), 0, 'both gone');
   t.equal((await new Promise<number>((resolve) => get(`http://127.0.0.1:${h.port}/live`, (res) => resolve(res.statusCode ?? 0)))), 404, 'plain GET of /live');
 });
 
@@ -233,7 +234,7 @@ t.test('a token: required everywhere but /healthz, compared whole', async (t) =>
     ws.on('error', () => resolve(-1));
   });
   t.equal(refused, 401);
-  t.same(h.viewerCounts, [], 'never counted as a viewer');
+  same(t, h.viewerCounts, [], 'never counted as a viewer');
 });
 
 t.test('a token: the page trades ?token= for an HttpOnly cookie that opens its files and WebSocket', async (t) => {
@@ -280,10 +281,10 @@ t.test('the WebSocket refuses a foreign Origin (cross-site WebSocket hijacking)'
   const pictures = setInterval(() => h.server.onPreview({ type: 'preview', frame: 'f', width: 2, height: 2, jpeg: 'AA', overlay: '' }), 20);
   t.teardown(() => clearInterval(pictures));
   const evil = await wsOutcome(`ws://127.0.0.1:${h.port}/live`, { Origin: 'http://evil.example' });
-  t.same(evil, { outcome: 'HTTP 403', frames: 0 }, 'a page elsewhere: 403, no picture');
+  same(t, evil, { outcome: 'HTTP 403', frames: 0 }, 'a page elsewhere: 403, no picture');
   t.same((await wsOutcome(`ws://127.0.0.1:${h.port}/live`, { Origin: `http://127.0.0.1:${h.port + 1}` })).outcome, 'HTTP 403', 'another port is another origin');
   t.same((await wsOutcome(`ws://127.0.0.1:${h.port}/live`, { Origin: 'null' })).outcome, 'HTTP 403', 'an opaque origin');
-  t.same(h.viewerCounts, [], 'never counted as a viewer');
+  same(t, h.viewerCounts, [], 'never counted as a viewer');
   const own = await wsOutcome(`ws://127.0.0.1:${h.port}/live`, { Origin: `http://127.0.0.1:${h.port}` });
   t.equal(own.outcome, 'open', 'the view\'s own page');
   t.ok(own.frames > 0, `${own.frames} pictures to the same origin`);

@@ -12,6 +12,7 @@ import { runCli } from '../../helpers/cli.js';
 import { buildModel, goldenImages, ortRunner } from './fixtures.js';
 import { requireShared } from '../../helpers/shared-data.js';
 import { KVASIR } from '../../helpers/paths.js';
+import { same } from '../../helpers/same.js';
 
 requireShared(KVASIR);
 
@@ -63,8 +64,8 @@ t.test('sign → verify round trip, with golden frames from the signed model', a
   t.equal(m.golden?.threshold, 0.98);
   t.equal(m.golden?.model, 'lvunet.fp32.onnx');
   t.equal(m.golden?.frames.length, 2);
-  t.same(v.files.map((f) => f.file), ['lvunet.train.onnx', 'lvunet.fp32.onnx', 'golden/frame-00.png', 'golden/frame-00.mask.png', 'golden/frame-01.png', 'golden/frame-01.mask.png']);
-  t.same(runner.calls.at(-1), { modelPath: join(good, 'lvunet.fp32.onnx'), frames: 2 });
+  same(t, v.files.map((f) => f.file), ['lvunet.train.onnx', 'lvunet.fp32.onnx', 'golden/frame-00.png', 'golden/frame-00.mask.png', 'golden/frame-01.png', 'golden/frame-01.mask.png']);
+  same(t, runner.calls.at(-1), { modelPath: join(good, 'lvunet.fp32.onnx'), frames: 2 });
   // The test's own runner and the CLI's src runner must agree with the stored masks.
   for (const run of [runner.run, createOrtRunner()]) {
     const r = await runSelfTest(good, m, run);

@@ -6,6 +6,7 @@ import t from 'tap';
 import { QueueDrain, type DrainTimers, type PublishClient } from '../../../src/fleet/link/drain.js';
 import { MemoryStore } from '../../../src/fleet/queue/memory.js';
 import type { EventMessage } from '../../../src/fleet/schemas.js';
+import { same } from '../../helpers/same.js';
 
 interface Sent {
   topic: string;
@@ -109,7 +110,7 @@ t.test('a queued message over the current limit is taken out, not sent', async (
   s.append('x'.repeat(20));
   s.append('ok');
   s.drain.pump();
-  t.same(s.rejected, [{ id: 1, bytes: 21 }]);
+  same(t, s.rejected, [{ id: 1, bytes: 21 }]);
   t.equal(s.drain.rejected, 1);
   t.same(s.sent.map((x) => x.payload), ['ok']);
 });

@@ -10,6 +10,7 @@ import { eventMessage, statusMessage, telemetryMessage } from '../../../src/flee
 import { ReplySender } from '../../../src/fleet/link/replies.js';
 import { REPLY_SCHEMA, type CommandReply, type EventMessage } from '../../../src/fleet/schemas.js';
 import { DeviceTopics } from '../../../src/fleet/topics.js';
+import { same } from '../../helpers/same.js';
 
 const stamp = { device: 'cart-1', now: () => Date.UTC(2026, 0, 2, 3, 4, 5) };
 
@@ -73,7 +74,7 @@ t.test('replies: sent as QoS 1, counted when acknowledged or refused (never retr
   t.equal(s.sent[0].topic, 'lvunet/cart-1/cmd/status/reply');
   s.sent[0].callback();
   s.sent[1].callback(new Error('not authorised'));
-  t.same(s.r.counts, { sent: 1, failed: 1, oversized: 0 });
+  same(t, s.r.counts, { sent: 1, failed: 1, oversized: 0 });
   t.equal(s.r.ok, 1);
   t.equal(s.r.failed, 1);
   t.match(s.faults, [/reply to status b not delivered: not authorised/]);

@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync,
 import os from 'node:os';
 import path from 'node:path';
 import { DiskStore, type DiskStoreOptions } from '../../../src/fleet/queue/disk.js';
+import { same } from '../../helpers/same.js';
 
 function tempDir(t: Test): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'lvunet-disk-'));
@@ -181,6 +182,6 @@ t.test('background commits (fsync=interval) never overwrite a newer index and le
   await new Promise((r) => setTimeout(r, 300));
   t.same(readdirSync(dir).filter((f) => f.includes('.tmp')), []);
   const b = open(dir);
-  t.same(payloads(b), Array.from({ length: 10 }, (_, i) => `m${40 + i}`));
+  same(t, payloads(b), Array.from({ length: 10 }, (_, i) => `m${40 + i}`));
   b.close();
 });

@@ -4,6 +4,7 @@ import { asModel } from '../../../src/model/export.js';
 import type { Graph } from '../../../src/model/ir.js';
 import { float32Tensor } from '../../../src/model/ir.js';
 import { calibrate, calibrationGraph, entropyThreshold, percentileThreshold } from '../../../src/model/precision/calibrate.js';
+import { same } from '../../helpers/same.js';
 
 // x → Relu → r; Add(r, x) → s; Mul(s, 3) → y (graph output).
 const graph: Graph = {
@@ -20,8 +21,8 @@ const graph: Graph = {
 
 t.test('calibrationGraph exposes every requested tensor as an output', async (t) => {
   const g = calibrationGraph(graph, ['x', 'r', 's', 'y']);
-  t.same(g.outputs.map((o) => o.name), ['y', 'r', 's'], 'input and existing outputs are not duplicated');
-  t.same(g.outputs[1].shape, [1, 1, 2, 2]);
+  same(t, g.outputs.map((o) => o.name), ['y', 'r', 's'], 'input and existing outputs are not duplicated');
+  same(t, g.outputs[1].shape, [1, 1, 2, 2]);
 });
 
 t.test('minmax ranges equal the hand-computed ones', async (t) => {

@@ -12,6 +12,7 @@ import { spreadSample } from '../../../src/model/precision/images.js';
 import { writeOnnx } from '../../../src/model/onnx/write.js';
 import { KVASIR } from '../../helpers/paths.js';
 import { requireShared } from '../../helpers/shared-data.js';
+import { same } from '../../helpers/same.js';
 
 requireShared(KVASIR);
 
@@ -74,8 +75,8 @@ for (const mode of ['weights', 'full'] as const) {
     const fp16 = toFp16(models.deployment, mode);
     const bytes = writeOnnx(fp16);
     t.ok(bytes.length < 0.52 * writeOnnx(models.deployment).length, `file is about half the size (${bytes.length} bytes)`);
-    t.same(fp16.graph.inputs.map((i) => i.dataType), ['float32'], 'input stays float32');
-    t.same(fp16.graph.outputs.map((o) => o.dataType), ['float32'], 'output stays float32');
+    same(t, fp16.graph.inputs.map((i) => i.dataType), ['float32'], 'input stays float32');
+    same(t, fp16.graph.outputs.map((o) => o.dataType), ['float32'], 'output stays float32');
     const r = await checkAgainstReference(bytes, models.deployment, pairs, { threads: 1 });
     t.ok(Number.isFinite(r.logitMaxAbsError), 'finite output');
     t.ok(r.logitMaxAbsError < 2e-2, `logit max |error| ${r.logitMaxAbsError}`);

@@ -21,6 +21,7 @@ import { listPairs } from '../../../src/data/dataset.js';
 import { gaussian } from '../../../src/data/random.js';
 import { KVASIR } from '../../helpers/paths.js';
 import { requireShared } from '../../helpers/shared-data.js';
+import { same } from '../../helpers/same.js';
 
 requireShared(KVASIR);
 
@@ -275,7 +276,7 @@ t.test('defaults: per-channel 7-bit weights, u8 activations, int32 bias, linear 
   const wq = model.graph.initializers.get('c1.w.int8')!;
   const codes = wq.data as Int8Array;
   t.equal(Math.max(...Array.from(codes, (v) => Math.abs(v))), 64, 'weights use [−64, 64]');
-  t.same(model.graph.initializers.get('c1.w.scale')!.dims, [2], 'one scale per output channel');
+  same(t, model.graph.initializers.get('c1.w.scale')!.dims, [2], 'one scale per output channel');
 });
 
 t.test('a missing range names the tensor', async (t) => {

@@ -14,6 +14,7 @@ import { REPO_ROOT } from '../../helpers/paths.js';
 import { buildTestModel, tempDir } from '../pipeline/fixtures/model.js';
 import { fakeBinding } from './fixtures/fake-binding.js';
 import { native } from './fixtures/native.js';
+import { same } from '../../helpers/same.js';
 
 const real = native();
 const tmp = tempDir('native-contract');
@@ -56,7 +57,7 @@ function contract(name: string, get: () => NativeBinding, skip: string | false):
     t.throws(() => b.frameByteLength('XYZ' as 'RGB24', 2, 2), { code: 'ERR_INVALID_ARGUMENT', message: /unknown pixel format/ });
 
     // BT.601 limited range: Y 16 is black, Y 235 white, whatever the chroma at 128.
-    t.same([...b.toRgb(new Uint8Array([16, 128, 235, 128]), 2, 1, 'YUYV')], [0, 0, 0, 255, 255, 255]);
+    same(t, [...b.toRgb(new Uint8Array([16, 128, 235, 128]), 2, 1, 'YUYV')], [0, 0, 0, 255, 255, 255]);
     t.throws(() => b.toRgb(new Uint8Array(5), 2, 1, 'RGB24'), { code: 'ERR_FRAME_SIZE', format: 'RGB24', expected: '6', actual: '5', message: /truncated/ });
 
     const grey = new Uint8Array(4 * 2 * 3).fill(200);
@@ -130,9 +131,9 @@ function contract(name: string, get: () => NativeBinding, skip: string | false):
       const stages = [...r.times.subarray(0, 6)];
       t.ok(stages.every((v, i) => v >= 0 && (i === 0 || v >= stages[i - 1])), 'stage times in order');
       t.ok(r.times[6] >= r.times[0] && r.times[6] <= r.times[1], 'decode ends inside preprocessing');
-      t.same([...r.decodedSize], [640, 480], 'a raw frame is preprocessed at its own size');
+      same(t, [...r.decodedSize], [640, 480], 'a raw frame is preprocessed at its own size');
     }
-    t.same(results[1].maskFrame, results[0].maskFrame, 'the same frame gives the same mask');
+    same(t, results[1].maskFrame, results[0].maskFrame, 'the same frame gives the same mask');
     p.release();
     t.throws(() => p.process(frame, 640, 480, 'YUYV', 0.5, 'late', false, true), /released/);
     session.release();

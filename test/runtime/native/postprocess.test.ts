@@ -13,6 +13,7 @@ import {
   thresholdMask,
 } from '../../../src/runtime/postprocess/index.js';
 import { native } from './fixtures/native.js';
+import { same } from '../../helpers/same.js';
 
 const { binding, skip } = native();
 
@@ -160,8 +161,8 @@ t.test('native postprocessing equals the TS reference: masks, raw components, su
     const maskModel = thresholdMask(prob, mw, mh, c.threshold);
     const probFrame = probabilityToFrame(prob, modelSize, frameSize, g);
     const maskFrame = thresholdMask(probFrame, fw, fh, c.threshold);
-    t.same(Buffer.from(got.maskModel), Buffer.from(maskModel.data), `${name}: model mask`);
-    t.same(Buffer.from(got.maskFrame), Buffer.from(maskFrame.data), `${name}: frame mask`);
+    same(t, Buffer.from(got.maskModel), Buffer.from(maskModel.data), `${name}: model mask`);
+    same(t, Buffer.from(got.maskFrame), Buffer.from(maskFrame.data), `${name}: frame mask`);
     const raw = labelComponents(maskFrame, probFrame);
     t.ok(raw.count > (c.threshold === 1 ? -1 : 0), `${name}: ${raw.count} components`);
     const at = firstBitDifference(got.components, raw.data);
@@ -195,9 +196,9 @@ t.test('far-background skipping: sparse foreground at the edges and near the thr
       const got = b.postprocess(logits, mw, mh, fw, fh, g ? [g.newW, g.newH, g.ox, g.oy] : null, threshold);
       const prob = sigmoidInto(logits);
       const probFrame = probabilityToFrame(prob, { width: mw, height: mh }, { width: fw, height: fh }, g);
-      t.same(Buffer.from(got.maskModel), Buffer.from(thresholdMask(prob, mw, mh, threshold).data), `${name}: model mask`);
+      same(t, Buffer.from(got.maskModel), Buffer.from(thresholdMask(prob, mw, mh, threshold).data), `${name}: model mask`);
       const maskFrame = thresholdMask(probFrame, fw, fh, threshold);
-      t.same(Buffer.from(got.maskFrame), Buffer.from(maskFrame.data), `${name}: frame mask`);
+      same(t, Buffer.from(got.maskFrame), Buffer.from(maskFrame.data), `${name}: frame mask`);
       const raw = labelComponents(maskFrame, probFrame);
       t.equal(firstBitDifference(got.components, raw.data), -1, `${name}: ${raw.count} components, equal`);
     }

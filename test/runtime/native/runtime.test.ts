@@ -9,6 +9,7 @@ import { defaultOnnxRuntimeLibrary, nativeCandidates, type NativeBinding } from 
 import { normalizeSessionOptions, OnnxRuntime } from '../../../src/runtime/native/runtime.js';
 import { convModel } from './fixtures/onnx.js';
 import { native } from './fixtures/native.js';
+import { same } from '../../helpers/same.js';
 
 const { binding, skip } = native();
 const dir = mkdtempSync(join(tmpdir(), 'lvunet-native-'));
@@ -98,7 +99,7 @@ t.test('a missing library and a non-ORT file give errors naming the path', { ski
 t.test('session description: inputs, outputs and provider report', { skip }, async (t) => {
   const session = await load().createSession(smallPath, { intraOpThreads: 1, graphOptimization: 'basic' });
   t.same(session.inputs, [{ name: 'input', type: 'float32', shape: [1, 3, -1, -1], dimNames: ['', '', 'height', 'width'] }]);
-  t.same(session.outputs, [{ name: 'output', type: 'float32', shape: [1, 4, -1, -1], dimNames: ['', '', 'height', 'width'] }]);
+  same(t, session.outputs, [{ name: 'output', type: 'float32', shape: [1, 4, -1, -1], dimNames: ['', '', 'height', 'width'] }]);
   t.same(session.providers, { requested: [], active: ['CPUExecutionProvider'], fallbacks: [] });
   t.equal(session.modelPath, smallPath);
   session.release();
@@ -174,10 +175,10 @@ t.test('concurrent runs on one session, and release() while a run is in flight',
   const sequential = [];
   for (const input of inputs) sequential.push(await session.run(input, [1, 3, 32, 32]));
   const concurrent = await Promise.all(inputs.map((input) => session.run(input, [1, 3, 32, 32])));
-  t.same(concurrent.map((r) => Array.from(r.data)), sequential.map((r) => Array.from(r.data)));
+  same(t, concurrent.map((r) => Array.from(r.data)), sequential.map((r) => Array.from(r.data)));
   const inFlight = session.run(inputs[0], [1, 3, 32, 32]);
   session.release();
-  t.same(Array.from((await inFlight).data), Array.from(sequential[0].data), 'the run in flight completes');
+  same(t, Array.from((await inFlight).data), Array.from(sequential[0].data), 'the run in flight completes');
 });
 
 t.test('errors are JS Errors carrying the ORT message and the model path', { skip }, async (t) => {

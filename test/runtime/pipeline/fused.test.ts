@@ -23,6 +23,7 @@ import { native } from '../native/fixtures/native.js';
 import { buildTestModel, copyKvasirImages, tempDir } from './fixtures/model.js';
 import { requireShared } from '../../helpers/shared-data.js';
 import { KVASIR } from '../../helpers/paths.js';
+import { same } from '../../helpers/same.js';
 
 requireShared(KVASIR);
 
@@ -140,16 +141,16 @@ t.test('fused native path: results equal the reference path, bad frames are drop
     });
     const report = await pipeline.run();
     session.release();
-    t.same(report.drops, { total: 1, byStage: { preprocess: 1 }, byReason: { 'preprocess:ERR_FRAME_SIZE': 1 } }, `${fit}: the truncated frame is dropped`);
+    same(t, report.drops, { total: 1, byStage: { preprocess: 1 }, byReason: { 'preprocess:ERR_FRAME_SIZE': 1 } }, `${fit}: the truncated frame is dropped`);
     t.match(logs.join('\n'), /drop mem#2 at preprocess \(ERR_FRAME_SIZE\): truncated YUYV frame/);
-    t.same(sink.items.map((i) => i.result.frame.seq), [0, 1, 3, 4, 5, 6], `${fit}: results in capture order`);
+    same(t, sink.items.map((i) => i.result.frame.seq), [0, 1, 3, 4, 5, 6], `${fit}: results in capture order`);
     for (let k = 0; k < sink.items.length; k++) {
       const { result, mask } = sink.items[k];
       const ref = await reference(model.path, model, frames[result.frame.seq % frames.length], fit, threshold);
       let differ = 0;
       for (let i = 0; i < ref.maskFrame.data.length; i++) if (ref.maskFrame.data[i] !== mask.data[i]) differ++;
       t.equal(differ, 0, `${fit} frame ${result.frame.seq}: frame mask equals the reference pixel for pixel`);
-      t.same(Buffer.from(summaries[k].maskModel.data), Buffer.from(ref.maskModel.data), `${fit} frame ${result.frame.seq}: model mask`);
+      same(t, Buffer.from(summaries[k].maskModel.data), Buffer.from(ref.maskModel.data), `${fit} frame ${result.frame.seq}: model mask`);
       t.ok(result.coverage > 0.05 && result.coverage < 0.95, `coverage ${result.coverage}`);
       t.equal(
         JSON.stringify({ coverage: result.coverage, components: result.components, droppedComponents: result.droppedComponents, contours: result.contours, rle: result.rle }),
@@ -195,5 +196,5 @@ t.test('fused native path: swapModel to a model of another input size', { skip }
   t.ok(shas.slice(0, first).every((s) => s === a.sha256) && shas.slice(first).every((s) => s === b.sha256));
   const last = sink.items[sink.items.length - 1];
   const ref = await reference(b.path, b, frames[last.result.frame.seq % frames.length], 'stretch', b.threshold);
-  t.same(Buffer.from(last.mask.data), Buffer.from(ref.maskFrame.data), 'the new model\'s masks equal its reference');
+  same(t, Buffer.from(last.mask.data), Buffer.from(ref.maskFrame.data), 'the new model\'s masks equal its reference');
 });

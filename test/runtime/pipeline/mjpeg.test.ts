@@ -26,6 +26,7 @@ import { createReplaySource } from '../../../src/runtime/sources/index.js';
 import { KVASIR, REPO_ROOT } from '../../helpers/paths.js';
 import { native } from '../native/fixtures/native.js';
 import { tempDir } from './fixtures/model.js';
+import { same } from '../../helpers/same.js';
 
 const { binding, skip: nativeSkip } = native();
 const MODEL_DIR = join(REPO_ROOT, 'models', 'lvunet-kvasir');
@@ -98,7 +99,7 @@ t.test('the decode scale: TS definition, native decoder and the examples agree',
   for (const [w, h] of [...SIZES, [1920, 1080], [97, 301]] as [number, number][]) {
     const j = encodeJpeg(new Uint8Array(w * h * 3).fill(128), w, h);
     const d = binding!.decodeJpeg(j, w, h, 256, 256);
-    t.same([d.width, d.height], Object.values(jpegDecodedSize(w, h, 256, 256)), `${w}x${h}`);
+    same(t, [d.width, d.height], Object.values(jpegDecodedSize(w, h, 256, 256)), `${w}x${h}`);
     t.equal(d.data.length, d.width * d.height * 3);
   }
 });
@@ -159,11 +160,11 @@ t.test('MJPEG file through the fused native path equals the reference path; bad 
     t.equal(report.drops.byStage.preprocess, 2, 'in the native decode');
     t.ok(Object.keys(report.drops.byReason).every((r) => /^preprocess:ERR_JPEG_(CORRUPT|TRUNCATED)$/.test(r)), JSON.stringify(report.drops.byReason));
     t.match(logs.join('\n'), new RegExp(`drop file:${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}#1 at preprocess \\(ERR_JPEG_`), 'the log names the frame');
-    t.same(sink.items.map((i) => i.result.frame.seq), [0, 2, 4], `${fit}: the good frames, in order`);
+    same(t, sink.items.map((i) => i.result.frame.seq), [0, 2, 4], `${fit}: the good frames, in order`);
     for (let k = 0; k < sink.items.length; k++) {
       const { result, mask } = sink.items[k];
       const j = stream[result.frame.seq];
-      t.same([result.frame.format, result.frame.width, result.frame.height], ['MJPEG', SIZES[k][0], SIZES[k][1]]);
+      same(t, [result.frame.format, result.frame.width, result.frame.height], ['MJPEG', SIZES[k][0], SIZES[k][1]]);
       const ref = await reference(refSession, model, result.frame.id, j, result.frame.width, result.frame.height, fit);
       let differ = 0;
       for (let i = 0; i < ref.maskFrame.data.length; i++) if (ref.maskFrame.data[i] !== mask.data[i]) differ++;

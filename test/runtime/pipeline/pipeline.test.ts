@@ -18,6 +18,7 @@ import { assertResultV1, type ResultSink, type SinkItem } from '../../../src/run
 import type { DroppedFrame, Frame, FrameSource } from '../../../src/runtime/sources/types.js';
 import { fakeBinding } from '../native/fixtures/fake-binding.js';
 import { buildTestModel, tempDir } from './fixtures/model.js';
+import { same } from '../../helpers/same.js';
 
 const tmp = tempDir('pipeline');
 t.teardown(tmp.remove);
@@ -168,7 +169,7 @@ t.test('results leave in capture order, valid, timed, with the frame mask only w
   await new Pipeline({ createSource: (d) => new MemorySource(3, d), session, model: MODEL_A, sinks: [masks], mode: 'backpressure', postprocess: { rle: true } }).run();
   for (const [k, { result, mask }] of masks.items.entries()) {
     if (!mask) throw new Error('a sink that needsMask got no mask');
-    t.same([mask.width, mask.height], [W, H]);
+    same(t, [mask.width, mask.height], [W, H]);
     const fg = mask.data.reduce((a, v) => a + v, 0);
     t.equal(result.coverage, Math.round((fg / (W * H)) * 1e6) / 1e6, `frame ${k}: coverage is that of the mask handed over`);
     const area = result.components.reduce((a, c) => a + c.area, 0);
@@ -287,7 +288,7 @@ t.test('buffers go back to the source after the native job; not when an onCaptur
     },
   }).run();
   session.release();
-  t.same(seen, [0, 2, 3], 'onCapture sees every frame taken from the source');
+  same(t, seen, [0, 2, 3], 'onCapture sees every frame taken from the source');
   t.equal(source?.recycled.length, 0, 'frames a hook may hold are left to the GC');
 });
 
@@ -358,7 +359,7 @@ t.test('update() applies from the next frame submitted; bad values change nothin
   const p2 = new Pipeline({ createSource: (d) => new MemorySource(2, d), session: await fakeSession(MODEL_A), model: MODEL_A, sinks: [contours], mode: 'backpressure' });
   p2.update({ threshold: 0, contours: true });
   await p2.run();
-  t.same(contours.items[0].result.contours?.length, 1, 'contours switched on: traced on the frame mask fetched for them');
+  same(t, contours.items[0].result.contours?.length, 1, 'contours switched on: traced on the frame mask fetched for them');
 });
 
 t.test('swapModel between frames: the new model (another input size) serves from the next frame; nothing lost', async (t) => {
@@ -377,7 +378,7 @@ t.test('swapModel between frames: the new model (another input size) serves from
     },
   });
   const report = await pipeline.run();
-  t.same(await swap, { framesLost: 0 });
+  same(t, await swap, { framesLost: 0 });
   t.equal(a.released(), 1, "the old model's processor was released once idle");
   t.equal(report.processed, 10);
   t.equal(report.drops.total, 0);
@@ -388,7 +389,7 @@ t.test('swapModel between frames: the new model (another input size) serves from
   t.ok(first > 3 && first <= 3 + 1 + FUSED_DEPTH + 1, `the new model serves from frame ${first} on`);
   t.ok(shas.slice(0, first).every((s) => s === MODEL_A.sha256) && shas.slice(first).every((s) => s === MODEL_B.sha256));
   await t.rejects(pipeline.swapModel(b, { ...MODEL_B, width: 0 }), RangeError);
-  t.same(await pipeline.swapModel(b, MODEL_B), { framesLost: 0 }, 'the same model again changes nothing');
+  same(t, await pipeline.swapModel(b, MODEL_B), { framesLost: 0 }, 'the same model again changes nothing');
   a.release();
   b.release();
 });

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { StageQueue } from '../../../src/runtime/pipeline/queue.js';
 import { DropCounter, LatencyRing } from '../../../src/runtime/pipeline/stats.js';
+import { same } from '../../helpers/same.js';
 
 t.test("'latest' replaces the oldest item and reports it", async (t) => {
   const dropped: number[] = [];
@@ -53,5 +54,5 @@ t.test('latency ring percentiles and drop counts', async (t) => {
   d.add('source', 'truncated');
   d.add('source', 'truncated');
   d.add('preprocess', 'ERR_FRAME_SIZE');
-  t.same(d.counts(), { total: 3, byStage: { source: 2, preprocess: 1 }, byReason: { 'source:truncated': 2, 'preprocess:ERR_FRAME_SIZE': 1 } });
+  same(t, d.counts(), { total: 3, byStage: { source: 2, preprocess: 1 }, byReason: { 'source:truncated': 2, 'preprocess:ERR_FRAME_SIZE': 1 } });
 });

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { findComponents } from '../../../src/runtime/postprocess/components.js';
 import { maskFrom } from './fixtures/masks.js';
+import { same } from '../../helpers/same.js';
 
 t.test('empty mask has no components', async (t) => {
   const r = findComponents(maskFrom(['....', '....']));
@@ -123,7 +124,7 @@ t.test('mean probability is per component', async (t) => {
   const mask = maskFrom(['##..#']);
   const prob = Float32Array.from([0.5, 1, 0, 0, 0.75]);
   const r = findComponents(mask, { prob });
-  t.same(r.components.map((c) => c.meanProbability), [0.75, 0.75]);
+  same(t, r.components.map((c) => c.meanProbability), [0.75, 0.75]);
 });
 
 t.test('agrees with a flood-fill reference on random masks', async (t) => {

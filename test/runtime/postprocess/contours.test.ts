@@ -10,6 +10,7 @@ import {
 import { mulberry32 } from '../../../src/data/random.js';
 import type { GrayImage } from '../../../src/image/types.js';
 import { maskFrom, pairs } from './fixtures/masks.js';
+import { same } from '../../helpers/same.js';
 
 /** Raw (unsimplified) outer contour of the first component. */
 function trace(mask: GrayImage): [number, number][] {
@@ -18,16 +19,16 @@ function trace(mask: GrayImage): [number, number][] {
 }
 
 t.test('Moore tracing of small shapes, clockwise from the first raster pixel', async (t) => {
-  t.same(trace(maskFrom(['...', '.#.'])), [[1, 1]], 'one pixel');
-  t.same(trace(maskFrom(['#.', '.#'])), [[0, 0], [1, 1]], 'diagonal pair');
-  t.same(trace(maskFrom(['.#', '#.'])), [[1, 0], [0, 1]], 'anti-diagonal pair');
+  same(t, trace(maskFrom(['...', '.#.'])), [[1, 1]], 'one pixel');
+  same(t, trace(maskFrom(['#.', '.#'])), [[0, 0], [1, 1]], 'diagonal pair');
+  same(t, trace(maskFrom(['.#', '#.'])), [[1, 0], [0, 1]], 'anti-diagonal pair');
   t.same(
     trace(maskFrom(['###', '###'])),
     [[0, 0], [1, 0], [2, 0], [2, 1], [1, 1], [0, 1]],
     '3x2 block',
   );
   // A U of 1-pixel arms: the arms are walked down and back up (each pixel once per side).
-  t.same(trace(maskFrom(['#...#', '#...#', '#...#', '#####'])), [
+  same(t, trace(maskFrom(['#...#', '#...#', '#...#', '#####'])), [
     [0, 0], [0, 1], [0, 2], [1, 3], [2, 3], [3, 3], [4, 2], [4, 1], [4, 0],
     [4, 1], [4, 2], [4, 3], [3, 3], [2, 3], [1, 3], [0, 3], [0, 2], [0, 1],
   ]);

@@ -2,6 +2,7 @@ import t from 'tap';
 import { letterboxGeometry } from '../../../src/image/preprocess.js';
 import { decodeRle, rleFromString, summarize, summaryJson } from '../../../src/runtime/postprocess/index.js';
 import { firstDifference } from './fixtures/masks.js';
+import { same } from '../../helpers/same.js';
 
 const L = 100; // A logit far enough from 0 that the probability is exactly 0 or 1 in float32.
 
@@ -42,14 +43,14 @@ t.test('empty and full outputs', async (t) => {
 t.test('identity size: masks, components and RLE agree', async (t) => {
   const rows = ['#.......', '.#......', '........', '....###.', '....###.', '........'];
   const s = summarize(logitsFrom(rows), { width: 8, height: 6 }, { width: 8, height: 6 }, { rle: true, rleFormat: 'string' });
-  t.same(Array.from(s.maskModel.data), Array.from(s.maskFrame.data));
-  t.same(Array.from(s.maskFrame.data), rows.join('').split('').map((c) => (c === '#' ? 1 : 0)));
+  same(t, Array.from(s.maskModel.data), Array.from(s.maskFrame.data));
+  same(t, Array.from(s.maskFrame.data), rows.join('').split('').map((c) => (c === '#' ? 1 : 0)));
   t.equal(s.coverage, 0.166667, '8 / 48, 6 decimals');
   t.same(s.components.map((c) => [c.area, c.bbox.x, c.bbox.y]), [[6, 4, 3], [2, 0, 0]], 'diagonal pair is one');
   t.ok(s.rle && typeof s.rle.counts === 'string');
   if (s.rle && typeof s.rle.counts === 'string') {
     t.equal(firstDifference(decodeRle(s.rle).data, s.maskFrame.data), -1);
-    t.same(rleFromString(s.rle.counts), [0, 1, 6, 1, 19, 2, 4, 2, 4, 2, 7], 'column-major, as COCO');
+    same(t, rleFromString(s.rle.counts), [0, 1, 6, 1, 19, 2, 4, 2, 4, 2, 7], 'column-major, as COCO');
   }
   const filtered = summarize(logitsFrom(rows), { width: 8, height: 6 }, { width: 8, height: 6 }, { minArea: 3 });
   t.equal(filtered.components.length, 1);
@@ -79,8 +80,8 @@ t.test('letterboxed frame: padding is ignored and geometry undone', async (t) =>
     contours: true,
     contourEpsilon: 0,
   });
-  t.same(Array.from(s.maskModel.data), rows.join('').split('').map((c) => (c === '#' ? 1 : 0)), 'model mask keeps padding');
-  t.same(Array.from(s.maskFrame.data), [0, 0, 1, 0, 0, 0, 1, 1]);
+  same(t, Array.from(s.maskModel.data), rows.join('').split('').map((c) => (c === '#' ? 1 : 0)), 'model mask keeps padding');
+  same(t, Array.from(s.maskFrame.data), [0, 0, 1, 0, 0, 0, 1, 1]);
   t.equal(s.coverage, 0.375);
   t.same(s.components[0].bbox, { x: 2, y: 0, width: 2, height: 2 });
   t.same(s.contours, [{ component: 0, points: [2, 0, 3, 1, 2, 1] }]);
@@ -90,8 +91,8 @@ t.test('letterboxed frame: padding is ignored and geometry undone', async (t) =>
   const frame = { width: 4, height: 2 };
   const boxed = summarize(logitsFrom(rows), model, frame, { letterbox: g, threshold: 0.4 });
   const stretched = summarize(logitsFrom(rows), model, frame, { threshold: 0.4 });
-  t.same(Array.from(boxed.maskFrame.data), [0, 0, 1, 0, 0, 0, 1, 1]);
-  t.same(Array.from(stretched.maskFrame.data), [1, 1, 1, 1, 1, 1, 1, 1]);
+  same(t, Array.from(boxed.maskFrame.data), [0, 0, 1, 0, 0, 0, 1, 1]);
+  same(t, Array.from(stretched.maskFrame.data), [1, 1, 1, 1, 1, 1, 1, 1]);
 });
 
 t.test('JSON is compact and deterministic', async (t) => {

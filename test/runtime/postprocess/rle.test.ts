@@ -3,6 +3,7 @@ import { mulberry32 } from '../../../src/data/random.js';
 import { decodeRle, encodeRle, rleFromCounts, rleFromString, rleToString } from '../../../src/runtime/postprocess/rle.js';
 import { native } from '../native/fixtures/native.js';
 import { firstDifference, maskFrom } from './fixtures/masks.js';
+import { same } from '../../helpers/same.js';
 
 /**
  * An independent decoder written from pycocotools' maskApi.c, not from our encoder:
@@ -61,13 +62,13 @@ const rowsOf = (mask: { width: number; height: number; data: Uint8Array }): numb
   Array.from({ length: mask.height }, (_, y) => Array.from(mask.data.subarray(y * mask.width, (y + 1) * mask.width)));
 
 t.test('hand-computed COCO counts: column-major, starting with a background run, size [h, w]', async (t) => {
-  t.same(encodeRle(maskFrom(['...', '...'])), { size: [2, 3], counts: [6] }, 'empty');
-  t.same(encodeRle(maskFrom(['###', '###'])).counts, [0, 6], 'full');
+  same(t, encodeRle(maskFrom(['...', '...'])), { size: [2, 3], counts: [6] }, 'empty');
+  same(t, encodeRle(maskFrom(['###', '###'])).counts, [0, 6], 'full');
   // Column-major: (0,0) (1,0) | (0,1) (1,1) | (0,2) (1,2)
-  t.same(encodeRle(maskFrom(['...', '.#.'])).counts, [3, 1, 2], 'one pixel: 3rd in column order');
-  t.same(encodeRle(maskFrom(['##.', '...'])).counts, [0, 1, 1, 1, 3], 'a row run is split by columns');
-  t.same(encodeRle(maskFrom(['#..', '#..'])).counts, [0, 2, 4], 'a column run stays one run');
-  t.same(encodeRle(maskFrom(['.#', '.#', '#.'])).counts, [2, 3, 1], 'runs continue from one column into the next');
+  same(t, encodeRle(maskFrom(['...', '.#.'])).counts, [3, 1, 2], 'one pixel: 3rd in column order');
+  same(t, encodeRle(maskFrom(['##.', '...'])).counts, [0, 1, 1, 1, 3], 'a row run is split by columns');
+  same(t, encodeRle(maskFrom(['#..', '#..'])).counts, [0, 2, 4], 'a column run stays one run');
+  same(t, encodeRle(maskFrom(['.#', '.#', '#.'])).counts, [2, 3, 1], 'runs continue from one column into the next');
 });
 
 t.test('COCO compressed strings', async (t) => {
@@ -91,8 +92,8 @@ t.test('the maskApi.c decoder reads our counts and strings back as the mask', as
   for (const rows of pictures) {
     const mask = maskFrom(rows);
     const rle = encodeRle(mask);
-    t.same(cocoDecode(rle), rowsOf(mask), `counts: ${rows.join('/')}`);
-    t.same(cocoDecode({ size: rle.size, counts: rleToString(rle.counts) }), rowsOf(mask), `string: ${rows.join('/')}`);
+    same(t, cocoDecode(rle), rowsOf(mask), `counts: ${rows.join('/')}`);
+    same(t, cocoDecode({ size: rle.size, counts: rleToString(rle.counts) }), rowsOf(mask), `string: ${rows.join('/')}`);
   }
   const rng = mulberry32(20261203);
   for (let trial = 0; trial < 100; trial++) {
@@ -107,7 +108,7 @@ t.test('the maskApi.c decoder reads our counts and strings back as the mask', as
     }
     const mask = { width, height, data };
     const rle = encodeRle(mask);
-    t.same(cocoDecode({ size: rle.size, counts: rleToString(rle.counts) }), rowsOf(mask), `trial ${trial} (${width}x${height})`);
+    same(t, cocoDecode({ size: rle.size, counts: rleToString(rle.counts) }), rowsOf(mask), `trial ${trial} (${width}x${height})`);
   }
 });
 
@@ -129,7 +130,7 @@ t.test('round trip on seeded random masks', async (t) => {
     t.ok(rle.counts.slice(1).every((c) => c > 0), 'only the first run may be empty');
     t.equal(firstDifference(decodeRle(rle).data, data), -1, `trial ${trial} counts`);
     const s = rleToString(rle.counts);
-    t.same(rleFromString(s), rle.counts);
+    same(t, rleFromString(s), rle.counts);
     t.equal(firstDifference(decodeRle({ size: rle.size, counts: s }).data, data), -1, `trial ${trial} string`);
   }
 });
@@ -139,9 +140,9 @@ t.test('decodeRle and rleFromCounts validate counts', async (t) => {
   t.throws(() => decodeRle({ size: [2, 2], counts: [3, 2] }), RangeError, 'too long');
   t.throws(() => decodeRle({ size: [2, 2], counts: [1, -1, 4] }), RangeError, 'negative');
   t.throws(() => decodeRle({ size: [2, 2], counts: [1.5, 2.5] }), RangeError, 'fractional');
-  t.same(Array.from(decodeRle({ size: [2, 2], counts: [0, 0, 1, 3] }).data), [0, 1, 1, 1], 'empty runs allowed; column-major');
+  same(t, Array.from(decodeRle({ size: [2, 2], counts: [0, 0, 1, 3] }).data), [0, 1, 1, 1], 'empty runs allowed; column-major');
   t.throws(() => rleFromCounts(Uint32Array.of(1, 2), 2, 2), /cover 3 pixels, expected 2x2/);
-  t.same(rleFromCounts(Uint32Array.of(1, 3), 2, 2), { size: [2, 2], counts: [1, 3] });
+  same(t, rleFromCounts(Uint32Array.of(1, 3), 2, 2), { size: [2, 2], counts: [1, 3] });
 });
 
 const { binding, skip } = native();

@@ -17,6 +17,7 @@ import {
   type SinkItem,
 } from '../../../src/runtime/sinks/index.js';
 import { tempDir } from '../pipeline/fixtures/model.js';
+import { same } from '../../helpers/same.js';
 
 const tmp = tempDir('sinks');
 t.teardown(tmp.remove);
@@ -54,7 +55,7 @@ t.test('jsonl appends to what is there, one parseable line per result', async (t
   await sink.close();
   const lines = readFileSync(path, 'utf8').split('\n');
   t.equal(lines.pop(), '', 'ends with a newline');
-  t.same(lines.map((l) => (JSON.parse(l) as ResultV1).frame.seq), [0, 1, 2]);
+  same(t, lines.map((l) => (JSON.parse(l) as ResultV1).frame.seq), [0, 1, 2]);
   for (const l of lines) assertResultV1(JSON.parse(l));
   await t.rejects(new JsonlSink(join(tmp.dir, 'missing-dir', 'r.jsonl')).open(), /jsonl:.*missing-dir.*cannot open for appending/);
 });
@@ -91,6 +92,6 @@ t.test('mask folder: PNG named by stem (or safe frame id), 0/255, decodable', as
   await sink.write(item(1, undefined, 'file:/data/cam.yuyv#1'));
   t.equal(maskFileName(item(0, 'img', 'img#2').result), 'img_2.png', 'a looped replay does not overwrite the first pass');
   const m = decodeMask(readFileSync(join(dir, 'benign (10).png')), 'mask');
-  t.same([...m.data], [1, 1, 0, 0, 0, 0, 0, 0]);
+  same(t, [...m.data], [1, 1, 0, 0, 0, 0, 0, 0]);
   t.ok(readFileSync(join(dir, 'file__data_cam.yuyv_1.png')).length > 0);
 });

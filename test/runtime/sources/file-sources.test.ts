@@ -14,6 +14,7 @@ import { MAX_FRAME_PIXELS } from '../../../src/runtime/sources/limits.js';
 import { RawFileSource } from '../../../src/runtime/sources/raw-file-source.js';
 import type { DroppedFrame } from '../../../src/runtime/sources/types.js';
 import { tempDir } from '../pipeline/fixtures/model.js';
+import { same } from '../../helpers/same.js';
 
 const tmp = tempDir('sources');
 t.teardown(tmp.remove);
@@ -93,7 +94,7 @@ t.test('file: MJPEG frames carry their header size and are refused over the limi
   await source.open();
   const a = await source.next();
   const b = await source.next();
-  t.same([a?.format, a?.width, a?.height, a?.data.length], ['MJPEG', 32, 16, ok.length], 'undecoded, sized from its header');
+  same(t, [a?.format, a?.width, a?.height, a?.data.length], ['MJPEG', 32, 16, ok.length], 'undecoded, sized from its header');
   t.same([b?.seq, b?.format], [2, 'MJPEG']);
   t.equal(await source.next(), null);
   t.match(drops, [{ seq: 1, reason: 'refused', detail: /10000x6000 \(60\.0 MP\) exceeds the frame limit of 36 MP/ }]);

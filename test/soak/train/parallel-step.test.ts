@@ -19,6 +19,7 @@ import { computeShard, flatLayout, shardSizes } from '../../../src/train/paralle
 import { trainStep } from '../../../src/train/trainer.js';
 import { KVASIR } from '../../helpers/paths.js';
 import { requireShared } from '../../helpers/shared-data.js';
+import { same } from '../../helpers/same.js';
 
 requireShared(KVASIR);
 
@@ -130,7 +131,7 @@ t.test('shards are contiguous and as even as possible', async (t) => {
   t.same(shardSizes(1, 2), [1, 0]);
   const shards = makeShards(samples.slice(0, 3), 2);
   t.same(shards.map((s) => s.n), [2, 1]);
-  t.same(shards[1].x, samples[2].image, 'the second shard holds the third image');
+  same(t, shards[1].x, samples[2].image, 'the second shard holds the third image');
 });
 
 t.test('one 2-worker step equals the shard-wise computation in this thread, bit for bit', async (t) => {

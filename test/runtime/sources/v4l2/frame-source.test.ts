@@ -6,6 +6,7 @@ import type { DroppedFrame } from '../../../../src/runtime/sources/types.js';
 import { V4l2FrameSource, packRows, toPipelineFrame, withHuffmanTables } from '../../../../src/runtime/sources/v4l2/frame-source.js';
 import type { V4l2Frame } from '../../../../src/runtime/sources/v4l2/v4l2-source.js';
 import { FakeDevice, ManualClock, UVC_WEBCAM, jpegBytes } from './fake-device.js';
+import { same } from '../../../helpers/same.js';
 
 /** A real JPEG, and the same JPEG with its DHT segments removed, as UVC cameras send MJPEG. */
 function uvcStyleJpeg(width: number, height: number): { full: Uint8Array; stripped: Uint8Array } {
@@ -58,13 +59,13 @@ t.test('row padding is removed: YUYV, GREY, NV12', async (t) => {
   const padded = Uint8Array.from([1, 2, 3, 4, 9, 9, 5, 6, 7, 8, 9, 9]);
   t.same([...packRows(padded, 6, 4, 2)], [1, 2, 3, 4, 5, 6, 7, 8]);
   const y = toPipelineFrame(frame({ format: 'YUYV', width: 2, height: 2, bytesPerLine: 6, data: padded }));
-  t.same([y.format, [...y.data]], ['YUYV', [1, 2, 3, 4, 5, 6, 7, 8]]);
+  same(t, [y.format, [...y.data]], ['YUYV', [1, 2, 3, 4, 5, 6, 7, 8]]);
   // NV12 4x2 with stride 6: two luma rows then one chroma row, each padded by 2.
   const nv = Uint8Array.from([1, 1, 1, 1, 0, 0, 2, 2, 2, 2, 0, 0, 3, 4, 3, 4, 0, 0]);
   const n = toPipelineFrame(frame({ format: 'NV12', width: 4, height: 2, bytesPerLine: 6, data: nv }));
-  t.same([...n.data], [1, 1, 1, 1, 2, 2, 2, 2, 3, 4, 3, 4]);
+  same(t, [...n.data], [1, 1, 1, 1, 2, 2, 2, 2, 3, 4, 3, 4]);
   const g = toPipelineFrame(frame({ format: 'GREY', width: 4, height: 2, bytesPerLine: 4, data: Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]) }));
-  t.same([g.format, g.data.length, g.seq, g.id], ['GREY', 8, 0, 'v4l2:/dev/video0#0']);
+  same(t, [g.format, g.data.length, g.seq, g.id], ['GREY', 8, 0, 'v4l2:/dev/video0#0']);
   t.throws(() => toPipelineFrame(frame({ format: 'Y16' })), { code: 'ERR_INVALID_ARGUMENT', message: /Y16 frames cannot be fed/ });
 });
 
@@ -84,7 +85,7 @@ t.test('V4l2FrameSource: MJPEG camera frames stay compressed (sized from their h
   await source.open();
   const a = await source.next();
   const b = await source.next();
-  t.same([a?.format, a?.width, a?.height, a?.data.length, a?.seq], ['MJPEG', 32, 16, stripped.length, 0]);
+  same(t, [a?.format, a?.width, a?.height, a?.data.length, a?.seq], ['MJPEG', 32, 16, stripped.length, 0]);
   t.same([b?.seq, b?.id], [2, 'v4l2:/dev/video0#2']);
   t.equal(drops.length, 1);
   t.match(drops[0], { seq: 1, reason: 'decode' });
@@ -113,7 +114,7 @@ t.test('V4l2FrameSource: frames are copied into pooled buffers; a buffer given b
   const a = await source.next();
   const b = await source.next();
   if (!a || !b) throw new Error('two frames expected');
-  t.same([a.data.length, a.data[0], b.data[0]], [640 * 480 * 2, 0, 1]);
+  same(t, [a.data.length, a.data[0], b.data[0]], [640 * 480 * 2, 0, 1]);
   t.not(a.data.buffer, b.data.buffer, 'frames in use have buffers of their own');
   source.recycle(a.data);
   const c = await source.next();

@@ -18,6 +18,7 @@ import {
   type DequeueStep,
   type FakeSpec,
 } from './fake-device.js';
+import { same } from '../../../helpers/same.js';
 
 const YUYV_640 = 640 * 480 * 2;
 
@@ -73,7 +74,7 @@ t.test('normal streaming: open, negotiate, stream, whole frames in order', async
   t.match(opened, { generation: 1, fps: 30, bufferCount: 4, negotiation: { fourcc: 'YUYV', width: 640, height: 480 } });
   t.match(opened.format, { fourcc: 'YUYV', width: 640, height: 480, bytesPerLine: 1280 });
   const calls = h.devices[0].calls.filter((c) => !c.startsWith('enum') && c !== 'info' && c !== 'queryControls');
-  t.same(calls, ['setFormat YUYV 640x480', 'setFrameInterval 1/30', 'requestBuffers 4', 'streamOn']);
+  same(t, calls, ['setFormat YUYV 640x480', 'setFrameInterval 1/30', 'requestBuffers 4', 'streamOn']);
 
   const got = [];
   for (let i = 0; i < 5; i++) got.push(await h.source.next());
@@ -107,7 +108,7 @@ t.test('a truncated YUYV frame is dropped with a counted reason', async (t) => {
   const a = await h.source.next();
   const b = await h.source.next();
   t.same([a?.sequence, b?.sequence], [0, 2]);
-  t.same([a?.seq, b?.seq], [0, 2], 'the dropped frame keeps its place in seq');
+  same(t, [a?.seq, b?.seq], [0, 2], 'the dropped frame keeps its place in seq');
   t.equal(h.drops.length, 1);
   t.match(h.drops[0], {
     seq: 1,
@@ -293,7 +294,7 @@ t.test('what the driver changes on S_FMT / S_PARM is reported', async (t) => {
   t.match(opened.format, { width: 640, height: 360 });
   t.match(opened.warnings.join('\n'), /the driver adjusted YUYV 640x480 to YUYV 640x360/);
   const f = await adjusted.source.next();
-  t.same([f?.width, f?.height, f?.data.length], [640, 360, 640 * 360 * 2]);
+  same(t, [f?.width, f?.height, f?.data.length], [640, 360, 640 * 360 * 2]);
 
   const switched = harness([], { spec: { ...UVC_WEBCAM, adjustFormat: (_f, width, height) => ({ fourcc: 'UYVY', width, height }) } });
   await t.rejects(switched.source.open(), { code: 'ERR_V4L2_NEGOTIATION', message: /the driver switched to UYVY, which is not accepted/ });

@@ -16,7 +16,7 @@ import { buildModelDir, seededModelWeights } from '../../src/model/build.js';
 import { ortRunner } from '../fleet/bundles/fixtures.js';
 import { json, recorder, sleep, type Received } from '../fleet/mqtt-helpers.js';
 import { findMosquitto, startBroker } from '../helpers/mosquitto.js';
-import { ensureStopped, startRun, stateDir } from './run-helpers.js';
+import { ensureStopped, startRun, stateDir } from '../integration/run-helpers.js';
 
 const DEVICE = 'cart-17';
 

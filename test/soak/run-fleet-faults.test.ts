@@ -9,7 +9,7 @@ import path from 'node:path';
 
 import { json, recorder } from '../fleet/mqtt-helpers.js';
 import { findMosquitto, startBroker, startDeployTlsBroker } from '../helpers/mosquitto.js';
-import { ensureStopped, startRun, stateDir } from './run-helpers.js';
+import { ensureStopped, startRun, stateDir } from '../integration/run-helpers.js';
 
 const LIMIT = 1048576;
 
