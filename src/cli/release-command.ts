@@ -22,6 +22,8 @@ export async function modelRelease(argv: string[], log: (line: string) => void):
       limit: { type: 'string' },
       threads: { type: 'string', default: '2' },
       name: { type: 'string' },
+      'stress-limit': { type: 'string' },
+      'no-stress': { type: 'boolean', default: false },
     },
     allowPositionals: true,
     strict: true,
@@ -44,6 +46,8 @@ export async function modelRelease(argv: string[], log: (line: string) => void):
     calibCount: count('--calib-count', values['calib-count']),
     limit: values.limit === undefined ? undefined : count('--limit', values.limit),
     threads: count('--threads', values.threads),
+    stress: !values['no-stress'],
+    stressLimit: values['stress-limit'] === undefined ? undefined : count('--stress-limit', values['stress-limit']),
     name: values.name,
     log,
   });

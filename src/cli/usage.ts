@@ -154,20 +154,26 @@ masks (logit > 0) and, when DIR has masks/, each model's Dice against the ground
 
 export const MODEL_RELEASE_USAGE = `usage: lvunet-edge model release --run DIR --data DIR --out DIR [--weights FILE]
                                 [--precisions fp16,int8] [--calib-count 64] [--limit N] [--threads 2]
-                                [--name NAME]
+                                [--name NAME] [--stress-limit N] [--no-stress]
 
 Turns a finished training run into a model directory: fused lvunet.fp32.onnx (+ the training-mode
 graph), evaluated on the run's held-out test split (Dice, IoU, precision, recall, specificity, HD95,
 per image and pooled, at model and native size), FP16 and INT8 (calibrated on train-split images
 only) each checked against fp32 on the test split and written only if they pass their gate
 (FP16 mask Dice ≥ ${GATES.fp16.minMeanMaskDice}; INT8 mask Dice ≥ ${GATES.int8.minMeanMaskDice} and Dice vs truth down by ≤ ${GATES.int8.maxTruthDiceDrop}),
-and manifest.json with the data's provenance and terms (DIR/SOURCE.md), split, epochs, schedule,
-metric table and agreement figures. Exits non-zero if a requested precision was rejected.
+stress tests (the test split under gamma, contrast, gain, blur, JPEG, resolution and noise shifts, plus
+hue, saturation and specular highlights for colour data or speckle for greyscale data: fp32 Dice under
+each, and each precision's agreement with fp32, which must also hold on the worst shift: FP16 ≥
+${GATES.fp16.minStressMaskDice}, INT8 ≥ ${GATES.int8.minStressMaskDice}), and manifest.json with the data's provenance and terms
+(DIR/SOURCE.md), split, epochs, schedule, metric table, stress table and agreement figures. Exits
+non-zero if a requested precision was rejected.
   --run        a folder written by 'lvunet-edge train' (state.json, split.json, log.csv, lvunet.safetensors)
   --data       the dataset folder the run trained on
   --weights    release these weights instead of the run's lvunet.safetensors
   --precisions which converted precisions to make besides fp32 (default fp16,int8; 'none' for neither)
-  --limit      evaluate and check on at most N test images (smoke runs; a release should use all)`;
+  --limit      evaluate and check on at most N test images (smoke runs; a release should use all)
+  --stress-limit  run the stress tests on at most N of those images (default: all)
+  --no-stress  skip the stress tests (the manifest then says so and nothing is gated on them)`;
 
 export const TRAIN_USAGE = `usage: lvunet-edge train --data DIR --out DIR [--epochs 300] [--batch 8] [--size 256] [--seed 42]
                         [--split FILE] [--resume] [--limit N] [--stop-after N] [--lr 0.001] [--wasm]

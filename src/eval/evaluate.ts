@@ -15,6 +15,7 @@ import { readImageFile, readMaskFile } from '../image/decode.js';
 import { encodeMaskPng, encodePngRgb } from '../image/encode.js';
 import { composeOverlay, drawOverlay } from '../image/overlay.js';
 import { preprocessRgb, resizeMaskNearest, type Size } from '../image/preprocess.js';
+import type { RgbImage } from '../image/types.js';
 import { PREPROCESSING } from '../model/preprocessing.js';
 import { FloatSession } from '../model/precision/ort.js';
 import { loadModel } from '../runtime/model-loader.js';
@@ -36,6 +37,8 @@ export interface EvaluateOptions {
    */
   readonly saveOverlaysDir?: string;
   readonly onProgress?: (done: number, total: number, row: ImageRow) => void;
+  /** Applied to each decoded image before anything else (stress tests, src/eval/stress.ts); the truth is unchanged. */
+  readonly transform?: (image: RgbImage, stem: string) => RgbImage;
 }
 
 export interface ImageRow {
@@ -99,7 +102,8 @@ export async function evaluate(
   const prob = new Float32Array(mw * mh);
   try {
     for (const [i, pair] of pairs.entries()) {
-      const image = await readImageFile(pair.image);
+      const decoded = await readImageFile(pair.image);
+      const image = options.transform ? options.transform(decoded, pair.stem) : decoded;
       const truth = await readMaskFile(pair.mask);
       if (truth.width !== image.width || truth.height !== image.height) {
         throw new Error(`${pair.mask}: mask is ${truth.width}x${truth.height} but its image ${pair.image} is ${image.width}x${image.height}`);

@@ -30,6 +30,9 @@ import { readImageFile } from '../image/decode.js';
 import { spreadSample } from './precision/images.js';
 import { quantizeInt8 } from './precision/quantize.js';
 import { GATES, RELEASE_INT8 } from './release-gates.js';
+import type { Model } from './ir.js';
+import { runStress, type StressReport } from '../eval/stress-report.js';
+import { isGrey, shiftsFor, type Modality } from '../eval/stress.js';
 
 export const FP16_FILE = 'lvunet.fp16.onnx';
 export const INT8_FILE = 'lvunet.int8.onnx';
@@ -52,6 +55,10 @@ export interface ReleaseOptions {
   readonly calibCount?: number;
   /** Evaluate and check on at most this many test images (default: all). */
   readonly limit?: number;
+  /** Run the stress tests (default true): recorded in the manifest, and converted precisions gated on the worst shift. */
+  readonly stress?: boolean;
+  /** Stress-test on at most this many of the evaluated test images (default: all of them). */
+  readonly stressLimit?: number;
   readonly threads?: number;
   readonly name?: string;
   /** Agreement gates (default GATES). */
@@ -75,6 +82,8 @@ export interface AgreementRecord {
   readonly logitMaxAbsError: number;
   readonly logitMeanAbsError: number;
   readonly diceVsTruth: { readonly model: number; readonly reference: number; readonly drop: number } | null;
+  /** The stress shift with the lowest mean mask Dice vs fp32 (null when stress tests were off). */
+  readonly stress: { readonly shift: string; readonly mean: number } | null;
   readonly gate: Readonly<Record<string, number>>;
   readonly passed: boolean;
 }
@@ -127,17 +136,29 @@ function provenance(dataDir: string): { name: string; sourceFile: string | null;
   return { name: basename(resolve(dataDir)), sourceFile: 'SOURCE.md', sha256: sha256(bytes), notes: bytes.toString('utf8').trim() };
 }
 
+/**
+ * Greyscale or colour data, from a spread sample of the test images: grey when at least 90 % have
+ * R = G = B everywhere (BUSI: 632 of 647 images; the rest carry coloured markers).
+ */
+async function detectModality(pairs: readonly Pair[]): Promise<{ modality: Modality; sampled: number; grey: number }> {
+  const sample = spreadSample(pairs, Math.min(32, pairs.length));
+  let grey = 0;
+  for (const p of sample) if (isGrey(await readImageFile(p.image))) grey++;
+  return { modality: grey >= 0.9 * sample.length ? 'grey' : 'colour', sampled: sample.length, grey };
+}
+
 /** The summary without per-image rows: mean ± std over images, HD95, pooled scores, empty-mask counts. */
 function metricTable(s: ResolutionSummary): ResolutionSummary {
   const { resolution, size, images, perImage, hd95, pooled, empty } = s;
   return { resolution, size, images, perImage, hd95, pooled, empty };
 }
 
-function agreementOf(report: CheckReport, gate: Readonly<Record<string, number>>): AgreementRecord {
+function agreementOf(report: CheckReport, gate: Readonly<Record<string, number>>, stress: { readonly shift: string; readonly mean: number } | null): AgreementRecord {
   const truth = report.diceVsTruth;
   const diceVsTruth = truth ? { model: truth.model.mean, reference: truth.reference.mean, drop: truth.reference.mean - truth.model.mean } : null;
   let passed = report.maskDiceAgreement.mean >= (gate.minMeanMaskDice ?? 0);
   if (gate.maxTruthDiceDrop !== undefined && diceVsTruth) passed &&= diceVsTruth.drop <= gate.maxTruthDiceDrop;
+  if (gate.minStressMaskDice !== undefined && stress) passed &&= stress.mean >= gate.minStressMaskDice;
   return {
     reference: FP32_FILE,
     split: 'test',
@@ -146,6 +167,7 @@ function agreementOf(report: CheckReport, gate: Readonly<Record<string, number>>
     logitMaxAbsError: report.logitMaxAbsError,
     logitMeanAbsError: report.logitMeanAbsError,
     diceVsTruth,
+    stress,
     gate,
     passed,
   };
@@ -155,6 +177,9 @@ function gateFailure(a: AgreementRecord): string {
   const parts = [`mean mask Dice vs fp32 ${a.maskDiceAgreement.mean.toFixed(4)} (gate ≥ ${a.gate.minMeanMaskDice})`];
   if (a.diceVsTruth && a.gate.maxTruthDiceDrop !== undefined) {
     parts.push(`Dice vs truth drop ${a.diceVsTruth.drop.toFixed(4)} (gate ≤ ${a.gate.maxTruthDiceDrop})`);
+  }
+  if (a.stress && a.gate.minStressMaskDice !== undefined) {
+    parts.push(`mask Dice vs fp32 under stress shift ${a.stress.shift} ${a.stress.mean.toFixed(4)} (gate ≥ ${a.gate.minStressMaskDice})`);
   }
   return parts.join(', ');
 }
@@ -194,8 +219,7 @@ export async function releaseModel(o: ReleaseOptions): Promise<ReleaseResult> {
   });
   log(`test Dice (mean over images): ${evaluation.summary.native.perImage.dice.mean.toFixed(4)} native, ${evaluation.summary.model.perImage.dice.mean.toFixed(4)} at ${size.width}x${size.height}`);
 
-  const outcomes: PrecisionOutcome[] = [];
-  const extraFiles: ManifestFile[] = [];
+  const candidates: { precision: ConvertedPrecision; file: string; model: Model; bytes: Uint8Array; extra: Record<string, unknown>; report: CheckReport }[] = [];
   const source = { file: FP32_FILE, sha256: sha256(fp32Bytes) };
   for (const precision of o.precisions ?? ['fp16', 'int8']) {
     let model;
@@ -228,19 +252,36 @@ export async function releaseModel(o: ReleaseOptions): Promise<ReleaseResult> {
     const bytes = writeOnnx(model);
     log(`checking ${file} against ${FP32_FILE} on ${evalPairs.length} test images`);
     const report = await checkAgainstReference(bytes, fp32Bytes, evalPairs, { threads, optimization: 'all' });
-    const agreement = agreementOf(report, (o.gates ?? GATES)[precision]);
-    const path = join(o.outDir, file);
+    candidates.push({ precision, file, model, bytes, extra, report });
+  }
+
+  // Stress tests: the test split under shifts standing for other sites' equipment (src/eval/stress.ts).
+  const modality = await detectModality(evalPairs);
+  let stress: StressReport | null = null;
+  if (o.stress !== false) {
+    const stressPairs = o.stressLimit === undefined ? evalPairs : spreadSample(evalPairs, o.stressLimit);
+    const shifts = shiftsFor(modality.modality);
+    log(`stress tests: ${shifts.length} shifts for ${modality.modality} data on ${stressPairs.length} test images`);
+    const baseline = { native: evaluation.summary.native.perImage.dice.mean, model: evaluation.summary.model.perImage.dice.mean };
+    stress = await runStress({ path: fp32Path, bytes: fp32Bytes }, candidates.map((c) => ({ precision: c.precision, bytes: c.bytes })), stressPairs, shifts, baseline, { threads, log });
+  }
+
+  const outcomes: PrecisionOutcome[] = [];
+  const extraFiles: ManifestFile[] = [];
+  for (const c of candidates) {
+    const agreement = agreementOf(c.report, (o.gates ?? GATES)[c.precision], stress?.worstAgreement[c.precision] ?? null);
+    const path = join(o.outDir, c.file);
     if (agreement.passed) {
-      writeFileAtomic(path, bytes);
-      extraFiles.push({ ...describeFile(file, model, bytes), precision, source, ...extra, agreement } as ManifestFile);
-      outcomes.push({ precision, shipped: true, file, agreement });
-      log(`${file}: shipped (mask Dice vs fp32 ${agreement.maskDiceAgreement.mean.toFixed(4)})`);
+      writeFileAtomic(path, c.bytes);
+      extraFiles.push({ ...describeFile(c.file, c.model, c.bytes), precision: c.precision, source, ...c.extra, agreement } as ManifestFile);
+      outcomes.push({ precision: c.precision, shipped: true, file: c.file, agreement });
+      log(`${c.file}: shipped (mask Dice vs fp32 ${agreement.maskDiceAgreement.mean.toFixed(4)}${agreement.stress ? `, worst stress shift ${agreement.stress.shift} ${agreement.stress.mean.toFixed(4)}` : ''})`);
     } else {
       // A stale file from an earlier release would otherwise sit beside a manifest that rejects it.
       rmSync(path, { force: true });
       const reason = gateFailure(agreement);
-      outcomes.push({ precision, shipped: false, file, agreement, reason });
-      log(`${file}: NOT shipped: ${reason}`);
+      outcomes.push({ precision: c.precision, shipped: false, file: c.file, agreement, reason });
+      log(`${c.file}: NOT shipped: ${reason}`);
     }
   }
 
@@ -255,7 +296,7 @@ export async function releaseModel(o: ReleaseOptions): Promise<ReleaseResult> {
       weights: o.weights
         ? { file: basename(weightsPath), sha256: weights.sha256, epoch: null, selectedBy: 'given with --weights' }
         : { file: basename(weightsPath), sha256: weights.sha256, epoch: run.state.bestEpoch, selectedBy: 'best validation Dice among λ = 1 epochs' },
-      data: { ...provenance(o.dataDir), images: pairs.length },
+      data: { ...provenance(o.dataDir), images: pairs.length, modality },
       split: { file: SPLIT_FILE, sha256: run.splitSha256, seed: run.split.seed, fractions: run.split.fractions, train: run.split.train.length, val: run.split.val.length, test: run.split.test.length },
       epochs: { planned: run.state.epochs, done: run.state.epochsDone },
       batch: run.state.batch,
@@ -279,6 +320,7 @@ export async function releaseModel(o: ReleaseOptions): Promise<ReleaseResult> {
       hd95Units: evaluation.hd95Units,
       model: metricTable(evaluation.summary.model),
       native: metricTable(evaluation.summary.native),
+      stress: stress ? { ...stress, note: 'fp32 Dice vs truth under each shift (mean over images, native size unless stated) and each shipped or rejected precision\'s mask Dice vs fp32 under the same shift' } : null,
     },
     rejected: outcomes.filter((x) => !x.shipped).map((x) => ({ precision: x.precision, file: x.file, reason: x.reason, agreement: x.agreement })),
   };

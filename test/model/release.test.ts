@@ -13,6 +13,9 @@ import { sha256 } from '../../src/util/files.js';
 import { KVASIR } from '../helpers/paths.js';
 import { requireShared } from '../helpers/shared-data.js';
 import { same } from '../helpers/same.js';
+import type { StressReport } from '../../src/eval/stress-report.js';
+import { COLOUR_SHIFTS } from '../../src/eval/stress.js';
+import { spreadSample } from '../../src/model/precision/images.js';
 
 requireShared(KVASIR);
 
@@ -43,7 +46,7 @@ t.test('a run becomes a model directory with evaluation, provenance and gated pr
   const dir = t.testdir({ run: {}, out: {} });
   fakeRun(join(dir, 'run'));
   const out = join(dir, 'out');
-  const result = await releaseModel({ runDir: join(dir, 'run'), dataDir: KVASIR, outDir: out, precisions: ['fp16'], threads: 1 });
+  const result = await releaseModel({ runDir: join(dir, 'run'), dataDir: KVASIR, outDir: out, precisions: ['fp16'], threads: 1, stressLimit: 2 });
   const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as Manifest;
   t.same(manifest, JSON.parse(JSON.stringify(result.manifest)), 'the manifest on disk is the one returned');
 
@@ -69,6 +72,41 @@ t.test('a run becomes a model directory with evaluation, provenance and gated pr
   const again = await evaluate(join(out, 'lvunet.fp32.onnx'), listPairs(KVASIR).filter((p) => testStems.has(p.stem)), { threads: 1 });
   t.equal(evaluation.native.perImage.dice.mean, again.summary.native.perImage.dice.mean, "the manifest's test Dice is the fp32 model's on the test split");
   t.ok(existsSync(join(out, 'split.json')), 'the split ships beside the model');
+
+  // Stress tests: Kvasir is colour data, so the colour set; each shift's fp32 Dice is what evaluate gives
+  // on the same two images with that shift applied, and fp16's worst shift is recorded and gated.
+  t.match(training.data.modality, { modality: 'colour' });
+  const stress = (manifest.evaluation as { stress: StressReport }).stress;
+  same(t, stress.shifts.map((s) => s.name), COLOUR_SHIFTS.map((s) => s.name));
+  t.equal(stress.images, 2);
+  const blur = stress.shifts.find((s) => s.name === 'blur')!;
+  const stressPairs = listPairs(KVASIR).filter((p) => testStems.has(p.stem));
+  const blurred = await evaluate(join(out, 'lvunet.fp32.onnx'), spreadSample(stressPairs, 2), { threads: 1, transform: COLOUR_SHIFTS.find((s) => s.name === 'blur')!.apply });
+  t.equal(blur.dice.native, blurred.summary.native.perImage.dice.mean, 'the blur row is fp32 Dice on the blurred images');
+  t.equal(blur.diceChange, blur.dice.native - stress.baseline.native);
+  const worst = Math.min(...stress.shifts.map((s) => s.agreement.fp16.mean));
+  t.same(stress.worstAgreement.fp16.mean, worst);
+  const fp16Agreement = (fp16 as unknown as { agreement: { stress: { shift: string; mean: number } } }).agreement.stress;
+  t.equal(fp16Agreement.mean, worst, 'the fp16 entry carries its worst shift');
+  t.ok(worst >= 0.995, `fp16 holds under every shift (worst ${worst})`);
+});
+
+t.test('a precision that holds on the test split but not under a stress shift is not shipped', async (t) => {
+  const dir = t.testdir({ run: {}, out: {} });
+  fakeRun(join(dir, 'run'));
+  const result = await releaseModel({
+    runDir: join(dir, 'run'),
+    dataDir: KVASIR,
+    outDir: join(dir, 'out'),
+    precisions: ['fp16'],
+    threads: 1,
+    limit: 2,
+    stressLimit: 1,
+    gates: { fp16: { minMeanMaskDice: 0.5, minStressMaskDice: 1.01 }, int8: {} },
+  });
+  t.equal(result.outcomes[0].shipped, false);
+  t.match(result.outcomes[0].reason, /under stress shift \S+ [01]\.\d{4} \(gate ≥ 1\.01\)/);
+  t.notOk(existsSync(join(dir, 'out', FP16_FILE)));
 });
 
 t.test('a precision that fails its gate is not written and is listed as rejected', async (t) => {
@@ -82,6 +120,7 @@ t.test('a precision that fails its gate is not written and is listed as rejected
     precisions: ['int8'],
     calibCount: 2,
     threads: 1,
+    stress: false,
     gates: { fp16: { minMeanMaskDice: 0.995 }, int8: { minMeanMaskDice: 1.01 } },
   });
   t.equal(result.outcomes.length, 1);
@@ -93,6 +132,7 @@ t.test('a precision that fails its gate is not written and is listed as rejected
   t.equal(manifest.rejected?.length, 1);
   const calibration = (manifest.rejected?.[0] as { agreement: { images: number } }).agreement;
   t.equal(calibration.images, 4);
+  t.equal((manifest.evaluation as { stress: unknown }).stress, null, 'no stress tests were run, and the manifest says so');
 });
 
 t.test('weights given with --weights are not credited to the run', async (t) => {
@@ -100,7 +140,7 @@ t.test('weights given with --weights are not credited to the run', async (t) => 
   fakeRun(join(dir, 'run'));
   const other = join(dir, 'other.safetensors');
   writeFileSync(other, readFileSync(join(dir, 'run', 'lvunet.safetensors')));
-  const result = await releaseModel({ runDir: join(dir, 'run'), dataDir: KVASIR, outDir: join(dir, 'out'), weights: other, precisions: [], threads: 1, limit: 2 });
+  const result = await releaseModel({ runDir: join(dir, 'run'), dataDir: KVASIR, outDir: join(dir, 'out'), weights: other, precisions: [], threads: 1, limit: 2, stress: false });
   const training = result.manifest.training as Record<string, Record<string, unknown> | string>;
   t.match(training.trainer, /^unknown: weights given with --weights/);
   same(t, training.weights, { file: 'other.safetensors', sha256: sha256(readFileSync(other)), epoch: null, selectedBy: 'given with --weights' });

@@ -7,6 +7,7 @@
 import type { Model } from '../ir.js';
 import { readImageFile, readMaskFile } from '../../image/decode.js';
 import { preprocessRgb, resizeMaskNearest } from '../../image/preprocess.js';
+import type { RgbImage } from '../../image/types.js';
 import { readOnnx } from '../onnx/read.js';
 import { FloatSession, inputDims, modelBytes, type ModelSource, type SessionOptions } from './ort.js';
 
@@ -45,6 +46,8 @@ export interface CheckReport {
 
 export interface CheckOptions extends SessionOptions {
   readonly log?: (line: string) => void;
+  /** Applied to each decoded image before preprocessing (stress tests, src/eval/stress.ts). */
+  readonly transform?: (image: RgbImage, stem: string) => RgbImage;
 }
 
 /** Dice of two binary masks (nonzero = foreground); two empty masks score 1. */
@@ -98,7 +101,8 @@ export async function checkAgainstReference(
   const perImage: ImageCheck[] = [];
   try {
     for (const [i, p] of pairs.entries()) {
-      const x = preprocessRgb(await readImageFile(p.image), { width, height }, 'stretch');
+      const decoded = await readImageFile(p.image);
+      const x = preprocessRgb(options.transform ? options.transform(decoded, p.stem) : decoded, { width, height }, 'stretch');
       const ya = await a.first(x);
       const yb = await b.first(x);
       let maxAbs = 0;
