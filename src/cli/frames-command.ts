@@ -15,13 +15,13 @@ import { assertRgbImage, type RgbImage } from '../image/types.js';
 import type { PixelFormat } from '../runtime/native/pixel-formats.js';
 import { loadNativeBinding } from '../runtime/native/binding.js';
 import { RAW_EXTENSIONS } from '../runtime/sources/raw-file-source.js';
-import { rgbToNv12, rgbToYuyv } from '../runtime/sources/synthetic-source.js';
+import { rgbToGrey, rgbToNv12, rgbToYuyv } from '../runtime/sources/synthetic-source.js';
 import { nativeOpener, toPipelineFrame, V4l2Source, withHuffmanTables, type FourCC, type V4l2DeviceOpener, type V4l2Frame, type V4l2SourceStats } from '../runtime/sources/v4l2/index.js';
 import { UsageError } from './errors.js';
 import { FRAMES_MAKE_USAGE, FRAMES_RECORD_USAGE } from './usage.js';
 import { intArg } from './run-command.js';
 
-const FORMATS = ['yuyv', 'nv12', 'rgb24', 'mjpeg'] as const;
+const FORMATS = ['yuyv', 'nv12', 'grey', 'rgb24', 'mjpeg'] as const;
 type MakeFormat = (typeof FORMATS)[number];
 
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png']);
@@ -117,6 +117,8 @@ export async function framesMake(argv: string[], log: (line: string) => void): P
         return rgbToYuyv(rgb.data, width, height);
       case 'nv12':
         return rgbToNv12(rgb.data, width, height);
+      case 'grey':
+        return rgbToGrey(rgb.data, width, height);
       case 'rgb24':
         return rgb.data;
       case 'mjpeg':

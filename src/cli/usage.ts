@@ -71,14 +71,15 @@ Checks that the native addon loads, which ONNX Runtime library is used (path, ve
 which execution providers it offers, and lists V4L2 devices (/dev/video*) with their formats when
 this build has the V4L2 capture module.`;
 
-export const FRAMES_MAKE_USAGE = `usage: lvunet-edge frames make --from DIR --count N [--size 640x480] [--format yuyv|nv12|rgb24|mjpeg] [--quality 85] [--subsampling 422] --out FILE
+export const FRAMES_MAKE_USAGE = `usage: lvunet-edge frames make --from DIR --count N [--size 640x480] [--format yuyv|nv12|grey|rgb24|mjpeg] [--quality 85] [--subsampling 422] --out FILE
 
 Writes N frames to FILE, looping over the .jpg/.png images of DIR (or DIR/images) in name order,
 each resized bilinearly to the given size and packed as YUYV or NV12 (BT.601 limited range, chroma
-averaged over each pixel pair (YUYV) or 2x2 block (NV12), as cameras do), RGB24, or MJPEG (one
+averaged over each pixel pair (YUYV) or 2x2 block (NV12), as cameras do), GREY (8-bit full-range
+luma, exactly the pixel value of a greyscale image: an ultrasound video output), RGB24, or MJPEG (one
 baseline JPEG per frame, concatenated, encoded by libjpeg-turbo through the native addon at
 --quality, default 85, with --subsampling 422 (default: what UVC grabbers send), 420 or 444). Replay it with --source file:FILE
-(name raw files like frames_1920x1080.nv12, or pass --width/--height; .mjpeg needs neither).`;
+(name raw files like frames_1920x1080.nv12 or frames_640x480.grey, or pass --width/--height; .mjpeg needs neither).`;
 
 export const FRAMES_RECORD_USAGE = `usage: lvunet-edge frames record --source v4l2:/dev/videoN --count N --out FILE [--size WxH] [--format F] [--fps N] [--control KEY=VALUE]...
 

@@ -86,6 +86,18 @@ export function rgbToYuyv(rgb: Uint8Array, width: number, height: number): Uint8
   return out;
 }
 
+/**
+ * Packed RGB to GREY (8-bit full-range luma, as a greyscale sensor or an ultrasound machine's video
+ * output delivers it): Y = (77 R + 150 G + 29 B + 128) >> 8, BT.601 weights in 1/256ths. The weights
+ * sum to 256, so a grey pixel (R = G = B = v) gives exactly v, and the pipeline's GREY → RGB
+ * (R = G = B = Y) hands the model the very pixels the trainer read from a greyscale image.
+ */
+export function rgbToGrey(rgb: Uint8Array, width: number, height: number): Uint8Array {
+  const out = new Uint8Array(width * height);
+  for (let i = 0; i < out.length; i++) out[i] = (77 * rgb[i * 3] + 150 * rgb[i * 3 + 1] + 29 * rgb[i * 3 + 2] + 128) >> 8;
+  return out;
+}
+
 /** Packed RGB to NV12 (BT.601 limited range): full-resolution Y, then U/V interleaved, each the rounded mean of a 2x2 block. */
 export function rgbToNv12(rgb: Uint8Array, width: number, height: number): Uint8Array {
   const pixels = width * height;
