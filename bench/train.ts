@@ -8,8 +8,11 @@
  *
  * `benchTrain` is the same measurement for bench/run.ts.
  */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { seededWeights } from '../src/model/init.js';
@@ -57,6 +60,56 @@ export interface TrainBenchResult {
   readonly cpuModel: string;
   readonly loadAverage1mBefore: number;
   readonly loadAverage1mAfter: number;
+  /**
+   * The same training step in PyTorch on the CPU (tools/torch-reference/bench_train.py) with as many
+   * threads as the bundled trainer has workers, run between the rounds above; null when python3 or
+   * torch is missing (pytorchSkipped says which).
+   */
+  readonly pytorch: (ThroughputFigures & { readonly framework: string; readonly threads: number }) | null;
+  readonly pytorchSkipped?: string;
+  /** n_workers img/s over PyTorch img/s (≥ 1: the bundled trainer is not the slower one). */
+  readonly vs_pytorch: number | null;
+}
+
+const TORCH_BENCH = fileURLToPath(new URL('../../tools/torch-reference/bench_train.py', import.meta.url));
+
+interface TorchRound {
+  readonly framework: string;
+  readonly threads: number;
+  readonly stepSeconds: number[];
+  readonly imagesPerCpuSecond: number | null;
+}
+
+/**
+ * A python3 that imports torch: Debian's python3-torch lives under /usr/bin/python3, which a pyenv or
+ * venv python3 earlier on PATH does not see. Returns the interpreter, or why there is none.
+ */
+async function findTorchPython(): Promise<{ python: string } | { skipped: string }> {
+  let reason = 'python3 is not installed';
+  for (const python of ['/usr/bin/python3', 'python3']) {
+    try {
+      await promisify(execFile)(python, ['-c', 'import torch'], { timeout: 120_000 });
+      return { python };
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException & { stderr?: string };
+      if (e.code !== 'ENOENT') reason = /No module named 'torch'/.test(e.stderr ?? '') ? 'PyTorch is not installed (Debian: apt-get install python3-torch)' : `python3 -c "import torch" failed: ${(e.stderr ?? e.message).trim().split('\n').at(-1)}`;
+    }
+  }
+  return { skipped: reason };
+}
+
+/** One PyTorch measurement (a fresh process, its own warm-up step), or why there is none. */
+async function torchRound(o: { threads: number; steps: number; batch: number; size: number }): Promise<TorchRound | string> {
+  if (!existsSync(TORCH_BENCH)) return `${TORCH_BENCH} not found (bench run outside the checkout)`;
+  const found = await findTorchPython();
+  if ('skipped' in found) return found.skipped;
+  try {
+    const { stdout } = await promisify(execFile)(found.python, [TORCH_BENCH, '--threads', String(o.threads), '--steps', String(o.steps), '--warmup', '1', '--batch', String(o.batch), '--size', String(o.size)], { timeout: 600_000 });
+    return JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as TorchRound;
+  } catch (err) {
+    const e = err as Error & { stderr?: string };
+    return `PyTorch bench failed: ${(e.stderr ?? e.message).trim().split('\n').at(-1)}`;
+  }
 }
 
 const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
@@ -109,6 +162,10 @@ export async function benchTrain(o: TrainBenchOptions = {}): Promise<TrainBenchR
     const cpu1: number[] = [];
     const wallN: number[] = [];
     const cpuN: number[] = [];
+    const torchWall: number[] = [];
+    const torchCpu: number[] = [];
+    let torch: TorchRound | undefined;
+    let torchSkipped: string | undefined;
     for (let r = 0; r < rounds; r++) {
       for (let i = 0; i < steps; i++) {
         const c0 = process.cpuUsage();
@@ -126,8 +183,21 @@ export async function benchTrain(o: TrainBenchOptions = {}): Promise<TrainBenchR
         const dc = process.cpuUsage(c0);
         cpuN.push((dc.user + dc.system) / 1e6);
       }
-      log(`train: round ${r + 1}/${rounds}: 1 worker ${(batch / median(wall1)).toFixed(2)} img/s, ${workers} workers ${(batch / median(wallN)).toFixed(2)} img/s (load ${loadavg()[0].toFixed(2)})`);
+      if (torchSkipped === undefined) {
+        const t = await torchRound({ threads: workers, steps, batch, size });
+        if (typeof t === 'string') {
+          torchSkipped = t;
+          log(`train: no PyTorch figure: ${t}`);
+        } else {
+          torch = t;
+          torchWall.push(...t.stepSeconds);
+          if (t.imagesPerCpuSecond !== null) torchCpu.push(batch / t.imagesPerCpuSecond);
+        }
+      }
+      const torchText = torchWall.length > 0 ? `, PyTorch (${workers} threads) ${(batch / median(torchWall)).toFixed(2)} img/s` : '';
+      log(`train: round ${r + 1}/${rounds}: 1 worker ${(batch / median(wall1)).toFixed(2)} img/s, ${workers} workers ${(batch / median(wallN)).toFixed(2)} img/s${torchText} (load ${loadavg()[0].toFixed(2)})`);
     }
+    const torchFig = torch && torchWall.length > 0 ? { ...figures(batch, torchWall, torchCpu.length > 0 ? torchCpu : [NaN]), framework: torch.framework, threads: torch.threads } : null;
     const oneFig = figures(batch, wall1, cpu1);
     const manyFig = figures(batch, wallN, cpuN);
     return {
@@ -146,6 +216,9 @@ export async function benchTrain(o: TrainBenchOptions = {}): Promise<TrainBenchR
       cpuModel: cpus()[0]?.model ?? 'unknown',
       loadAverage1mBefore: +load0.toFixed(2),
       loadAverage1mAfter: +loadavg()[0].toFixed(2),
+      pytorch: torchFig,
+      ...(torchSkipped === undefined ? {} : { pytorchSkipped: torchSkipped }),
+      vs_pytorch: torchFig ? +(manyFig.imagesPerSecond / torchFig.imagesPerSecond).toFixed(3) : null,
     };
   } finally {
     await pool.close();
@@ -166,8 +239,12 @@ export function trainTable(r: TrainBenchResult): string[] {
     '|---|---:|---:|',
     `| 1 worker (in-thread, the default) | ${r.one_worker.medianStepSeconds} | ${r.one_worker.imagesPerSecond} |`,
     `| ${r.workers} data-parallel workers | ${r.n_workers.medianStepSeconds} | ${r.n_workers.imagesPerSecond} |`,
+    r.pytorch
+      ? `| ${r.pytorch.framework}, ${r.pytorch.threads} threads, same step (tools/torch-reference/bench_train.py) | ${r.pytorch.medianStepSeconds} | ${r.pytorch.imagesPerSecond} |`
+      : `| PyTorch | not measured: ${r.pytorchSkipped ?? 'unknown'} | |`,
     '',
-    `Training speed-up with ${r.workers} workers, same run: ${r.speedup}x (load average ${r.loadAverage1mBefore} → ${r.loadAverage1mAfter} on ${r.cpus} cores).`,
+    `Training speed-up with ${r.workers} workers, same run: ${r.speedup}x (load average ${r.loadAverage1mBefore} → ${r.loadAverage1mAfter} on ${r.cpus} cores).` +
+      (r.vs_pytorch === null ? '' : ` ${r.workers} workers vs PyTorch, same run: ${r.vs_pytorch}x.`),
   ];
 }
 
