@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { DEFAULT_SEED } from '../data/dataset.js';
 import { train, type TrainOptions } from '../train/trainer.js';
+import { AUGMENT_PROFILES, type AugmentProfile } from '../train/data.js';
 import { UsageError } from './errors.js';
 import { TRAIN_USAGE } from './usage.js';
 
@@ -27,6 +28,7 @@ function parse(argv: string[]) {
       lr: { type: 'string' },
       wasm: { type: 'boolean', default: false },
       workers: { type: 'string', default: '1' },
+      augment: { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
@@ -72,7 +74,14 @@ export function parseTrainArgs(argv: string[]): TrainOptions {
     lr,
     wasm: values.wasm,
     workers,
+    augment: augmentProfile(values.augment),
   };
+}
+
+function augmentProfile(text: string | undefined): AugmentProfile | undefined {
+  if (text === undefined) return undefined;
+  if (!(AUGMENT_PROFILES as readonly string[]).includes(text)) throw new UsageError(`--augment ${JSON.stringify(text)}: use ${AUGMENT_PROFILES.join(' or ')}`, TRAIN_USAGE);
+  return text as AugmentProfile;
 }
 
 export async function trainCommand(argv: string[], log: (line: string) => void): Promise<void> {

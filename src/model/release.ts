@@ -16,6 +16,7 @@ import { basename, join, resolve } from 'node:path';
 
 import { listPairs, readSplitFile, selectPairs, type Pair, type SplitFile } from '../data/dataset.js';
 import { evaluate, type ResolutionSummary } from '../eval/evaluate.js';
+import { describeAugmentation, type AugmentProfile } from '../train/data.js';
 import { FINAL_WEIGHTS, LOG_FILE, readLog, SPLIT_FILE, STATE_FILE, type EpochRecord } from '../train/trainer.js';
 import { DEFAULT_LR, DEFAULT_MIN_LR, DEFAULT_RAMP_FRACTION } from '../train/schedule.js';
 import { sha256, writeFileAtomic } from '../util/files.js';
@@ -102,7 +103,7 @@ export class ReleaseError extends Error {
 }
 
 interface RunInfo {
-  readonly state: { epochs: number; batch: number; size: number; seed: number; epochsDone: number; bestDice: number; bestEpoch: number };
+  readonly state: { epochs: number; batch: number; size: number; seed: number; epochsDone: number; bestDice: number; bestEpoch: number; augment?: AugmentProfile };
   readonly split: SplitFile;
   readonly splitSha256: string;
   readonly records: EpochRecord[];
@@ -306,7 +307,7 @@ export async function releaseModel(o: ReleaseOptions): Promise<ReleaseResult> {
         optimizer: `Adam, weight decay 1e-4, lr ${DEFAULT_LR} cosine to ${DEFAULT_MIN_LR}`,
         lambda: `1 − cos(π/2 · e/ramp), ramp = ${DEFAULT_RAMP_FRACTION} of the epochs, then exactly 1`,
         loss: '0.5 · BCE-with-logits + (1 − soft Dice)',
-        augmentation: 'rot90, flips, brightness/contrast',
+        augmentation: describeAugmentation(run.state.augment ?? 'basic'),
       },
       bestValDice: run.state.bestDice,
       lastEpoch: last ? { epoch: last.epoch, lambda: last.lambda, trainLoss: last.trainLoss, valDice: last.valDice } : null,

@@ -7,6 +7,7 @@ import type { Rng } from '../data/random.js';
 import { readImageFile, readMaskFile } from '../image/decode.js';
 import { preprocessRgb, resizeMaskNearest } from '../image/preprocess.js';
 import { PREPROCESSING } from '../model/preprocessing.js';
+import { applyField, drawField, FIELD_DESCRIPTION } from './augment-field.js';
 import { nchwToNhwc } from './model.js';
 
 export interface Sample {
@@ -45,7 +46,21 @@ export class SampleCache {
   }
 }
 
+/**
+ * 'basic': the paper's rot90, flips and brightness/contrast. 'field': basic, then what differs between
+ * one centre's equipment and another's (augment-field.ts). A run records its profile (state.json), and
+ * runs written before profiles existed are 'basic'.
+ */
+export type AugmentProfile = 'basic' | 'field';
+export const AUGMENT_PROFILES: readonly AugmentProfile[] = ['basic', 'field'];
+
+export function describeAugmentation(profile: AugmentProfile): string {
+  return profile === 'field' ? `rot90, flips, brightness/contrast; ${FIELD_DESCRIPTION}` : 'rot90, flips, brightness/contrast';
+}
+
 export interface AugmentOptions {
+  /** Default 'basic'. */
+  readonly profile?: AugmentProfile;
   /** Probability of each flip and of the brightness/contrast jitter (default 0.5). */
   readonly p?: number;
   /** Brightness offset and contrast factor ranges, ±, on [0, 1] pixel values (default 0.2 each). */
@@ -94,6 +109,7 @@ export function augment(s: Sample, size: number, rng: Rng, o: AugmentOptions = {
       image[i] = (px - mean[c]) / std[c];
     }
   }
+  if (o.profile === 'field') applyField(image, mask, size, drawField(rng, size));
   return { image, mask };
 }
 

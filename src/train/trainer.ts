@@ -15,7 +15,7 @@ import { seededWeights } from '../model/init.js';
 import { writeFileAtomic } from '../util/files.js';
 import { initTrainBackend } from './backend.js';
 import { readOptimizerCheckpoint, readWeightsCheckpoint, serializeOptimizer, serializeWeights } from './checkpoint.js';
-import { augment, SampleCache, stackBatch, type Sample } from './data.js';
+import { augment, describeAugmentation, SampleCache, stackBatch, type AugmentProfile, type Sample } from './data.js';
 import { diceScores, segmentationLoss } from './loss.js';
 import { TfLvunet } from './model.js';
 import { Adam } from './optimizer.js';
@@ -51,6 +51,11 @@ export interface TrainOptions {
    * and gives slightly different numbers than 1 (also when resuming a run with another N).
    */
   readonly workers?: number;
+  /**
+   * Augmentation profile (data.ts). Unset: a resumed run keeps its own (runs from before profiles
+   * existed are 'basic'), a new run takes 'field'. Set, it must match a resumed run's.
+   */
+  readonly augment?: AugmentProfile;
   /** Tests only: make a worker fail (see WorkerFault). */
   readonly workerFault?: WorkerFault;
 }
@@ -73,6 +78,8 @@ interface RunState {
   readonly epochsDone: number;
   readonly bestDice: number;
   readonly bestEpoch: number;
+  /** Absent in runs written before augmentation profiles: those are 'basic'. */
+  readonly augment?: AugmentProfile;
 }
 
 export interface EpochRecord {
@@ -239,7 +246,7 @@ export async function train(o: TrainOptions, log: (line: string) => void = conso
   const model = TfLvunet.create({ height: o.size, width: o.size, lambda: lambdaAt(0, schedule) }, seededWeights({ seed: o.seed, randomBatchNorm: false }));
   const optimizer = new Adam({ weightDecay: o.weightDecay ?? 1e-4 });
   const statePath = join(o.out, STATE_FILE);
-  let state: RunState = { epochs: o.epochs, batch: o.batch, size: o.size, seed: o.seed, epochsDone: 0, bestDice: -1, bestEpoch: -1 };
+  let state: RunState = { epochs: o.epochs, batch: o.batch, size: o.size, seed: o.seed, epochsDone: 0, bestDice: -1, bestEpoch: -1, augment: o.augment ?? 'field' };
   let pool: DataParallelTrainer | undefined;
 
   try {
@@ -252,7 +259,11 @@ export async function train(o: TrainOptions, log: (line: string) => void = conso
       model.loadWeights(ckpt.tensors);
       model.batchesTracked = ckpt.batchesTracked;
       readOptimizerCheckpoint(join(o.out, LAST_OPTIMIZER), optimizer, model);
-      state = prior;
+      const priorAugment = prior.augment ?? 'basic';
+      if (o.augment !== undefined && o.augment !== priorAugment) {
+        throw new Error(`--resume: ${statePath} was trained with --augment ${priorAugment}, this run asks for ${o.augment}`);
+      }
+      state = { ...prior, augment: priorAugment };
       const best = state.bestEpoch < 0 ? 'no λ = 1 epoch yet' : `best λ = 1 val Dice ${state.bestDice.toFixed(4)} at epoch ${state.bestEpoch}`;
       log(`resuming after epoch ${state.epochsDone} of ${state.epochs} (${best})`);
     } else if (o.resume) {
@@ -265,6 +276,7 @@ export async function train(o: TrainOptions, log: (line: string) => void = conso
       pool = await DataParallelTrainer.start(model, { workers, size: o.size, fault: o.workerFault });
       log(`backend: ${pool.detail}; optimizer on the main thread`);
     }
+    log(`augmentation: ${describeAugmentation(state.augment ?? 'basic')}`);
     const logPath = join(o.out, LOG_FILE);
     if (state.epochsDone === 0 || !existsSync(logPath)) writeFileAtomic(logPath, CSV_HEADER);
 
@@ -291,7 +303,7 @@ export async function train(o: TrainOptions, log: (line: string) => void = conso
       // `rng` are the same whether or not the next batch is prepared while workers compute.
       const prepare = async (s: number): Promise<Sample[]> => {
         const batchPairs = order.slice(s * o.batch, (s + 1) * o.batch);
-        return (await Promise.all(batchPairs.map((p) => cache.get(p)))).map((sample) => augment(sample, o.size, rng));
+        return (await Promise.all(batchPairs.map((p) => cache.get(p)))).map((sample) => augment(sample, o.size, rng, { profile: state.augment }));
       };
       let next: Promise<Sample[]> | undefined;
       for (let s = 0; s < steps; s++) {

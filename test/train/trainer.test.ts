@@ -4,7 +4,7 @@
  * build` loads, and --resume continues where it stopped.
  */
 import t from 'tap';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -78,6 +78,18 @@ t.test('train(): files, λ = 1 final weights that model build loads, and --resum
   const resumed = await train({ ...base, resume: true }, () => {});
   t.equal(resumed.records.length, 0, 'a finished run resumes to nothing left to do');
   await t.rejects(train({ ...base, resume: true, batch: 4 }, () => {}), /batch/, 'resume refuses changed options');
+
+  // A new run's default augmentation is 'field', recorded, and a resume cannot switch it.
+  t.ok(lines.some((l) => /^augmentation: rot90, flips, brightness\/contrast; field: zoom/.test(l)), 'the profile is logged');
+  t.equal((JSON.parse(readFileSync(join(out, 'state.json'), 'utf8')) as { augment: string }).augment, 'field');
+  await t.rejects(train({ ...base, resume: true, augment: 'basic' }, () => {}), /trained with --augment field, this run asks for basic/);
+  // A run written before profiles existed (no 'augment' in state.json) resumes as basic.
+  const state = JSON.parse(readFileSync(join(out, 'state.json'), 'utf8')) as Record<string, unknown>;
+  delete state.augment;
+  writeFileSync(join(out, 'state.json'), JSON.stringify(state));
+  const old: string[] = [];
+  await train({ ...base, resume: true }, (l) => old.push(l));
+  t.ok(old.includes('augmentation: rot90, flips, brightness/contrast'), 'an old run keeps the paper augmentation');
 });
 
 t.test('an interrupted and resumed run ends with the weights of an uninterrupted one', async (t) => {
