@@ -149,6 +149,12 @@ export interface FleetLinkOptions {
   maxMessageBytes?: number;
   /** Longest pause between attempts after the broker refused a queued message; default 300,000. */
   refusedRetryMaxMs?: number;
+  /**
+   * How long to wait for the SUBACK of the command subscription before subscribing again; default
+   * 10,000. A broker that never answers (a NATS node busy electing a stream leader) would otherwise
+   * leave the device connected, publishing, and deaf to commands without a word.
+   */
+  subackTimeoutMs?: number;
 }
 
 /** MQTT PUBLISH bytes besides topic and payload: fixed header (<= 5), topic length (2), packet id (2), properties (<= 4). */
@@ -202,6 +208,7 @@ export interface FleetLinkEvents {
 const NOOP = (): void => {};
 /** Pause before asking again for a command subscription the broker refused. */
 const COMMAND_RESUBSCRIBE_MS = 5_000;
+const SUBACK_TIMEOUT_MS = 10_000;
 
 export class FleetLink extends EventEmitter<FleetLinkEvents> {
   readonly topics: DeviceTopics;
@@ -240,6 +247,10 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
   private telemetryTimer: unknown;
   /** Set while a refused command subscription waits to be asked for again. */
   private commandRetryTimer: unknown;
+  /** Set while the SUBACK of the command subscription is awaited. */
+  private subackTimer: unknown;
+  /** Which subscribe is current: a SUBACK that arrives after its attempt timed out is ignored. */
+  private subscribeAttempt = 0;
   private stateWaiters: Array<{ state: LinkState; resolve: () => void }> = [];
 
   constructor(options: FleetLinkOptions) {
@@ -389,8 +400,20 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
    */
   private subscribeCommands(client: MqttClient): void {
     this.cancelCommandRetry();
+    const attempt = ++this.subscribeAttempt;
+    const timeoutMs = this.options.subackTimeoutMs ?? SUBACK_TIMEOUT_MS;
+    this.subackTimer = this.timers.setTimeout(() => {
+      this.subackTimer = undefined;
+      if (attempt !== this.subscribeAttempt || this.client !== client || this.stateValue === 'closed') return;
+      // Disconnected meanwhile: the next connect subscribes (a new attempt).
+      if (!client.connected) return;
+      this.emit('fault', new Error(`no SUBACK for the command subscription ${this.topics.commandFilter} within ${timeoutMs / 1000} s; subscribing again`));
+      this.subscribeCommands(client);
+    }, timeoutMs);
     // rh 2: no retained messages at subscribe (MQTT 5); onMessage also drops any that arrive.
     client.subscribe(this.topics.commandFilter, { qos: 1, rh: 2 }, (err) => {
+      if (attempt !== this.subscribeAttempt) return;
+      this.cancelSubackTimer();
       if (!err || this.client !== client || this.stateValue === 'closed') return;
       // mqtt.js's ErrorWithSubackPacket carries the SUBACK; any other error is the connection going
       // away, and the next connect subscribes again.
@@ -407,7 +430,14 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     });
   }
 
+  private cancelSubackTimer(): void {
+    if (this.subackTimer === undefined) return;
+    this.timers.clearTimeout(this.subackTimer);
+    this.subackTimer = undefined;
+  }
+
   private cancelCommandRetry(): void {
+    this.cancelSubackTimer();
     if (this.commandRetryTimer === undefined) return;
     this.timers.clearTimeout(this.commandRetryTimer);
     this.commandRetryTimer = undefined;
@@ -496,11 +526,23 @@ export class FleetLink extends EventEmitter<FleetLinkEvents> {
     this.setState('closed');
     if (client) {
       // A clean DISCONNECT (after the offline status is acknowledged) keeps the broker from also
-      // publishing the will; without a connection there is nobody to say goodbye to.
-      const ended = client.endAsync(!graceful);
-      const timer = setTimeout(() => client.end(true), Math.max(drainMs, 100));
-      await ended;
-      clearTimeout(timer);
+      // publishing the will; without a connection there is nobody to say goodbye to. mqtt.js's
+      // end(false) waits for every packet in flight (a SUBSCRIBE the broker never answered
+      // included) and a later end(true) does not cut that wait short, so wait here, bounded, and
+      // only then end: gracefully if everything was acknowledged, forcibly if not.
+      const outgoingEmpty = (): boolean => Object.keys(client.outgoing).length === 0;
+      if (graceful && !outgoingEmpty()) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            clearTimeout(timer);
+            client.off('outgoingEmpty', done);
+            resolve();
+          };
+          const timer = setTimeout(done, Math.max(drainMs, 100));
+          client.on('outgoingEmpty', done);
+        });
+      }
+      await client.endAsync(!graceful || !outgoingEmpty());
     }
     this.drainLoop.forgetInflight();
     if (this.ownsStore) this.store.close();

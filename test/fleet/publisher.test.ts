@@ -273,6 +273,41 @@ t.test('retained commands are ignored and counted, live ones run (finding 6)', a
   }
 });
 
+t.test('a command subscription the broker never acknowledges is asked for again, and commands arrive', async (t) => {
+  const broker = await startBroker({ t });
+  const device = 'cart-nosuback';
+  const ops = await recorder(broker.url, [`lvunet/${device}/cmd/+/reply`]);
+  t.teardown(() => ops.close());
+  // A broker that swallows the first SUBSCRIBE: no SUBACK, no refusal, nothing.
+  const net = await startProxy(broker.url);
+  t.teardown(() => net.close());
+  net.swallowSubscribes(1);
+  const faults: string[] = [];
+  const l = link(t, { url: net.url, device, subackTimeoutMs: 1_000 });
+  l.on('fault', (e) => faults.push(e.message));
+  l.onCommand('set-threshold', ({ value }) => ({ threshold: value }));
+  l.start();
+  await l.waitFor('online');
+  const deadline = Date.now() + 10_000;
+  while (net.swallowed === 0 && Date.now() < deadline) await sleep(20);
+  t.equal(net.swallowed, 1, 'the first SUBSCRIBE never reached the broker');
+  while (!faults.some((f) => /no SUBACK/.test(f)) && Date.now() < deadline) await sleep(50);
+  t.match(faults.join('\n'), /no SUBACK for the command subscription lvunet\/cart-nosuback\/cmd\/\+ within 1 s; subscribing again/);
+  // Commands now reach the device (the second SUBSCRIBE went through).
+  for (let i = 0; ; i++) {
+    await ops.client.publishAsync(`lvunet/${device}/cmd/set-threshold`, JSON.stringify({ id: `c${i}`, value: 0.4 }), { qos: 1 });
+    await sleep(200);
+    if (ops.messages.some((m) => m.topic.endsWith('/reply'))) break;
+    if (i > 25) break;
+  }
+  t.ok(ops.messages.some((m) => m.topic.endsWith('/reply') && json(m).ok === true), 'a command sent after the retry is answered');
+  t.equal(faults.filter((f) => /no SUBACK/.test(f)).length, 1, 'one timeout, then the SUBACK came');
+  // close() must not wait for the SUBACK that never comes (mqtt.js's end() would, for ever).
+  const closing = Date.now();
+  await l.close(200);
+  t.ok(Date.now() - closing < 5_000, `close() returns though a SUBSCRIBE was never acknowledged (${Date.now() - closing} ms)`);
+});
+
 t.test('a reply over the broker limit becomes an error reply of its own and results keep flowing (finding 1)', async (t) => {
   // The deploy broker's limit; max_packet_size makes mosquitto announce it in CONNACK.
   for (const limit of ['message_size_limit 1048576', 'max_packet_size 1048576']) {
