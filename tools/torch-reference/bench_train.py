@@ -21,18 +21,10 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lvunet_torch import LVUNet, torchvision  # noqa: E402
-
-
-def bce_dice_loss(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    bce = F.binary_cross_entropy_with_logits(z, y)
-    p = torch.sigmoid(z).flatten(1)
-    t = y.flatten(1)
-    dice = (2 * (p * t).sum(1) + 1e-5) / (p.sum(1) + t.sum(1) + 1e-5)
-    return 0.5 * bce + (1 - dice.mean())
+from train_recipe import bce_dice_loss  # noqa: E402  (the recipe's own loss, not a copy)
 
 
 def main() -> None:
