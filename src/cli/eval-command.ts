@@ -1,10 +1,14 @@
 /** `lvunet-edge eval`: Dice, IoU, precision, recall, specificity and HD95 of a model on a labelled dataset. */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { listPairs, readSplitFile, selectPairs, type Pair } from '../data/dataset.js';
 import { evaluate, type EvaluationReport, type ImageRow, type ResolutionSummary } from '../eval/evaluate.js';
 import { METRIC_NAMES } from '../eval/metrics.js';
+import { runStress, type StressReport } from '../eval/stress-report.js';
+import { detectModality, shiftsFor } from '../eval/stress.js';
+import { FP16_FILE, INT8_FILE } from '../model/build.js';
 import { UsageError } from './errors.js';
 import { EVAL_USAGE } from './usage.js';
 
@@ -79,6 +83,8 @@ export async function evalCommand(argv: string[], log: (line: string) => void, p
       csv: { type: 'string' },
       threads: { type: 'string' },
       json: { type: 'boolean', default: false },
+      stress: { type: 'boolean', default: false },
+      'stress-set': { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
@@ -122,6 +128,32 @@ export async function evalCommand(argv: string[], log: (line: string) => void, p
   }
   if (values['save-masks'] !== undefined) log(`eval: wrote ${report.perImage.length} masks to ${values['save-masks']}`);
   if (values['save-overlays'] !== undefined) log(`eval: wrote ${report.perImage.length} overlays (prediction red, truth green) to ${values['save-overlays']}`);
+  let stress: StressReport | undefined;
+  if (values.stress) {
+    const set = values['stress-set'];
+    if (set !== undefined && set !== 'colour' && set !== 'grey') throw new UsageError(`--stress-set must be colour or grey, got ${JSON.stringify(set)}`, EVAL_USAGE);
+    const modality = set ?? (await detectModality(pairs)).modality;
+    // A model directory's converted precisions are checked against its fp32 under each shift too.
+    const dir = statSync(values.model).isDirectory() ? values.model : undefined;
+    const converted = dir === undefined ? [] : (
+      [['fp16', FP16_FILE], ['int8', INT8_FILE]] as const
+    ).filter(([, f]) => existsSync(join(dir, f))).map(([precision, f]) => ({ precision, bytes: readFileSync(join(dir, f)) }));
+    const shifts = shiftsFor(modality);
+    log(`eval: stress tests, ${shifts.length} shifts for ${modality} data${converted.length ? `; ${converted.map((c) => c.precision).join(' and ')} checked against fp32 under each` : ''}`);
+    const baseline = { native: report.summary.native.perImage.dice.mean, model: report.summary.model.perImage.dice.mean };
+    stress = await runStress({ path: report.model.path, bytes: readFileSync(report.model.path) }, converted, pairs, shifts, baseline, { threads, log });
+  }
   // NaN (no image with a defined HD95) becomes null in JSON, which is what "undefined" should read as.
-  print(values.json ? JSON.stringify(report, null, 2) : formatReport(report));
+  if (values.json) print(JSON.stringify(stress ? { ...report, stress } : report, null, 2));
+  else print(formatReport(report) + (stress ? formatStress(stress) : ''));
+}
+
+/** The stress table: fp32 Dice (native size) per shift, its change, and each precision's agreement. */
+export function formatStress(r: StressReport): string {
+  const precisions = Object.keys(r.worstAgreement);
+  const head = ['shift', 'dice', 'change', ...precisions.map((p) => `${p} vs fp32`)];
+  const rows = r.shifts.map((s) => [s.name, fmt(s.dice.native), (s.diceChange >= 0 ? '+' : '') + fmt(s.diceChange), ...precisions.map((p) => fmt(s.agreement[p].mean))]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const line = (cells: readonly string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return `\nstress tests (${r.images} images; unshifted dice ${fmt(r.baseline.native)}, native size):\n${[line(head), ...rows.map(line)].join('\n')}\n`;
 }

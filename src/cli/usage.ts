@@ -207,6 +207,7 @@ each epoch, and lvunet.safetensors: the λ = 1 epoch with the best validation Di
 
 export const EVAL_USAGE = `usage: lvunet-edge eval --model FILE.onnx|DIR --data DIR [--split FILE [--subset test]] [--limit N]
                          [--save-masks DIR] [--save-overlays DIR] [--csv FILE] [--threads N] [--json]
+                         [--stress [--stress-set colour|grey]]
 
 Runs the model on DIR/images/* and scores the masks (sigmoid > 0.5, i.e. logit > 0) against
 DIR/masks/*, per image and pooled over all pixels, at the model's input size (truth resized by
@@ -227,6 +228,11 @@ undefined when either mask is empty and such images are counted. std is over ima
                      hd95 (empty when undefined), and dice at model size
   --threads N        ONNX Runtime intra-op threads (default 1)
   --json             print the full report (summary and per-image rows) as JSON on stdout
+  --stress           also score the images under the stress shifts 'model release' records (gamma,
+                     contrast, gain, blur, JPEG, resolution, noise; hue, saturation and specular
+                     highlights for colour data, speckle for greyscale data); with a model directory,
+                     its fp16 and int8 files are checked against its fp32 under each shift too
+  --stress-set SET   colour or grey (default: from the images, grey when 90 % have R = G = B)
 Progress goes to stderr.`;
 
 export const BUNDLE_KEYGEN_USAGE = `usage: lvunet-edge bundle keygen --out DIR

@@ -19,6 +19,8 @@ import { sha256, writeFileAtomic } from '../util/files.js';
 
 export const TRAIN_FILE = 'lvunet.train.onnx';
 export const FP32_FILE = 'lvunet.fp32.onnx';
+export const FP16_FILE = 'lvunet.fp16.onnx';
+export const INT8_FILE = 'lvunet.int8.onnx';
 
 /** Metadata keys a weights file may carry its deep-training slope under (ours, the paper code's). */
 export const LAMBDA_KEYS = ['lambda', 'act_learn'] as const;

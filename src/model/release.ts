@@ -20,7 +20,7 @@ import { describeAugmentation, type AugmentProfile } from '../train/data.js';
 import { FINAL_WEIGHTS, LOG_FILE, readLog, SPLIT_FILE, STATE_FILE, type EpochRecord } from '../train/trainer.js';
 import { DEFAULT_LR, DEFAULT_MIN_LR, DEFAULT_RAMP_FRACTION } from '../train/schedule.js';
 import { sha256, writeFileAtomic } from '../util/files.js';
-import { buildModelDir, describeFile, FP32_FILE, loadWeightsFile } from './build.js';
+import { buildModelDir, describeFile, FP16_FILE, FP32_FILE, INT8_FILE, loadWeightsFile } from './build.js';
 import { MANIFEST_FILE, type Manifest, type ManifestFile, type Precision } from './manifest.js';
 import { readOnnx } from './onnx/read.js';
 import { writeOnnx } from './onnx/write.js';
@@ -33,10 +33,9 @@ import { quantizeInt8 } from './precision/quantize.js';
 import { GATES, RELEASE_INT8 } from './release-gates.js';
 import type { Model } from './ir.js';
 import { runStress, type StressReport } from '../eval/stress-report.js';
-import { isGrey, shiftsFor, type Modality } from '../eval/stress.js';
+import { detectModality, shiftsFor } from '../eval/stress.js';
 
-export const FP16_FILE = 'lvunet.fp16.onnx';
-export const INT8_FILE = 'lvunet.int8.onnx';
+export { FP16_FILE, INT8_FILE };
 
 /** Issue-level gates: what a converted precision must show against fp32 before it ships. */
 export { GATES };
@@ -135,17 +134,6 @@ function provenance(dataDir: string): { name: string; sourceFile: string | null;
   if (!existsSync(path)) return { name: basename(resolve(dataDir)), sourceFile: null, sha256: null, notes: null };
   const bytes = readFileSync(path);
   return { name: basename(resolve(dataDir)), sourceFile: 'SOURCE.md', sha256: sha256(bytes), notes: bytes.toString('utf8').trim() };
-}
-
-/**
- * Greyscale or colour data, from a spread sample of the test images: grey when at least 90 % have
- * R = G = B everywhere (BUSI: 632 of 647 images; the rest carry coloured markers).
- */
-async function detectModality(pairs: readonly Pair[]): Promise<{ modality: Modality; sampled: number; grey: number }> {
-  const sample = spreadSample(pairs, Math.min(32, pairs.length));
-  let grey = 0;
-  for (const p of sample) if (isGrey(await readImageFile(p.image))) grey++;
-  return { modality: grey >= 0.9 * sample.length ? 'grey' : 'colour', sampled: sample.length, grey };
 }
 
 /** The summary without per-image rows: mean ± std over images, HD95, pooled scores, empty-mask counts. */
