@@ -12,6 +12,8 @@ import { buildModelDir, FP32_FILE, seededModelWeights } from '../../src/model/bu
 import { KVASIR } from '../helpers/paths.js';
 import { requireShared } from '../helpers/shared-data.js';
 import { same } from '../helpers/same.js';
+import type { StressReport } from '../../src/eval/stress-report.js';
+import { COLOUR_SHIFTS } from '../../src/eval/stress.js';
 
 requireShared(KVASIR);
 
@@ -133,6 +135,19 @@ t.test('--split, --subset and --limit pick the pairs; text output names both res
 
   const train = await runEval(['--model', model, '--data', data, '--split', split, '--subset', 'train', '--json']);
   same(t, (JSON.parse(train.out) as EvaluationReport).perImage.map((r) => r.stem), [STEMS[0]]);
+});
+
+t.test('--stress scores the images under each shift; JSON carries the table', async (t) => {
+  const { out, err } = await runEval(['--model', model, '--data', data, '--limit', '2', '--stress', '--json']);
+  const report = JSON.parse(out) as EvaluationReport & { stress: StressReport };
+  t.ok(err.some((l) => /stress tests, 12 shifts for colour data/.test(l)), 'Kvasir is colour data: the colour set');
+  same(t, report.stress.shifts.map((s) => s.name), COLOUR_SHIFTS.map((s) => s.name));
+  t.equal(report.stress.baseline.native, report.summary.native.perImage.dice.mean);
+  same(t, report.stress.worstAgreement, {}, 'a single .onnx file: no converted precisions to compare');
+  const text = await runEval(['--model', model, '--data', data, '--limit', '1', '--stress', '--stress-set', 'grey']);
+  t.match(text.out, /stress tests \(1 images; unshifted dice \d\.\d{4}, native size\):\nshift +dice +change\n/);
+  t.match(text.out, /\nspeckle-0\.3 +\d\.\d{4} +[+-]\d\.\d{4}\n/, '--stress-set grey: the grey set');
+  await t.rejects(runEval(['--model', model, '--data', data, '--stress', '--stress-set', 'sepia']), UsageError);
 });
 
 t.test('usage errors', async (t) => {
