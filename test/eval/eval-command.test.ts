@@ -138,7 +138,7 @@ t.test('--split, --subset and --limit pick the pairs; text output names both res
 });
 
 t.test('--stress scores the images under each shift; JSON carries the table', async (t) => {
-  const { out, err } = await runEval(['--model', model, '--data', data, '--limit', '2', '--stress', '--json']);
+  const { out, err } = await runEval(['--model', model, '--data', data, '--limit', '1', '--stress', '--json']);
   const report = JSON.parse(out) as EvaluationReport & { stress: StressReport };
   t.ok(err.some((l) => /stress tests, 12 shifts for colour data/.test(l)), 'Kvasir is colour data: the colour set');
   same(t, report.stress.shifts.map((s) => s.name), COLOUR_SHIFTS.map((s) => s.name));

@@ -24,6 +24,7 @@ import { buildTestModel, copyKvasirImages, tempDir } from './fixtures/model.js';
 import { requireShared } from '../../helpers/shared-data.js';
 import { KVASIR } from '../../helpers/paths.js';
 import { same } from '../../helpers/same.js';
+import { FUSED_DEPTH } from '../../../src/runtime/pipeline/pipeline.js';
 
 requireShared(KVASIR);
 
@@ -192,7 +193,11 @@ t.test('fused native path: swapModel to a model of another input size', { skip }
   t.equal(report.drops.total, 0);
   const shas = sink.items.map((i) => i.result.model.sha256);
   const first = shas.indexOf(b.sha256);
-  t.ok(first > 3 && first <= 3 + 3, `the new model serves from frame ${first} on`);
+  // Frames already committed to the old session when result 3 is delivered: at most FUSED_DEPTH in
+  // flight, one done and waiting in the postprocess queue, one in the summary/sink stage. The raw
+  // frame waiting in the inference queue already goes to the new one. (3 + 3 held until a loaded
+  // machine showed frame 7: the bound is the pipeline's depth, not a guess.)
+  t.ok(first > 3 && first <= 3 + FUSED_DEPTH + 2, `the new model serves from frame ${first} on`);
   t.ok(shas.slice(0, first).every((s) => s === a.sha256) && shas.slice(first).every((s) => s === b.sha256));
   const last = sink.items[sink.items.length - 1];
   const ref = await reference(b.path, b, frames[last.result.frame.seq % frames.length], 'stretch', b.threshold);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import { REPO_ROOT } from '../helpers/paths.js';
-import { ensureStopped, startRun, stateDir, type RunProcess } from './run-helpers.js';
+import { ensureStopped, startRun, stateDir, type RunProcess } from '../integration/run-helpers.js';
 
 const BLOCK_HOOK = pathToFileURL(join(REPO_ROOT, 'test', 'helpers', 'worker-block-hook.mjs')).href;
 

@@ -16,7 +16,7 @@ import { goldenImages, ortRunner, serveDir } from '../fleet/bundles/fixtures.js'
 import { json, recorder, type Received, type Recorder } from '../fleet/mqtt-helpers.js';
 import { findMosquitto, startBroker } from '../helpers/mosquitto.js';
 import { KVASIR, REPO_ROOT } from '../helpers/paths.js';
-import { ensureStopped, startRun, stateDir } from './run-helpers.js';
+import { ensureStopped, startRun, stateDir } from '../integration/run-helpers.js';
 import { requireShared } from '../helpers/shared-data.js';
 
 requireShared(KVASIR);

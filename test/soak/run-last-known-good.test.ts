@@ -12,7 +12,7 @@ import { validateEvent } from '../../src/fleet/schemas.js';
 import { buildModelDir, seededModelWeights } from '../../src/model/build.js';
 import { json, recorder } from '../fleet/mqtt-helpers.js';
 import { findMosquitto, startBroker } from '../helpers/mosquitto.js';
-import { ensureStopped, resultLines, startRun, stateDir } from './run-helpers.js';
+import { ensureStopped, resultLines, startRun, stateDir } from '../integration/run-helpers.js';
 
 function configText(state: string, model: string, threshold: string): string {
   return [
