@@ -17,7 +17,7 @@
 import { mulberry32, type Rng } from '../data/random.js';
 import { addNoise, drawSpecular, gaussianBlur, hueRotate, jpegRoundTrip, lut, saturation, type Ellipse } from '../image/adjust.js';
 import type { RgbImage } from '../image/types.js';
-import { PREPROCESSING } from '../model/preprocessing.js';
+import { normalizeValue, PREPROCESSING } from '../model/preprocessing.js';
 
 /** What a field-augmented sample went through (for tests and a run's description). */
 export interface FieldDraw {
@@ -90,11 +90,7 @@ function toRgb8(image: Float32Array, size: number): RgbImage {
 }
 
 function fromRgb8(img: RgbImage, out: Float32Array): void {
-  const { mean, std, scale } = PREPROCESSING;
-  for (let i = 0; i < out.length; i++) {
-    const c = i % 3;
-    out[i] = (img.data[i] / scale - mean[c]) / std[c];
-  }
+  for (let i = 0; i < out.length; i++) out[i] = normalizeValue(img.data[i], (i % 3) as 0 | 1 | 2);
 }
 
 /** Zooms into a window of size/factor placed at (ox, oy) of the slack: image bilinear, mask nearest. */

@@ -283,7 +283,8 @@ t.test('a command subscription the broker never acknowledges is asked for again,
   t.teardown(() => net.close());
   net.swallowSubscribes(1);
   const faults: string[] = [];
-  const l = link(t, { url: net.url, device, subackTimeoutMs: 1_000 });
+  // 2 s: long enough that the acknowledged second SUBSCRIBE cannot time out on a loaded machine.
+  const l = link(t, { url: net.url, device, subackTimeoutMs: 2_000 });
   l.on('fault', (e) => faults.push(e.message));
   l.onCommand('set-threshold', ({ value }) => ({ threshold: value }));
   l.start();
@@ -292,7 +293,7 @@ t.test('a command subscription the broker never acknowledges is asked for again,
   while (net.swallowed === 0 && Date.now() < deadline) await sleep(20);
   t.equal(net.swallowed, 1, 'the first SUBSCRIBE never reached the broker');
   while (!faults.some((f) => /no SUBACK/.test(f)) && Date.now() < deadline) await sleep(50);
-  t.match(faults.join('\n'), /no SUBACK for the command subscription lvunet\/cart-nosuback\/cmd\/\+ within 1 s; subscribing again/);
+  t.match(faults.join('\n'), /no SUBACK for the command subscription lvunet\/cart-nosuback\/cmd\/\+ within 2 s; subscribing again/);
   // Commands now reach the device (the second SUBSCRIBE went through).
   for (let i = 0; ; i++) {
     await ops.client.publishAsync(`lvunet/${device}/cmd/set-threshold`, JSON.stringify({ id: `c${i}`, value: 0.4 }), { qos: 1 });
