@@ -153,7 +153,22 @@ export function nodeConfig(
   return text;
 }
 
+/**
+ * Starts the cluster, on fresh ports again when a node finds one taken: freePort() lets a port go
+ * before nats-server binds it, and another test file running at the same time may take it first
+ * (seen once in CI: "can't listen to the monitor port ... address already in use").
+ */
 export async function startNatsCluster(opts: StartNatsClusterOptions): Promise<NatsCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNatsClusterOnce(opts);
+    } catch (err) {
+      if (attempt >= 3 || !/address already in use/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startNatsClusterOnce(opts: StartNatsClusterOptions): Promise<NatsCluster> {
   const binary = findNatsServer();
   if (!binary) throw new Error('nats-server not found (looked at $NATS_SERVER_BIN, PATH, /usr/sbin). Install it with: apt-get install nats-server');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lvunet-nats-'));
