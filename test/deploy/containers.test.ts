@@ -13,6 +13,7 @@ import { REPO_ROOT } from '../helpers/paths.js';
 
 const DIR = join(REPO_ROOT, 'deploy', 'containers');
 const TARGETS = ['x64', 'arm64', 'jetson'] as const;
+const INSTALL_SCRIPT = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.install;
 const INSTRUCTIONS = new Set([
   'FROM', 'RUN', 'CMD', 'LABEL', 'EXPOSE', 'ENV', 'ADD', 'COPY', 'ENTRYPOINT', 'VOLUME', 'USER', 'WORKDIR', 'ARG', 'ONBUILD', 'STOPSIGNAL', 'HEALTHCHECK', 'SHELL',
 ]);
@@ -137,6 +138,20 @@ for (const target of TARGETS) {
     for (const ins of instructions.filter((i) => i.keyword === 'RUN' && /\bnpm (ci|install|i)\b/.test(i.args))) {
       const shipped = runtime.instructions.includes(ins) || /cd \/app\b/.test(ins.args);
       if (shipped) t.match(ins.args, /--omit=dev/, `line ${ins.line}: npm installs for the runtime omit dev dependencies`);
+    }
+
+    // npm ci runs package.json's install script; the file it runs must be in the tree at that point
+    // (an earlier COPY in the same stage, or copied into /app by the same RUN).
+    const installFile = /node (\S+)/.exec(INSTALL_SCRIPT)?.[1] ?? '';
+    t.ok(existsSync(join(REPO_ROOT, installFile)), `the install script runs ${installFile}`);
+    for (const stage of stages) {
+      stage.instructions.forEach((ins, i) => {
+        if (ins.keyword !== 'RUN' || !/\bnpm (ci|install|i)\b/.test(ins.args) || /--ignore-scripts/.test(ins.args)) return;
+        const copied = /cd \/app\b/.test(ins.args)
+          ? ins.args.split(/cd \/app\b/)[0].split(/\s+/).some((w) => w !== '' && installFile.startsWith(w.replace(/\/$/, '')) && w.includes('/'))
+          : stage.instructions.slice(0, i).some((c) => c.keyword === 'COPY' && !copyParts(c.args).flags.from && copyParts(c.args).sources.some((src) => installFile.startsWith(src.replace(/^\.\//, '').replace(/\/$/, ''))));
+        t.ok(copied, `line ${ins.line}: ${installFile} is in the tree before npm runs the install script`);
+      });
     }
 
     for (const kw of ['ENTRYPOINT', 'CMD']) {
