@@ -60,6 +60,8 @@ export interface StartBrokerOptions {
   startTimeoutMs?: number;
   /** Path of the mosquitto binary; default $MOSQUITTO_BIN or a PATH/sbin search. */
   binary?: string;
+  /** Picks the port when `port` is not given; default freePort(host). Tests of the retry inject one. */
+  pickPort?: (host: string) => Promise<number>;
 }
 
 export interface Broker {
@@ -266,6 +268,19 @@ function tryConnect(host: string, port: number): Promise<boolean> {
  * kernel for a free port could in principle take it before start().
  */
 export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker> {
+  // freePort() lets its port go before mosquitto binds it, so with several test files running at
+  // once another process can take it in between ("Error: Address already in use"): on a port chosen
+  // here, start again on a fresh one, up to three times, as the NATS cluster helper does.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startBrokerOnce(opts);
+    } catch (err) {
+      if (opts.port !== undefined || attempt >= 3 || !/address already in use/i.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startBrokerOnce(opts: StartBrokerOptions): Promise<Broker> {
   const binary = opts.binary ?? findMosquitto();
   if (!binary || !isExecutable(binary)) {
     const where = binary ?? `$MOSQUITTO_BIN, PATH and ${SEARCH_DIRS.join(', ')}`;
@@ -276,7 +291,7 @@ export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker
   }
 
   const host = opts.host ?? '127.0.0.1';
-  const port = opts.port ?? (await freePort(host));
+  const port = opts.port ?? (await (opts.pickPort ?? freePort)(host));
   const tempDir = await mkdtemp(path.join(os.tmpdir(), 'lvunet-mosquitto-'));
   const dataDir = opts.dataDir ?? path.join(tempDir, 'data');
   await mkdir(dataDir, { recursive: true });
