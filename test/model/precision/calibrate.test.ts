@@ -57,4 +57,27 @@ t.test('percentileThreshold and entropyThreshold on synthetic histograms', async
   const threshold = entropyThreshold(h, 1 / bins);
   t.ok(threshold < 0.5, `threshold ${threshold} ignores the outlier at 1.0`);
   t.ok(threshold > 128 / bins, `threshold ${threshold} covers the bulk`);
+
+  // After a ReLU: 70 % exact zeros, the rest half-normal (sigma 1, max 4.6). The zero spike must not
+  // pull the clip down to the smallest one tried (it gave 0.57, clipping a third of the non-zero values).
+  const relu = new Float64Array(bins);
+  const max = 4.6;
+  relu[0] = 0.7 * 1e6;
+  for (let i = 0; i < bins; i++) {
+    const x = ((i + 0.5) * max) / bins;
+    relu[i] += 0.3 * 1e6 * (max / bins) * Math.sqrt(2 / Math.PI) * Math.exp(-(x * x) / 2);
+  }
+  const before = Float64Array.from(relu);
+  const reluT = entropyThreshold(relu, max / bins);
+  t.ok(reluT > 2.5 && reluT <= max + max / bins, `ReLU output: threshold ${reluT} keeps the half-normal's bulk (sigma 1)`);
+  same(t, relu, before, 'the caller\'s histogram is not modified');
+
+  // A hard-sigmoid output (SE scale): every value in [0.15, 0.8] of a max of 0.8, sparse (few channels
+  // per image). A clip below the values folds them all into one level, which KL scored 0 and picked
+  // (0.05 on both shipped models: INT8 masks agreed with FP32 at Dice 0.0005).
+  const se = new Float64Array(bins);
+  const seMax = 0.8;
+  for (let k = 0; k < 300; k++) se[Math.min(bins - 1, Math.floor(((0.15 + (0.65 * k) / 299) / seMax) * bins))] += 1;
+  const seT = entropyThreshold(se, seMax / bins);
+  t.ok(seT > 0.15 + 2 * (seMax / bins), `SE scale: threshold ${seT} lies above the smallest values (0.15)`);
 });
