@@ -142,6 +142,36 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
+/**
+ * `count` distinct free ports: all are held open until every one is known. Calling freePort() in a
+ * row can hand back the same port twice once the first is let go (a NATS node was once given one port
+ * for both its client and its cluster listener: "bind: address already in use").
+ */
+export async function freePorts(count: number, host = '127.0.0.1'): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    const ports: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const server = net.createServer();
+      server.unref();
+      servers.push(server);
+      ports.push(
+        await new Promise<number>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(0, host, () => {
+            const address = server.address();
+            if (address === null || typeof address === 'string') reject(new Error('could not determine a free port'));
+            else resolve(address.port);
+          });
+        }),
+      );
+    }
+    return ports;
+  } finally {
+    await Promise.all(servers.map((server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()))));
+  }
+}
+
 interface UnixIds {
   uid: number;
   gid: number;

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { freePort, type TeardownHost } from './mosquitto.js';
+import { freePorts, type TeardownHost } from './mosquitto.js';
 
 const run = promisify(execFile);
 
@@ -182,10 +182,12 @@ async function startNatsClusterOnce(opts: StartNatsClusterOptions): Promise<Nats
   });
   await run(path.join(REPO_ROOT, 'deploy/nats/make-accounts.sh'), [path.join(dir, 'accounts.conf'), ...ingest.flatMap((i) => ['--ingest', i]), ...opts.devices]);
   const deployConfig = await readFile(path.join(REPO_ROOT, 'deploy/nats/nats-server.conf'), 'utf8');
-  const ports = [];
-  for (let i = 0; i < 3; i++) {
-    ports.push({ clientPort: await freePort(), mqttPort: await freePort(), clusterPort: await freePort(), monitorPort: await freePort() });
-  }
+  // Twelve distinct ports (freePort() in a row once gave a node the same one twice).
+  const picked = await freePorts(12);
+  const ports = [0, 1, 2].map((i) => {
+    const [clientPort, mqttPort, clusterPort, monitorPort] = picked.slice(4 * i, 4 * i + 4);
+    return { clientPort, mqttPort, clusterPort, monitorPort };
+  });
   const routePorts = ports.map((p) => p.clusterPort);
   const startTimeoutMs = opts.startTimeoutMs ?? 30_000;
 
