@@ -126,20 +126,8 @@ function isExecutable(file: string): boolean {
 
 /** Asks the kernel for a currently free port on host. */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      if (address === null || typeof address === 'string') {
-        server.close();
-        reject(new Error('could not determine a free port'));
-        return;
-      }
-      server.close(() => resolve(address.port));
-    });
-  });
+  const [port] = await freePorts(1, host);
+  return port;
 }
 
 /**
@@ -298,14 +286,21 @@ function tryConnect(host: string, port: number): Promise<boolean> {
  * kernel for a free port could in principle take it before start().
  */
 export async function startBroker(opts: StartBrokerOptions = {}): Promise<Broker> {
-  // freePort() lets its port go before mosquitto binds it, so with several test files running at
-  // once another process can take it in between ("Error: Address already in use"): on a port chosen
-  // here, start again on a fresh one, up to three times, as the NATS cluster helper does.
+  // A port the caller fixed is never changed: its bind error is the caller's to see.
+  return opts.port !== undefined ? startBrokerOnce(opts) : onFreshPorts(() => startBrokerOnce(opts));
+}
+
+/**
+ * Runs `start` (which picks its ports with freePort/freePorts) again, up to three times in all, when
+ * it fails with "address already in use": a picked port is let go before the server binds it, and
+ * another test file running at the same time may take it first.
+ */
+export async function onFreshPorts<T>(start: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startBrokerOnce(opts);
+      return await start();
     } catch (err) {
-      if (opts.port !== undefined || attempt >= 3 || !/address already in use/i.test((err as Error).message)) throw err;
+      if (attempt >= 3 || !/address already in use/i.test((err as Error).message)) throw err;
     }
   }
 }

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { freePorts, type TeardownHost } from './mosquitto.js';
+import { freePorts, onFreshPorts, type TeardownHost } from './mosquitto.js';
 
 const run = promisify(execFile);
 
@@ -154,18 +154,11 @@ export function nodeConfig(
 }
 
 /**
- * Starts the cluster, on fresh ports again when a node finds one taken: freePort() lets a port go
- * before nats-server binds it, and another test file running at the same time may take it first
- * (seen once in CI: "can't listen to the monitor port ... address already in use").
+ * Starts the cluster, on fresh ports again when a node finds one taken (seen once in CI: "can't
+ * listen to the monitor port ... address already in use").
  */
 export async function startNatsCluster(opts: StartNatsClusterOptions): Promise<NatsCluster> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startNatsClusterOnce(opts);
-    } catch (err) {
-      if (attempt >= 3 || !/address already in use/.test((err as Error).message)) throw err;
-    }
-  }
+  return onFreshPorts(() => startNatsClusterOnce(opts));
 }
 
 async function startNatsClusterOnce(opts: StartNatsClusterOptions): Promise<NatsCluster> {
