@@ -7,7 +7,8 @@ import { listPairs, readSplitFile, selectPairs, type Pair } from '../data/datase
 import { evaluate, type EvaluationReport, type ImageRow, type ResolutionSummary } from '../eval/evaluate.js';
 import { METRIC_NAMES } from '../eval/metrics.js';
 import { runStress, type StressReport } from '../eval/stress-report.js';
-import { detectModality, shiftsFor } from '../eval/stress.js';
+import { detectModality } from '../data/modality.js';
+import { shiftsFor } from '../eval/stress.js';
 import { FP16_FILE, INT8_FILE } from '../model/build.js';
 import { UsageError } from './errors.js';
 import { EVAL_USAGE } from './usage.js';

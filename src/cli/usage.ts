@@ -178,7 +178,7 @@ non-zero if a requested precision was rejected.
 
 export const TRAIN_USAGE = `usage: lvunet-edge train --data DIR --out DIR [--epochs 300] [--batch 8] [--size 256] [--seed 42]
                         [--split FILE] [--resume] [--limit N] [--stop-after N] [--lr 0.001] [--wasm]
-                        [--workers 1] [--augment field|basic]
+                        [--workers 1] [--augment field|ultrasound|basic]
 
 Trains LV-UNet from scratch with the paper's recipe (Adam, weight decay 1e-4, cosine LR to 1e-5,
 0.5·BCE + (1 − soft Dice), rot90/flip/brightness/contrast augmentation) and a deep-training λ that
@@ -191,10 +191,12 @@ each epoch, and lvunet.safetensors: the λ = 1 epoch with the best validation Di
   --limit   use at most N train and N val images (smoke runs)
   --stop-after  train at most N epochs in this invocation, then exit (continue with --resume)
   --wasm    use the wasm backend even when @tensorflow/tfjs-node is installed
-  --augment field (new runs' default): also what differs between one centre's equipment and another's,
-            drawn per sample: zoom and crop, gamma, hue, saturation, specular highlights, blur, noise,
-            JPEG artefacts (the operations the release's stress tests use). basic: the paper's alone.
-            A resumed run keeps the profile it started with (runs from before profiles: basic).
+  --augment field (new runs' default for colour data): also what differs between one centre's
+            equipment and another's, drawn per sample: zoom and crop, gamma, hue, saturation,
+            specular highlights, blur, noise, JPEG artefacts (the operations the release's stress
+            tests use). ultrasound (default for greyscale data): zoom and crop, gain, gamma, contrast,
+            speckle, blur, downscaling, noise, JPEG. basic: the paper's alone. A resumed run keeps
+            the profile it started with (runs from before profiles: basic).
   --workers data-parallel worker threads (default 1). With N ≥ 2 each worker holds a replica and
             computes gradients on its share of every batch (batch/N images), the main thread
             averages them and takes one Adam step; wasm backend, about N times the images/s on N

@@ -11,9 +11,8 @@
  */
 import { mulberry32, type Rng } from '../data/random.js';
 import { addNoise, addSpeckle, downUp, drawSpecular, gaussianBlur, hueRotate, jpegRoundTrip, lut, saturation, type Ellipse } from '../image/adjust.js';
-import { readImageFile } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
-import { spreadSample } from '../model/precision/images.js';
+import type { Modality } from '../data/modality.js';
 
 export interface StressShift {
   /** Short stable name (manifest key). */
@@ -79,26 +78,6 @@ export const GREY_SHIFTS: readonly StressShift[] = [
   ...COMMON,
   shift('speckle-0.3', 'multiplicative speckle: a smoothed unit-mean field, +-30 % per sigma, seeded per image', (img, stem) => addSpeckle(img, 0.3, stemRng(stem, 3))),
 ];
-
-/** True when every pixel has R = G = B (a greyscale image, however it was stored). */
-export function isGrey(img: RgbImage): boolean {
-  const d = img.data;
-  for (let i = 0; i < d.length; i += 3) if (d[i] !== d[i + 1] || d[i] !== d[i + 2]) return false;
-  return true;
-}
-
-export type Modality = 'colour' | 'grey';
-
-/**
- * Greyscale or colour data, from a spread sample of the test images: grey when at least 90 % have
- * R = G = B everywhere (BUSI: 632 of 647 images; the rest carry coloured markers).
- */
-export async function detectModality(pairs: readonly { readonly image: string }[]): Promise<{ modality: Modality; sampled: number; grey: number }> {
-  const sample = spreadSample(pairs, Math.min(32, pairs.length));
-  let grey = 0;
-  for (const p of sample) if (isGrey(await readImageFile(p.image))) grey++;
-  return { modality: grey >= 0.9 * sample.length ? 'grey' : 'colour', sampled: sample.length, grey };
-}
 
 export function shiftsFor(modality: Modality): readonly StressShift[] {
   return modality === 'grey' ? GREY_SHIFTS : COLOUR_SHIFTS;

@@ -33,7 +33,8 @@ import { quantizeInt8 } from './precision/quantize.js';
 import { GATES, RELEASE_INT8 } from './release-gates.js';
 import type { Model } from './ir.js';
 import { runStress, type StressReport } from '../eval/stress-report.js';
-import { detectModality, shiftsFor } from '../eval/stress.js';
+import { detectModality } from '../data/modality.js';
+import { shiftsFor } from '../eval/stress.js';
 
 export { FP16_FILE, INT8_FILE };
 

@@ -7,7 +7,7 @@ import type { Rng } from '../data/random.js';
 import { readImageFile, readMaskFile } from '../image/decode.js';
 import { preprocessRgb, resizeMaskNearest } from '../image/preprocess.js';
 import { PREPROCESSING } from '../model/preprocessing.js';
-import { applyField, drawField, FIELD_DESCRIPTION } from './augment-field.js';
+import { applyField, drawField, drawUltrasound, FIELD_DESCRIPTION, ULTRASOUND_DESCRIPTION } from './augment-field.js';
 import { nchwToNhwc } from './model.js';
 
 export interface Sample {
@@ -48,14 +48,16 @@ export class SampleCache {
 
 /**
  * 'basic': the paper's rot90, flips and brightness/contrast. 'field': basic, then what differs between
- * one centre's equipment and another's (augment-field.ts). A run records its profile (state.json), and
- * runs written before profiles existed are 'basic'.
+ * one centre's equipment and another's (augment-field.ts); 'ultrasound': basic, then the same for
+ * ultrasound machines. A run records its profile (state.json), and runs written before profiles
+ * existed are 'basic'.
  */
-export type AugmentProfile = 'basic' | 'field';
-export const AUGMENT_PROFILES: readonly AugmentProfile[] = ['basic', 'field'];
+export type AugmentProfile = 'basic' | 'field' | 'ultrasound';
+export const AUGMENT_PROFILES: readonly AugmentProfile[] = ['basic', 'field', 'ultrasound'];
 
 export function describeAugmentation(profile: AugmentProfile): string {
-  return profile === 'field' ? `rot90, flips, brightness/contrast; ${FIELD_DESCRIPTION}` : 'rot90, flips, brightness/contrast';
+  const basic = 'rot90, flips, brightness/contrast';
+  return profile === 'field' ? `${basic}; ${FIELD_DESCRIPTION}` : profile === 'ultrasound' ? `${basic}; ${ULTRASOUND_DESCRIPTION}` : basic;
 }
 
 export interface AugmentOptions {
@@ -110,6 +112,7 @@ export function augment(s: Sample, size: number, rng: Rng, o: AugmentOptions = {
     }
   }
   if (o.profile === 'field') applyField(image, mask, size, drawField(rng, size));
+  else if (o.profile === 'ultrasound') applyField(image, mask, size, drawUltrasound(rng));
   return { image, mask };
 }
 

@@ -9,6 +9,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { DEFAULT_FRACTIONS, listPairs, readSplitFile, selectPairs, splitPairs, writeSplitFile, type Pair, type SplitFile } from '../data/dataset.js';
+import { detectModality } from '../data/modality.js';
 import { mulberry32, shuffleInPlace } from '../data/random.js';
 import { SIZE_MULTIPLE } from '../model/architecture.js';
 import { seededWeights } from '../model/init.js';
@@ -53,7 +54,8 @@ export interface TrainOptions {
   readonly workers?: number;
   /**
    * Augmentation profile (data.ts). Unset: a resumed run keeps its own (runs from before profiles
-   * existed are 'basic'), a new run takes 'field'. Set, it must match a resumed run's.
+   * existed are 'basic'), a new run takes 'ultrasound' for greyscale data and 'field' otherwise. Set,
+   * it must match a resumed run's.
    */
   readonly augment?: AugmentProfile;
   /** Tests only: make a worker fail (see WorkerFault). */
@@ -223,6 +225,14 @@ export async function evaluateParts(model: TfLvunet, pairs: readonly Pair[], cac
   return { dice, batchLoss };
 }
 
+/** A new run's profile when --augment is not given: the field profile for the data's modality. */
+async function defaultAugment(pairs: readonly Pair[], log: (line: string) => void): Promise<AugmentProfile> {
+  const m = await detectModality(pairs);
+  const profile = m.modality === 'grey' ? 'ultrasound' : 'field';
+  log(`augmentation profile ${profile}: ${m.grey} of ${m.sampled} sampled training images are greyscale (--augment to choose)`);
+  return profile;
+}
+
 export async function train(o: TrainOptions, log: (line: string) => void = console.log): Promise<TrainResult> {
   checkTrainOptions(o);
   mkdirSync(o.out, { recursive: true });
@@ -233,7 +243,8 @@ export async function train(o: TrainOptions, log: (line: string) => void = conso
 
   const pairs = listPairs(o.data);
   const split = resolveSplit(o, pairs);
-  let trainPairs = selectPairs(pairs, split.train);
+  const allTrainPairs = selectPairs(pairs, split.train);
+  let trainPairs = allTrainPairs;
   let valPairs = selectPairs(pairs, split.val);
   if (o.limit !== undefined) {
     trainPairs = trainPairs.slice(0, o.limit);
@@ -246,7 +257,7 @@ export async function train(o: TrainOptions, log: (line: string) => void = conso
   const model = TfLvunet.create({ height: o.size, width: o.size, lambda: lambdaAt(0, schedule) }, seededWeights({ seed: o.seed, randomBatchNorm: false }));
   const optimizer = new Adam({ weightDecay: o.weightDecay ?? 1e-4 });
   const statePath = join(o.out, STATE_FILE);
-  let state: RunState = { epochs: o.epochs, batch: o.batch, size: o.size, seed: o.seed, epochsDone: 0, bestDice: -1, bestEpoch: -1, augment: o.augment ?? 'field' };
+  let state: RunState = { epochs: o.epochs, batch: o.batch, size: o.size, seed: o.seed, epochsDone: 0, bestDice: -1, bestEpoch: -1, augment: o.augment ?? (o.resume && existsSync(statePath) ? 'basic' : await defaultAugment(allTrainPairs, log)) };
   let pool: DataParallelTrainer | undefined;
 
   try {

@@ -1,6 +1,7 @@
 import t from 'tap';
 
-import { COLOUR_SHIFTS, GREY_SHIFTS, isGrey, shiftsFor } from '../../src/eval/stress.js';
+import { isGrey } from '../../src/data/modality.js';
+import { COLOUR_SHIFTS, GREY_SHIFTS, shiftsFor } from '../../src/eval/stress.js';
 import { gaussianBlur } from '../../src/image/adjust.js';
 import type { RgbImage } from '../../src/image/types.js';
 import { same } from '../helpers/same.js';

@@ -9,7 +9,7 @@ import { join, parse } from 'node:path';
 import ort from 'onnxruntime-node';
 
 import { listPairs } from '../../src/data/dataset.js';
-import { isGrey } from '../../src/eval/stress.js';
+import { isGrey } from '../../src/data/modality.js';
 import { decodeMask, readImageFile } from '../../src/image/decode.js';
 import { preprocessRgb } from '../../src/image/preprocess.js';
 import { summarize } from '../../src/runtime/postprocess/index.js';

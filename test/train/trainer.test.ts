@@ -17,8 +17,8 @@ import { loadSample, stackBatch } from '../../src/train/data.js';
 import { TfLvunet } from '../../src/train/model.js';
 import { Adam } from '../../src/train/optimizer.js';
 import { FINAL_WEIGHTS, LAST_WEIGHTS, LOG_FILE, PLOT_FILE, readLog, SPLIT_FILE, train, trainStep } from '../../src/train/trainer.js';
-import { KVASIR } from '../helpers/paths.js';
-import { requireShared } from '../helpers/shared-data.js';
+import { BUSI, KVASIR } from '../helpers/paths.js';
+import { requireShared, sharedSkip } from '../helpers/shared-data.js';
 
 requireShared(KVASIR);
 
@@ -90,6 +90,18 @@ t.test('train(): files, λ = 1 final weights that model build loads, and --resum
   const old: string[] = [];
   await train({ ...base, resume: true }, (l) => old.push(l));
   t.ok(old.includes('augmentation: rot90, flips, brightness/contrast'), 'an old run keeps the paper augmentation');
+});
+
+t.test('greyscale data (BUSI) gets the ultrasound profile by default', { skip: sharedSkip(BUSI) }, async (t) => {
+  const out = join(dir, 'busi');
+  const lines: string[] = [];
+  await train({ data: BUSI, out, epochs: 1, batch: 2, size: SIZE, seed: 42, resume: false, limit: 2, wasm: true, progressEvery: 0 }, (l) => lines.push(l));
+  t.ok(lines.some((l) => /^augmentation profile ultrasound: \d+ of 32 sampled training images are greyscale/.test(l)), 'the choice and its reason are logged');
+  t.ok(lines.some((l) => /^augmentation: rot90, flips, brightness\/contrast; ultrasound: zoom .*speckle/.test(l)), 'the profile is described');
+  t.equal((JSON.parse(readFileSync(join(out, 'state.json'), 'utf8')) as { augment: string }).augment, 'ultrasound');
+  const resumed: string[] = [];
+  await train({ data: BUSI, out, epochs: 1, batch: 2, size: SIZE, seed: 42, resume: true, limit: 2, wasm: true, progressEvery: 0 }, (l) => resumed.push(l));
+  t.notOk(resumed.some((l) => l.startsWith('augmentation profile')), 'a resumed run does not choose again');
 });
 
 t.test('an interrupted and resumed run ends with the weights of an uninterrupted one', async (t) => {
