@@ -1,6 +1,4 @@
-import { join } from 'node:path';
-
-import { REPO_ROOT } from './paths.js';
+import { childCoverageDir } from './child-coverage.js';
 
 const PROCESSINFO_ENV = /^_TAPJS_PROCESSINFO_/;
 
@@ -13,7 +11,9 @@ const PROCESSINFO_ENV = /^_TAPJS_PROCESSINFO_/;
  * a CLI start cost twice the CPU with it (test/cli/run.test.js: 9.9 CPU-s plain, 20.6 with the hook
  * in its children, coverage off). Children get no hook; while tap collects coverage they write
  * V8's own coverage instead (NODE_V8_COVERAGE: the format the hook writes, source maps included)
- * into the directory tap reports from, so code that runs only in children stays in the figures.
+ * into a directory of this process's, which child-env-hook.ts filters into the one tap reports
+ * from when this process exits (child-coverage.ts), so code that runs only in children stays in
+ * the figures.
  */
 export function childEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = {};
@@ -22,7 +22,7 @@ export function childEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   if (options.length === 0) delete out.NODE_OPTIONS;
   else out.NODE_OPTIONS = options.join(' ');
   if (env._TAPJS_PROCESSINFO_COVERAGE_ === '1' && out.NODE_V8_COVERAGE === undefined) {
-    out.NODE_V8_COVERAGE = join(REPO_ROOT, '.tap', 'coverage');
+    out.NODE_V8_COVERAGE = childCoverageDir(process.pid);
   }
   return out;
 }

@@ -1,9 +1,7 @@
 // test/helpers/child-env.ts: what a child of a test process gets (see child-env-hook.ts).
 import t from 'tap';
-import { join } from 'node:path';
-
+import { childCoverageDir } from '../helpers/child-coverage.js';
 import { childEnv } from '../helpers/child-env.js';
-import { REPO_ROOT } from '../helpers/paths.js';
 
 const hook = '"--import=file:///x/node_modules/@tapjs/processinfo/dist/esm/import.mjs"';
 
@@ -20,9 +18,9 @@ t.test('tap\'s process-info hook and variables are removed; other options are ke
   t.equal(env.NODE_V8_COVERAGE, undefined, 'no coverage when tap collects none');
 });
 
-t.test('only the hook: NODE_OPTIONS goes; with coverage on, V8 coverage goes to tap\'s directory', async (t) => {
+t.test('only the hook: NODE_OPTIONS goes; with coverage on, V8 coverage goes to this process\'s directory', async (t) => {
   const env = childEnv({ NODE_OPTIONS: hook, _TAPJS_PROCESSINFO_COVERAGE_: '1' });
   t.notOk('NODE_OPTIONS' in env);
-  t.equal(env.NODE_V8_COVERAGE, join(REPO_ROOT, '.tap', 'coverage'));
+  t.equal(env.NODE_V8_COVERAGE, childCoverageDir(process.pid), 'a directory of this process, filtered at its exit');
   t.equal(childEnv({ NODE_V8_COVERAGE: '/elsewhere', _TAPJS_PROCESSINFO_COVERAGE_: '1' }).NODE_V8_COVERAGE, '/elsewhere', 'a directory already set is kept');
 });
