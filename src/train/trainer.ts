@@ -258,6 +258,7 @@ export async function train(o: TrainOptions, log: (line: string) => void = conso
   const optimizer = new Adam({ weightDecay: o.weightDecay ?? 1e-4 });
   const statePath = join(o.out, STATE_FILE);
   let state: RunState = { epochs: o.epochs, batch: o.batch, size: o.size, seed: o.seed, epochsDone: 0, bestDice: -1, bestEpoch: -1, augment: o.augment ?? (o.resume && existsSync(statePath) ? 'basic' : await defaultAugment(allTrainPairs, log)) };
+  // ('basic' above is a placeholder: a resumed run's state, read below, replaces it with the run's own profile.)
   let pool: DataParallelTrainer | undefined;
 
   try {
