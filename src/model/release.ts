@@ -73,6 +73,12 @@ export interface PrecisionOutcome {
   readonly file: string;
   readonly agreement: AgreementRecord;
   readonly reason?: string;
+  /**
+   * For a rejected precision: the sha256 of the file that was made and not written, and how it was
+   * made (quantization, calibration), so anyone can reproduce it (`model quantize` with the same
+   * images) and see it is the file the figures belong to.
+   */
+  readonly made?: { readonly sha256: string } & Readonly<Record<string, unknown>>;
 }
 
 export interface AgreementRecord {
@@ -270,7 +276,7 @@ export async function releaseModel(o: ReleaseOptions): Promise<ReleaseResult> {
       // A stale file from an earlier release would otherwise sit beside a manifest that rejects it.
       rmSync(path, { force: true });
       const reason = gateFailure(agreement);
-      outcomes.push({ precision: c.precision, shipped: false, file: c.file, agreement, reason });
+      outcomes.push({ precision: c.precision, shipped: false, file: c.file, agreement, reason, made: { sha256: sha256(c.bytes), ...c.extra } });
       log(`${c.file}: NOT shipped: ${reason}`);
     }
   }
@@ -312,7 +318,7 @@ export async function releaseModel(o: ReleaseOptions): Promise<ReleaseResult> {
       native: metricTable(evaluation.summary.native),
       stress: stress ? { ...stress, note: 'fp32 Dice vs truth under each shift (mean over images, native size unless stated) and each shipped or rejected precision\'s mask Dice vs fp32 under the same shift' } : null,
     },
-    rejected: outcomes.filter((x) => !x.shipped).map((x) => ({ precision: x.precision, file: x.file, reason: x.reason, agreement: x.agreement })),
+    rejected: outcomes.filter((x) => !x.shipped).map((x) => ({ precision: x.precision, file: x.file, reason: x.reason, agreement: x.agreement, ...x.made })),
   };
   writeFileAtomic(join(o.outDir, SPLIT_FILE), readFileSync(join(o.runDir, SPLIT_FILE)));
   writeFileAtomic(join(o.outDir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);

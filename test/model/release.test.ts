@@ -136,6 +136,12 @@ t.test('a precision that fails its gate is not written and is listed as rejected
   t.equal(manifest.rejected?.length, 1);
   const calibration = (manifest.rejected?.[0] as { agreement: { images: number } }).agreement;
   t.equal(calibration.images, 4);
+  // What was made and not written is identifiable and reproducible: its sha256 and its calibration.
+  const made = manifest.rejected?.[0] as { sha256: string; calibration: { split: string; stems: string[] }; quantization: { keepFloat: string[] } };
+  t.match(made.sha256, /^[0-9a-f]{64}$/);
+  t.equal(made.calibration.split, 'train');
+  t.equal(made.calibration.stems.length, 2);
+  t.same(made.quantization.keepFloat, ['firstconv', 'encoder1']);
   t.equal((manifest.evaluation as { stress: unknown }).stress, null, 'no stress tests were run, and the manifest says so');
 });
 
