@@ -2,6 +2,11 @@
 // about one core busy for 15-30 s; one after the other was a sixth of npm test's time on 2 cores).
 // Output of each is printed whole when it ends, never interleaved; fails if either fails.
 import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
+
+// Children's raw V8 coverage (test/helpers/child-coverage.ts) that a killed test process never
+// collected would otherwise pile up, node internals and all, run after run.
+rmSync(new URL('../.tap/child-coverage', import.meta.url), { recursive: true, force: true });
 
 const run = (name, command, args) =>
   new Promise((resolve) => {

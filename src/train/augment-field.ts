@@ -100,9 +100,10 @@ export const ULTRASOUND_DESCRIPTION =
   'speckle strength 0.1-0.4 (p 0.4), Gaussian blur sigma 0.5-1.5 px (p 0.2), downscale 2-4x and back (p 0.15), noise sigma 2.5-10 levels (p 0.3), JPEG quality 20-70 (p 0.2)';
 
 /**
- * Draws the parameters of one ultrasound sample: always ULTRASOUND_DRAWS values. The ranges cover the
- * grey stress shifts (gamma 0.6 and 1.6, contrast 0.6, gain 0.7, speckle 0.3, blur, 4x downscale,
- * noise 10, JPEG 20) without reaching their extremes on every sample.
+ * Draws the parameters of one ultrasound sample: always ULTRASOUND_DRAWS values. The ranges reach the
+ * grey stress shifts (gamma 1.6, contrast 0.6, gain 0.7, speckle 0.3, blur, 4x downscale, noise 10,
+ * JPEG 20) without reaching their extremes on every sample, except gamma 0.6: e^-0.5 is 0.607, just
+ * short of it (widening the range would change what resumed runs draw; a new profile could).
  */
 export function drawUltrasound(rng: Rng): FieldDraw {
   const u = (lo: number, hi: number): number => lo + (hi - lo) * rng();

@@ -18,9 +18,15 @@ import { REPO_ROOT } from './paths.js';
 /** Where tap reads coverage from. */
 export const TAP_COVERAGE_DIR = join(REPO_ROOT, '.tap', 'coverage');
 
-/** The directory the children of test process `pid` write their raw V8 coverage to. */
-export function childCoverageDir(pid: number): string {
-  return join(REPO_ROOT, '.tap', 'child-coverage', String(pid));
+/** Where every test process's children write raw V8 coverage; emptied before each `npm test`. */
+export const CHILD_COVERAGE_ROOT = join(REPO_ROOT, '.tap', 'child-coverage');
+
+// Pids are reused: a directory a killed test process never collected must not be taken for this one's.
+const PROCESS_TAG = `${process.pid}-${Date.now().toString(36)}-${Math.floor(Math.random() * 0x1000000).toString(36)}`;
+
+/** The directory the children of this test process write their raw V8 coverage to. */
+export function childCoverageDir(): string {
+  return join(CHILD_COVERAGE_ROOT, PROCESS_TAG);
 }
 
 interface ScriptCoverage {
@@ -32,48 +38,75 @@ interface V8CoverageFile {
   'source-map-cache'?: Record<string, unknown>;
 }
 
+const list = (value: string | undefined): string[] => (value ?? '').trim().split('\n').filter((f) => f !== '');
+
+/** A `/source/flags` string as @tapjs/processinfo writes its exclusion patterns, or undefined. */
+function parsePattern(value: string | undefined): RegExp | undefined {
+  const parsed = value?.match(/^\/(.*)\/([a-z]*)$/);
+  if (!parsed) return undefined;
+  try {
+    return new RegExp(parsed[1], parsed[2]);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * tap's own rule for one test process (@tapjs/run sets these variables for it): a script is
- * covered when it is in the project, not under its node_modules, and not one of the files
- * `coverage-exclude` (and the test files) expand to.
+ * tap's own rule for one test process (the variables @tapjs/run sets, read as
+ * @tapjs/processinfo's register-coverage reads them): a script outside the project is never
+ * covered; with a coverage map (_TAPJS_PROCESSINFO_COV_FILES_) only the files it lists are;
+ * otherwise every file except those `coverage-exclude` and the test list expand to
+ * (_TAPJS_PROCESSINFO_COV_EXCLUDE_FILES_) and those the exclusion pattern matches
+ * (_TAPJS_PROCESSINFO_COV_EXCLUDE_, by default node_modules).
  */
 export function coveredByTap(env: NodeJS.ProcessEnv): (path: string) => boolean {
-  const excluded = new Set((env._TAPJS_PROCESSINFO_COV_EXCLUDE_FILES_ ?? '').split('\n').filter((f) => f !== ''));
-  const nodeModules = join(REPO_ROOT, 'node_modules') + sep;
-  return (path) => path.startsWith(REPO_ROOT + sep) && !path.startsWith(nodeModules) && !excluded.has(path);
+  const only = new Set(list(env._TAPJS_PROCESSINFO_COV_FILES_));
+  const excluded = new Set(list(env._TAPJS_PROCESSINFO_COV_EXCLUDE_FILES_));
+  const pattern = parsePattern(env._TAPJS_PROCESSINFO_COV_EXCLUDE_) ?? /[\\/]node_modules[\\/]/;
+  return (path) => {
+    if (!path.startsWith(REPO_ROOT + sep)) return false;
+    if (only.size > 0) return only.has(path);
+    return !excluded.has(path) && !pattern.test(path);
+  };
 }
 
 /**
  * Moves the children's coverage from `dir` into `outDir`, keeping only scripts `covered` accepts,
- * and removes `dir`. A file a child is still writing (it outlived this process) is not valid JSON
- * yet: it is left out rather than failing the test process at exit.
+ * and removes `dir`. It runs in an exit listener, where a throw would fail a test process whose
+ * tests passed: a file a child is still writing (it outlived this process, so not valid JSON yet),
+ * one that is not V8 coverage, or one that cannot be written (a full disk) is left out and counted.
  */
-export function collectChildCoverage(dir: string, outDir: string, covered: (path: string) => boolean): { files: number; scripts: number } {
+export function collectChildCoverage(dir: string, outDir: string, covered: (path: string) => boolean): { files: number; scripts: number; skipped: number } {
   let names: string[];
   try {
     names = readdirSync(dir).filter((n) => n.endsWith('.json'));
   } catch {
-    return { files: 0, scripts: 0 };
+    return { files: 0, scripts: 0, skipped: 0 };
   }
   let files = 0;
   let scripts = 0;
+  let skipped = 0;
+  const keep = (url: string): boolean => url.startsWith('file:') && covered(fileURLToPath(url));
   for (const name of names) {
-    let cov: V8CoverageFile;
     try {
-      cov = JSON.parse(readFileSync(join(dir, name), 'utf8')) as V8CoverageFile;
+      const cov = JSON.parse(readFileSync(join(dir, name), 'utf8')) as Partial<V8CoverageFile>;
+      if (!Array.isArray(cov.result)) throw new Error('not V8 coverage');
+      const result = cov.result.filter((s) => keep(s.url));
+      if (result.length === 0) continue;
+      const maps = cov['source-map-cache'] ?? {};
+      const kept: V8CoverageFile = { result, 'source-map-cache': Object.fromEntries(Object.entries(maps).filter(([url]) => keep(url))) };
+      mkdirSync(outDir, { recursive: true });
+      writeFileSync(join(outDir, `child-${name}`), JSON.stringify(kept));
+      files++;
+      scripts += result.length;
     } catch {
-      continue;
+      skipped++;
     }
-    const keep = (url: string): boolean => url.startsWith('file:') && covered(fileURLToPath(url));
-    const result = cov.result.filter((s) => keep(s.url));
-    if (result.length === 0) continue;
-    const maps = cov['source-map-cache'] ?? {};
-    const kept: V8CoverageFile = { result, 'source-map-cache': Object.fromEntries(Object.entries(maps).filter(([url]) => keep(url))) };
-    mkdirSync(outDir, { recursive: true });
-    writeFileSync(join(outDir, `child-${name}`), JSON.stringify(kept));
-    files++;
-    scripts += result.length;
   }
-  rmSync(dir, { recursive: true, force: true });
-  return { files, scripts };
+  try {
+    rmSync(dir, { recursive: true, force: true });
+  } catch {
+    // Left for the next `npm test`, which empties CHILD_COVERAGE_ROOT before tap starts.
+  }
+  return { files, scripts, skipped };
 }

@@ -22,5 +22,5 @@ processOnSpawn.addListener((child) => {
 // The children's raw V8 coverage, filtered into tap's directory once no more children can start.
 if (process.env._TAPJS_PROCESSINFO_COVERAGE_ === '1') {
   const covered = coveredByTap(process.env);
-  process.on('exit', () => collectChildCoverage(childCoverageDir(process.pid), TAP_COVERAGE_DIR, covered));
+  process.on('exit', () => collectChildCoverage(childCoverageDir(), TAP_COVERAGE_DIR, covered));
 }

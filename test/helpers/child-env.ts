@@ -22,7 +22,7 @@ export function childEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   if (options.length === 0) delete out.NODE_OPTIONS;
   else out.NODE_OPTIONS = options.join(' ');
   if (env._TAPJS_PROCESSINFO_COVERAGE_ === '1' && out.NODE_V8_COVERAGE === undefined) {
-    out.NODE_V8_COVERAGE = childCoverageDir(process.pid);
+    out.NODE_V8_COVERAGE = childCoverageDir();
   }
   return out;
 }

@@ -26,6 +26,10 @@ const inFiles = manifest.files.find((f) => f.file === INT8_FILE) as unknown as M
 const inRejected = (manifest.rejected ?? []).find((r) => r.file === INT8_FILE) as unknown as MadeInt8 | undefined;
 const shipped = inFiles ?? inRejected;
 if (shipped === undefined) throw new Error(`${MODEL_DIR}/manifest.json records no INT8 file, shipped or rejected`);
+// Manifests released before rejected entries recorded what was made have neither field.
+if (typeof shipped.sha256 !== 'string' || !Array.isArray(shipped.calibration?.stems)) {
+  throw new Error(`${MODEL_DIR}/manifest.json: its INT8 entry has no sha256 or calibration stems; re-run 'model release' to record them`);
+}
 
 t.test(`no options: the release's INT8 file (${inFiles ? 'shipped' : 'rejected by its gate'}), byte for byte`, async (t) => {
   const tmp = mkdtempSync(join(tmpdir(), 'quantize-defaults-'));
