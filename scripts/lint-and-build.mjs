@@ -5,7 +5,8 @@ import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 
 // Children's raw V8 coverage (test/helpers/child-coverage.ts) that a killed test process never
-// collected would otherwise pile up, node internals and all, run after run.
+// collected would otherwise pile up, node internals and all, run after run. The same path as
+// CHILD_COVERAGE_ROOT there: this script runs before the build that compiles it.
 rmSync(new URL('../.tap/child-coverage', import.meta.url), { recursive: true, force: true });
 
 const run = (name, command, args) =>

@@ -22,5 +22,6 @@ t.test('only the hook: NODE_OPTIONS goes; with coverage on, V8 coverage goes to 
   const env = childEnv({ NODE_OPTIONS: hook, _TAPJS_PROCESSINFO_COVERAGE_: '1' });
   t.notOk('NODE_OPTIONS' in env);
   t.equal(env.NODE_V8_COVERAGE, childCoverageDir(), 'a directory of this process, filtered at its exit');
+  t.match(env.NODE_V8_COVERAGE, new RegExp(`[\\\\/]\\.tap[\\\\/]child-coverage[\\\\/]${process.pid}-[0-9a-z]+-[0-9a-z]+$`), 'under .tap/child-coverage, tagged beyond the pid');
   t.equal(childEnv({ NODE_V8_COVERAGE: '/elsewhere', _TAPJS_PROCESSINFO_COVERAGE_: '1' }).NODE_V8_COVERAGE, '/elsewhere', 'a directory already set is kept');
 });
