@@ -29,6 +29,7 @@ function parse(argv: string[]) {
       wasm: { type: 'boolean', default: false },
       workers: { type: 'string', default: '1' },
       augment: { type: 'string' },
+      init: { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
@@ -75,6 +76,7 @@ export function parseTrainArgs(argv: string[]): TrainOptions {
     wasm: values.wasm,
     workers,
     augment: augmentProfile(values.augment),
+    init: values.init === undefined ? undefined : resolve(values.init),
   };
 }
 

@@ -178,7 +178,7 @@ non-zero if a requested precision was rejected.
 
 export const TRAIN_USAGE = `usage: lvunet-edge train --data DIR --out DIR [--epochs 300] [--batch 8] [--size 256] [--seed 42]
                         [--split FILE] [--resume] [--limit N] [--stop-after N] [--lr 0.001] [--wasm]
-                        [--workers 1] [--augment field|ultrasound|basic]
+                        [--workers 1] [--augment field|ultrasound|basic] [--init MODEL]
 
 Trains LV-UNet from scratch with the paper's recipe (Adam, weight decay 1e-4, cosine LR to 1e-5,
 0.5·BCE + (1 − soft Dice), rot90/flip/brightness/contrast augmentation) and a deep-training λ that
@@ -187,7 +187,11 @@ reaches exactly 1 for the last 10 % of epochs. DIR/ receives split.json (64/16/2
 each epoch, and lvunet.safetensors: the λ = 1 epoch with the best validation Dice, which
 'lvunet-edge model build --weights' takes as it is.
   --data    a dataset folder with images/ and masks/
-  --resume  continue DIR's run from its last completed epoch (same epochs, batch, size, seed)
+  --resume  continue DIR's run from its last completed epoch (same epochs, batch, size, seed, lr)
+  --init    fine-tune instead: start from a model directory (models/lvunet-kvasir), its
+            lvunet.train.onnx, or a λ = 1 lvunet.safetensors. λ stays 1 for every epoch, Adam starts
+            fresh, the lr runs its cosine from 3e-4 unless --lr is given, and the split.json beside
+            the weights is used unless --split is given (so their test images stay unseen).
   --limit   use at most N train and N val images (smoke runs)
   --stop-after  train at most N epochs in this invocation, then exit (continue with --resume)
   --wasm    use the wasm backend even when @tensorflow/tfjs-node is installed

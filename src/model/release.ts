@@ -12,12 +12,12 @@
  * a device can never pick up a quantised model that silently lost accuracy.
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
 import { listPairs, readSplitFile, selectPairs, type Pair, type SplitFile } from '../data/dataset.js';
 import { evaluate, type ResolutionSummary } from '../eval/evaluate.js';
-import { describeAugmentation, type AugmentProfile } from '../train/data.js';
-import { FINAL_WEIGHTS, LOG_FILE, readLog, SPLIT_FILE, STATE_FILE, type EpochRecord } from '../train/trainer.js';
+import { describeAugmentation } from '../train/data.js';
+import { FINAL_WEIGHTS, LOG_FILE, readLog, SPLIT_FILE, STATE_FILE, type EpochRecord, type RunState } from '../train/trainer.js';
 import { DEFAULT_LR, DEFAULT_MIN_LR, DEFAULT_RAMP_FRACTION } from '../train/schedule.js';
 import { sha256, writeFileAtomic } from '../util/files.js';
 import { buildModelDir, describeFile, FP16_FILE, FP32_FILE, INT8_FILE, loadWeightsFile } from './build.js';
@@ -109,7 +109,7 @@ export class ReleaseError extends Error {
 }
 
 interface RunInfo {
-  readonly state: { epochs: number; batch: number; size: number; seed: number; epochsDone: number; bestDice: number; bestEpoch: number; augment?: AugmentProfile };
+  readonly state: RunState;
   readonly split: SplitFile;
   readonly splitSha256: string;
   readonly records: EpochRecord[];
@@ -133,6 +133,35 @@ function readRun(runDir: string): RunInfo {
   }
   const splitPath = join(runDir, SPLIT_FILE);
   return { state, split: readSplitFile(splitPath), splitSha256: sha256(readFileSync(splitPath)), records: readLog(join(runDir, LOG_FILE)) };
+}
+
+/** The run's peak learning rate: recorded in state.json since --init; older runs' first logged epoch has it. */
+function peakLr(run: RunInfo): number {
+  return run.state.lr ?? run.records.find((r) => r.epoch === 1)?.lr ?? DEFAULT_LR;
+}
+
+/**
+ * Where a fine-tuned model started: the file by its model directory and name (not the training
+ * machine's absolute path), its sha256, and the starting model's own name, epochs and augmentation
+ * when a manifest.json beside it lists that file (null when none does).
+ */
+function initRecord(init: NonNullable<RunState['init']>): Record<string, unknown> {
+  const dir = dirname(init.file);
+  const record: Record<string, unknown> = { file: `${basename(dir)}/${basename(init.file)}`, sha256: init.sha256 };
+  if (init.weightsSha256 !== undefined) record.weightsSha256 = init.weightsSha256;
+  const manifestPath = join(dir, MANIFEST_FILE);
+  if (existsSync(manifestPath)) {
+    try {
+      const m = JSON.parse(readFileSync(manifestPath, 'utf8')) as { name?: unknown; files?: unknown; training?: { epochs?: unknown; schedule?: { augmentation?: unknown } } };
+      // Only a manifest that lists the very file describes it (the directory may have been re-released since).
+      const lists = Array.isArray(m.files) && m.files.some((f) => (f as { sha256?: unknown } | null)?.sha256 === init.sha256);
+      record.model = lists ? { name: m.name ?? null, epochs: m.training?.epochs ?? null, augmentation: m.training?.schedule?.augmentation ?? null } : null;
+    } catch {
+      // A damaged manifest beside the weights does not stop a release; the sha256 above identifies them.
+      record.model = null;
+    }
+  }
+  return record;
 }
 
 /** SOURCE.md beside the data travels with the model: where the images came from and on what terms. */
@@ -298,9 +327,12 @@ export async function releaseModel(o: ReleaseOptions): Promise<ReleaseResult> {
       batch: run.state.batch,
       size: run.state.size,
       seed: run.state.seed,
+      ...(run.state.init ? { init: initRecord(run.state.init) } : {}),
       schedule: {
-        optimizer: `Adam, weight decay 1e-4, lr ${DEFAULT_LR} cosine to ${DEFAULT_MIN_LR}`,
-        lambda: `1 − cos(π/2 · e/ramp), ramp = ${DEFAULT_RAMP_FRACTION} of the epochs, then exactly 1`,
+        optimizer: `Adam, weight decay 1e-4, lr ${peakLr(run)} cosine to ${DEFAULT_MIN_LR}`,
+        lambda: run.state.init
+          ? 'exactly 1 for every epoch (fine-tuned from λ = 1 weights, see init)'
+          : `1 − cos(π/2 · e/ramp), ramp = ${DEFAULT_RAMP_FRACTION} of the epochs, then exactly 1`,
         loss: '0.5 · BCE-with-logits + (1 − soft Dice)',
         augmentation: describeAugmentation(run.state.augment ?? 'basic'),
       },

@@ -6,7 +6,7 @@
  * here, in the same order, so the data a run sees depends on the seed alone.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { DEFAULT_FRACTIONS, listPairs, readSplitFile, selectPairs, splitPairs, writeSplitFile, type Pair, type SplitFile } from '../data/dataset.js';
 import { detectModality } from '../data/modality.js';
@@ -16,6 +16,7 @@ import { seededWeights } from '../model/init.js';
 import { writeFileAtomic } from '../util/files.js';
 import { initTrainBackend } from './backend.js';
 import { readOptimizerCheckpoint, readWeightsCheckpoint, serializeOptimizer, serializeWeights } from './checkpoint.js';
+import { readInitWeights, type InitSource, type InitWeights } from './init-weights.js';
 import { augment, describeAugmentation, SampleCache, stackBatch, type AugmentProfile, type Sample } from './data.js';
 import { diceScores, segmentationLoss } from './loss.js';
 import { TfLvunet } from './model.js';
@@ -58,6 +59,13 @@ export interface TrainOptions {
    * it must match a resumed run's.
    */
   readonly augment?: AugmentProfile;
+  /**
+   * Fine-tune instead of training from scratch: a model directory, its training-mode ONNX or a
+   * λ = 1 safetensors checkpoint (init-weights.ts). λ stays 1 for every epoch, Adam starts fresh,
+   * and the learning rate runs its cosine from `lr` (default FINE_TUNE_LR). A split.json beside the
+   * starting weights is used unless `split` is given, so their test images stay unseen.
+   */
+  readonly init?: string;
   /** Tests only: make a worker fail (see WorkerFault). */
   readonly workerFault?: WorkerFault;
 }
@@ -71,8 +79,8 @@ export const LOG_FILE = 'log.csv';
 export const PLOT_FILE = 'curves.svg';
 const CSV_HEADER = 'epoch,lambda,lr,train_loss,val_loss,val_dice,val_dice_std,images_per_s,seconds\n';
 
-/** What a resumed run must agree with, and where the previous one stopped. */
-interface RunState {
+/** state.json: what a resumed run must agree with, and where the previous one stopped (also read by `model release`). */
+export interface RunState {
   readonly epochs: number;
   readonly batch: number;
   readonly size: number;
@@ -82,7 +90,14 @@ interface RunState {
   readonly bestEpoch: number;
   /** Absent in runs written before augmentation profiles: those are 'basic'. */
   readonly augment?: AugmentProfile;
+  /** Peak learning rate; absent in runs written before it was recorded (those used --lr or the default). */
+  readonly lr?: number;
+  /** The weights a fine-tuning run started from; absent for runs from scratch. */
+  readonly init?: InitSource;
 }
+
+/** Fine-tuning's default peak learning rate: a third of a fresh run's, so a trained model is adjusted, not retrained. */
+export const FINE_TUNE_LR = 3e-4;
 
 export interface EpochRecord {
   readonly epoch: number;
@@ -120,10 +135,15 @@ export function checkTrainOptions(o: TrainOptions): void {
   if (o.size % SIZE_MULTIPLE !== 0) throw new RangeError(`--size ${o.size} is not a multiple of ${SIZE_MULTIPLE}`);
 }
 
-function resolveSplit(o: TrainOptions, pairs: readonly Pair[]): SplitFile {
+function resolveSplit(o: TrainOptions, pairs: readonly Pair[], initSplit: string | undefined, log: (line: string) => void): SplitFile {
   const saved = join(o.out, SPLIT_FILE);
-  if (o.split !== undefined) {
-    const split = readSplitFile(o.split);
+  const given = o.split ?? (o.resume && existsSync(saved) ? undefined : initSplit);
+  if (given !== undefined) {
+    if (o.split === undefined) log(`split: ${given}, the one the starting weights were trained on (its test images stay unseen)`);
+    else if (initSplit !== undefined && readFileSync(initSplit, 'utf8') !== readFileSync(o.split, 'utf8')) {
+      log(`warning: --split ${o.split} differs from ${initSplit}, the split the starting weights were trained on: their training images may be in this run's val or test split`);
+    }
+    const split = readSplitFile(given);
     writeSplitFile(saved, split);
     return split;
   }
@@ -241,8 +261,10 @@ export async function train(o: TrainOptions, log: (line: string) => void = conso
   const backend = await initTrainBackend({ preferNative: o.wasm !== true && workers === 1 });
   if (workers === 1) log(`backend: ${backend.detail}`);
 
+  const init: InitWeights | undefined = o.init === undefined ? undefined : readInitWeights(o.init);
+  const initSplitPath = init === undefined ? undefined : join(dirname(init.source.file), SPLIT_FILE);
   const pairs = listPairs(o.data);
-  const split = resolveSplit(o, pairs);
+  const split = resolveSplit(o, pairs, initSplitPath !== undefined && existsSync(initSplitPath) ? initSplitPath : undefined, log);
   const allTrainPairs = selectPairs(pairs, split.train);
   let trainPairs = allTrainPairs;
   let valPairs = selectPairs(pairs, split.val);
@@ -253,20 +275,42 @@ export async function train(o: TrainOptions, log: (line: string) => void = conso
   if (trainPairs.length === 0) throw new Error(`${o.data}: the split has no training images`);
   log(`data: ${trainPairs.length} train, ${valPairs.length} val (split ${join(o.out, SPLIT_FILE)}, ${split.test.length} test held out)`);
 
-  const schedule = { epochs: o.epochs, lr: o.lr };
+  const statePath = join(o.out, STATE_FILE);
+  const resuming = o.resume && existsSync(statePath);
+  const lr = o.lr ?? (init !== undefined ? FINE_TUNE_LR : undefined);
+  let state: RunState = {
+    epochs: o.epochs,
+    batch: o.batch,
+    size: o.size,
+    seed: o.seed,
+    epochsDone: 0,
+    bestDice: -1,
+    bestEpoch: -1,
+    augment: o.augment ?? (resuming ? 'basic' : await defaultAugment(allTrainPairs, log)),
+    ...(lr !== undefined ? { lr } : {}),
+    ...(init !== undefined ? { init: init.source } : {}),
+  };
+  // ('basic' above is a placeholder: a resumed run's state, read below, replaces it with the run's own profile.)
+  let prior: RunState | undefined;
+  if (resuming) {
+    prior = JSON.parse(readFileSync(statePath, 'utf8')) as RunState;
+    for (const k of ['epochs', 'batch', 'size', 'seed'] as const) {
+      if (prior[k] !== state[k]) throw new Error(`--resume: ${statePath} has ${k} ${prior[k]}, this run ${state[k]}`);
+    }
+    if (o.lr !== undefined && o.lr !== (prior.lr ?? o.lr)) throw new Error(`--resume: ${statePath} was trained with --lr ${prior.lr}, this run asks for ${o.lr}`);
+    if (init !== undefined && init.source.sha256 !== prior.init?.sha256) {
+      throw new Error(`--resume: ${statePath} ${prior.init ? `started from ${prior.init.file} (sha256 ${prior.init.sha256})` : 'was trained from scratch'}, this run asks for --init ${init.source.file}`);
+    }
+  }
+  // A fine-tuning run (fresh or resumed) keeps λ = 1 throughout: rampFraction 0.
+  const fineTuning = prior !== undefined ? prior.init !== undefined : init !== undefined;
+  const schedule = { epochs: o.epochs, lr: prior !== undefined ? prior.lr ?? o.lr : lr, rampFraction: fineTuning ? 0 : undefined };
   const model = TfLvunet.create({ height: o.size, width: o.size, lambda: lambdaAt(0, schedule) }, seededWeights({ seed: o.seed, randomBatchNorm: false }));
   const optimizer = new Adam({ weightDecay: o.weightDecay ?? 1e-4 });
-  const statePath = join(o.out, STATE_FILE);
-  let state: RunState = { epochs: o.epochs, batch: o.batch, size: o.size, seed: o.seed, epochsDone: 0, bestDice: -1, bestEpoch: -1, augment: o.augment ?? (o.resume && existsSync(statePath) ? 'basic' : await defaultAugment(allTrainPairs, log)) };
-  // ('basic' above is a placeholder: a resumed run's state, read below, replaces it with the run's own profile.)
   let pool: DataParallelTrainer | undefined;
 
   try {
-    if (o.resume && existsSync(statePath)) {
-      const prior = JSON.parse(readFileSync(statePath, 'utf8')) as RunState;
-      for (const k of ['epochs', 'batch', 'size', 'seed'] as const) {
-        if (prior[k] !== state[k]) throw new Error(`--resume: ${statePath} has ${k} ${prior[k]}, this run ${state[k]}`);
-      }
+    if (prior !== undefined) {
       const ckpt = readWeightsCheckpoint(join(o.out, LAST_WEIGHTS));
       model.loadWeights(ckpt.tensors);
       model.batchesTracked = ckpt.batchesTracked;
@@ -275,11 +319,16 @@ export async function train(o: TrainOptions, log: (line: string) => void = conso
       if (o.augment !== undefined && o.augment !== priorAugment) {
         throw new Error(`--resume: ${statePath} was trained with --augment ${priorAugment}, this run asks for ${o.augment}`);
       }
-      state = { ...prior, augment: priorAugment };
+      state = { ...prior, augment: priorAugment, ...(schedule.lr !== undefined ? { lr: schedule.lr } : {}) };
       const best = state.bestEpoch < 0 ? 'no λ = 1 epoch yet' : `best λ = 1 val Dice ${state.bestDice.toFixed(4)} at epoch ${state.bestEpoch}`;
       log(`resuming after epoch ${state.epochsDone} of ${state.epochs} (${best})`);
-    } else if (o.resume) {
-      log(`--resume: no ${statePath}, starting from scratch`);
+    } else {
+      if (o.resume) log(`--resume: no ${statePath}, starting ${init ? 'the fine-tuning run' : 'from scratch'}`);
+      if (init !== undefined) {
+        model.loadWeights(init.tensors);
+        model.batchesTracked = init.batchesTracked;
+        log(`fine-tuning from ${init.source.file} (sha256 ${init.source.sha256.slice(0, 12)}…): λ = 1 for every epoch, fresh Adam, lr ${lrAt(0, schedule).toExponential(2)} cosine to ${lrAt(o.epochs - 1, schedule).toExponential(2)}`);
+      }
     }
     if (workers > 1) {
       // BatchNorm over two values per channel outputs ±1 whatever they are, so no gradient crosses it.

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { listPairs, writeSplitFile } from '../../src/data/dataset.js';
@@ -10,7 +10,7 @@ import type { Manifest } from '../../src/model/manifest.js';
 import { FP16_FILE, INT8_FILE, releaseModel, ReleaseError } from '../../src/model/release.js';
 import { writeSafetensors } from '../../src/model/safetensors.js';
 import { sha256 } from '../../src/util/files.js';
-import { KVASIR } from '../helpers/paths.js';
+import { KVASIR, REPO_ROOT } from '../helpers/paths.js';
 import { requireShared } from '../helpers/shared-data.js';
 import { same } from '../helpers/same.js';
 import type { StressReport } from '../../src/eval/stress-report.js';
@@ -154,6 +154,45 @@ t.test('weights given with --weights are not credited to the run', async (t) => 
   const training = result.manifest.training as Record<string, Record<string, unknown> | string>;
   t.match(training.trainer, /^unknown: weights given with --weights/);
   same(t, training.weights, { file: 'other.safetensors', sha256: sha256(readFileSync(other)), epoch: null, selectedBy: 'given with --weights' });
+});
+
+t.test('a fine-tuned run records where it started and its own schedule', async (t) => {
+  const dir = t.testdir({ run: {}, out: {}, copy: {} });
+  fakeRun(join(dir, 'run'));
+  const shippedDir = join(REPO_ROOT, 'models', 'lvunet-kvasir');
+  const shippedOnnx = join(shippedDir, 'lvunet.train.onnx');
+  const shipped = JSON.parse(readFileSync(join(shippedDir, 'manifest.json'), 'utf8')) as Manifest;
+  const init = { file: shippedOnnx, sha256: sha256(readFileSync(shippedOnnx)), weightsSha256: 'a'.repeat(64) };
+  const state = { epochs: 10, batch: 2, size: 256, seed: 42, epochsDone: 10, bestDice: 0.5, bestEpoch: 10, augment: 'field', lr: 0.0003, init };
+  writeFileSync(join(dir, 'run', 'state.json'), JSON.stringify(state));
+  const result = await releaseModel({ runDir: join(dir, 'run'), dataDir: KVASIR, outDir: join(dir, 'out'), precisions: [], threads: 1, limit: 2, stress: false });
+  const training = result.manifest.training as { init: unknown; schedule: Record<string, string> };
+  same(t, training.init, {
+    file: 'lvunet-kvasir/lvunet.train.onnx',
+    sha256: init.sha256,
+    weightsSha256: init.weightsSha256,
+    model: { name: shipped.name, epochs: (shipped.training as { epochs: unknown }).epochs, augmentation: (shipped.training as { schedule: { augmentation: unknown } }).schedule.augmentation },
+  });
+  t.match(training.schedule.lambda, /^exactly 1 for every epoch \(fine-tuned/);
+  t.match(training.schedule.optimizer, /lr 0\.0003 cosine/);
+
+  // A copy whose manifest does not list it: the file is named, the manifest beside it is not credited.
+  copyFileSync(shippedOnnx, join(dir, 'copy', 'lvunet.train.onnx'));
+  writeFileSync(join(dir, 'copy', 'manifest.json'), JSON.stringify({ ...shipped, files: [] }));
+  writeFileSync(join(dir, 'run', 'state.json'), JSON.stringify({ ...state, init: { ...init, file: join(dir, 'copy', 'lvunet.train.onnx') } }));
+  const again = await releaseModel({ runDir: join(dir, 'run'), dataDir: KVASIR, outDir: join(dir, 'out'), precisions: [], threads: 1, limit: 2, stress: false });
+  t.equal((again.manifest.training as { init: { model: unknown } }).init.model, null);
+});
+
+t.test('a run from scratch that recorded no lr reports the one its first epoch logged', async (t) => {
+  const dir = t.testdir({ run: {}, out: {} });
+  fakeRun(join(dir, 'run'));
+  writeFileSync(join(dir, 'run', 'log.csv'), 'epoch,lambda,lr,train_loss,val_loss,val_dice,val_dice_std,images_per_s,seconds\n1,0,0.002,0.5,0.5,0.4,0.1,3,120\n10,1,0.00001,0.4,0.45,0.5,0.1,3,120\n');
+  const result = await releaseModel({ runDir: join(dir, 'run'), dataDir: KVASIR, outDir: join(dir, 'out'), precisions: [], threads: 1, limit: 2, stress: false });
+  const training = result.manifest.training as { init?: unknown; schedule: Record<string, string> };
+  t.match(training.schedule.optimizer, /lr 0\.002 cosine/);
+  t.match(training.schedule.lambda, /^1 − cos/);
+  t.notOk('init' in training, 'no init for a run from scratch');
 });
 
 t.test('a run without λ = 1 weights yet is refused with how far it got', async (t) => {

@@ -14,6 +14,8 @@ t.test('options', async (t) => {
   const o = parseTrainArgs(['--data', 'd', '--out', 'o', '--epochs', '3', '--batch', '2', '--size', '128', '--seed', '7', '--split', 's.json', '--resume', '--limit', '5', '--stop-after', '2', '--lr', '0.01']);
   t.match(o, { stopAfter: 2, epochs: 3, batch: 2, size: 128, seed: 7, split: resolve('s.json'), resume: true, limit: 5, lr: 0.01 });
   t.equal(parseTrainArgs(['--data', 'd', '--out', 'o', '--workers', '2']).workers, 2);
+  t.equal(parseTrainArgs(['--data', 'd', '--out', 'o', '--init', 'models/x']).init, resolve('models/x'), '--init is resolved like the other paths');
+  t.equal(parseTrainArgs(['--data', 'd', '--out', 'o']).init, undefined);
 });
 
 t.test('bad arguments are usage errors', async (t) => {
