@@ -6,7 +6,7 @@
  */
 import type { EvalPair } from './evaluate.js';
 import { evaluate } from './evaluate.js';
-import { checkAgainstReference } from '../model/precision/check.js';
+import { checkModelsAgainstReference } from '../model/precision/check.js';
 import type { StressShift } from './stress.js';
 
 export interface ShiftResult {
@@ -47,9 +47,15 @@ export async function runStress(
   for (const [i, shift] of shifts.entries()) {
     const report = await evaluate(fp32.path, pairs, { threads, transform: shift.apply });
     const agreement: Record<string, { mean: number; min: number }> = {};
-    for (const c of converted) {
-      const check = await checkAgainstReference(c.bytes, fp32.bytes, pairs, { threads, optimization: 'all', transform: shift.apply });
-      agreement[c.precision] = { mean: check.maskDiceAgreement.mean, min: check.maskDiceAgreement.min };
+    if (converted.length > 0) {
+      // All precisions in one pass: each shifted image is decoded and run through fp32 once for them all.
+      const checks = await checkModelsAgainstReference(
+        converted.map((c) => c.bytes),
+        fp32.bytes,
+        pairs,
+        { threads, optimization: 'all', transform: shift.apply },
+      );
+      for (const [k, c] of converted.entries()) agreement[c.precision] = { mean: checks[k].maskDiceAgreement.mean, min: checks[k].maskDiceAgreement.min };
     }
     const dice = { native: report.summary.native.perImage.dice.mean, model: report.summary.model.perImage.dice.mean };
     results.push({ name: shift.name, description: shift.description, dice, diceChange: dice.native - baseline.native, agreement });

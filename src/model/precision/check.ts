@@ -85,50 +85,84 @@ export async function checkAgainstReference(
   pairs: readonly CheckPair[],
   options: CheckOptions = {},
 ): Promise<CheckReport> {
+  const [report] = await checkModelsAgainstReference([model], reference, pairs, options);
+  return report;
+}
+
+/**
+ * Several models (say fp16 and int8) against one reference in one pass: each image is decoded,
+ * transformed and run through the reference once, which is most of the work of a check (the
+ * release's stress tests check every precision under every shift). Reports are in `models`' order.
+ */
+export async function checkModelsAgainstReference(
+  models: readonly ModelSource[],
+  reference: ModelSource,
+  pairs: readonly CheckPair[],
+  options: CheckOptions = {},
+): Promise<CheckReport[]> {
   if (pairs.length === 0) throw new Error('check: no images given');
+  if (models.length === 0) throw new Error('check: no models given');
   const log = options.log ?? (() => {});
-  const dims = inputDims(asModel(model, 'model'), 'model');
   const refDims = inputDims(asModel(reference, 'reference'), 'reference');
-  if (dims.join('x') !== refDims.join('x')) {
-    throw new Error(`check: model input [${dims.join(', ')}] differs from reference input [${refDims.join(', ')}]`);
+  for (const [i, model] of models.entries()) {
+    const what = models.length === 1 ? 'model' : `model ${i + 1}`;
+    const dims = inputDims(asModel(model, what), what);
+    if (dims.join('x') !== refDims.join('x')) {
+      throw new Error(`check: ${what} input [${dims.join(', ')}] differs from reference input [${refDims.join(', ')}]`);
+    }
   }
-  const [, , height, width] = dims;
-  const a = await FloatSession.create(modelBytes(model), dims, options, 'model');
-  const b = await FloatSession.create(modelBytes(reference), dims, options, 'reference').catch(async (err: unknown) => {
-    await a.release();
+  const [, , height, width] = refDims;
+  const sessions: FloatSession[] = [];
+  const releaseAll = async (): Promise<void> => {
+    for (const s of sessions) await s.release();
+  };
+  try {
+    sessions.push(await FloatSession.create(modelBytes(reference), refDims, options, 'reference'));
+    for (const [i, model] of models.entries()) sessions.push(await FloatSession.create(modelBytes(model), refDims, options, models.length === 1 ? 'model' : `model ${i + 1}`));
+  } catch (err) {
+    await releaseAll();
     throw err;
-  });
-  const perImage: ImageCheck[] = [];
+  }
+  const [ref, ...candidates] = sessions;
+  const perImage: ImageCheck[][] = models.map(() => []);
   try {
     for (const [i, p] of pairs.entries()) {
       const decoded = await readImageFile(p.image);
       const x = preprocessRgb(options.transform ? options.transform(decoded, p.stem) : decoded, { width, height }, 'stretch');
-      const ya = await a.first(x);
-      const yb = await b.first(x);
-      let maxAbs = 0;
-      let sumAbs = 0;
-      for (let k = 0; k < ya.length; k++) {
-        const d = Math.abs(ya[k] - yb[k]);
-        // NaN sticks, so a model that produces NaN cannot look perfect.
-        if (d > maxAbs || Number.isNaN(d)) maxAbs = d;
-        sumAbs += d;
-      }
-      const ma = maskOf(ya);
+      const yb = await ref.first(x);
       const mb = maskOf(yb);
-      let diceModel: number | undefined;
-      let diceReference: number | undefined;
-      if (p.mask) {
-        const truth = resizeMaskNearest(await readMaskFile(p.mask), width, height).data;
-        diceModel = dice(ma, truth);
-        diceReference = dice(mb, truth);
-      }
-      perImage.push({ stem: p.stem, logitMaxAbsError: maxAbs, logitMeanAbsError: sumAbs / ya.length, maskDiceAgreement: dice(ma, mb), diceModel, diceReference });
+      const truth = p.mask ? resizeMaskNearest(await readMaskFile(p.mask), width, height).data : undefined;
+      for (const [m, session] of candidates.entries()) perImage[m].push(compareImage(p.stem, await session.first(x), yb, mb, truth));
       if ((i + 1) % 10 === 0 || i + 1 === pairs.length) log(`check: ${i + 1}/${pairs.length} images`);
     }
   } finally {
-    await a.release();
-    await b.release();
+    await releaseAll();
   }
+  return perImage.map(summarizeChecks);
+}
+
+/** One image: logit errors and mask agreement of `ya` against the reference's `yb` (mask `mb`), and both against the truth. */
+function compareImage(stem: string, ya: Float32Array, yb: Float32Array, mb: Uint8Array, truth: Uint8Array | undefined): ImageCheck {
+  let maxAbs = 0;
+  let sumAbs = 0;
+  for (let k = 0; k < ya.length; k++) {
+    const d = Math.abs(ya[k] - yb[k]);
+    // NaN sticks, so a model that produces NaN cannot look perfect.
+    if (d > maxAbs || Number.isNaN(d)) maxAbs = d;
+    sumAbs += d;
+  }
+  const ma = maskOf(ya);
+  return {
+    stem,
+    logitMaxAbsError: maxAbs,
+    logitMeanAbsError: sumAbs / ya.length,
+    maskDiceAgreement: dice(ma, mb),
+    diceModel: truth ? dice(ma, truth) : undefined,
+    diceReference: truth ? dice(mb, truth) : undefined,
+  };
+}
+
+function summarizeChecks(perImage: ImageCheck[]): CheckReport {
   const labelled = perImage.filter((r) => r.diceModel !== undefined);
   return {
     images: perImage.length,

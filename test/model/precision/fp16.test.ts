@@ -5,7 +5,7 @@
 import t from 'tap';
 import { buildModels } from '../../../src/model/export.js';
 import { seededWeights } from '../../../src/model/init.js';
-import { checkAgainstReference } from '../../../src/model/precision/check.js';
+import { checkAgainstReference, checkModelsAgainstReference } from '../../../src/model/precision/check.js';
 import { f16BitsToF32, f32ToF16Bits, toFp16 } from '../../../src/model/precision/fp16.js';
 import { listPairs } from '../../../src/data/dataset.js';
 import { spreadSample } from '../../../src/model/precision/images.js';
@@ -83,6 +83,17 @@ for (const mode of ['weights', 'full'] as const) {
     t.ok(r.maskDiceAgreement.mean > 0.99, `mask Dice agreement ${r.maskDiceAgreement.mean}`);
   });
 }
+
+t.test('several models checked in one pass report what one check each reports', async (t) => {
+  const weightsOnly = writeOnnx(toFp16(models.deployment, 'weights'));
+  const full = writeOnnx(toFp16(models.deployment, 'full'));
+  const labelled = pairs.slice(0, 2);
+  const together = await checkModelsAgainstReference([weightsOnly, full], models.deployment, labelled, { threads: 1 });
+  same(t, together, [await checkAgainstReference(weightsOnly, models.deployment, labelled, { threads: 1 }), await checkAgainstReference(full, models.deployment, labelled, { threads: 1 })]);
+  t.ok(together[0].diceVsTruth !== null && together[0].diceVsTruth.images === 2, 'the truth is compared for each model');
+  await t.rejects(checkModelsAgainstReference([], models.deployment, labelled), /no models given/);
+  await t.rejects(checkModelsAgainstReference([full], models.deployment, []), /no images given/);
+});
 
 t.test('toFp16 refuses a model that already holds float16', async (t) => {
   t.throws(() => toFp16(toFp16(models.deployment)), /already holds float16/);
