@@ -39,7 +39,7 @@ commands:
   model fp16     FP16 model (weights stored as float16)
   model check    agreement of a model with a reference model (and with masks)
   model release  a training run → evaluated, gated fp32/fp16/int8 model directory with a full manifest
-  train          train LV-UNet from scratch (deep-training λ → 1), checkpoints, CSV log, lvunet.safetensors
+  train          train LV-UNet from scratch (deep-training λ → 1) or fine-tune one (--init); checkpoints, CSV log
   eval           Dice, IoU, precision, recall, specificity, HD95 per image and pooled, at model and native size
   bundle keygen  make an ed25519 key pair for signing model bundles
   bundle sign    make a signed model bundle (optionally with golden self-test frames)
