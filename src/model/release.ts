@@ -142,23 +142,44 @@ function peakLr(run: RunInfo): number {
 
 /**
  * Where a fine-tuned model started: the file by its model directory and name (not the training
- * machine's absolute path), its sha256, and the starting model's own name, epochs and augmentation
- * when a manifest.json beside it lists that file (null when none does).
+ * machine's absolute path), its sha256, and what made it: the starting model's own name, epochs and
+ * augmentation when a manifest.json beside it lists that file (null when none does), or, for a
+ * training run's checkpoint that is still the file it was, that run's schedule and its own start
+ * (a chain of fine-tuning runs is recorded back to where it began, `depth` links at most).
  */
-function initRecord(init: NonNullable<RunState['init']>): Record<string, unknown> {
+function initRecord(init: NonNullable<RunState['init']>, depth = 8): Record<string, unknown> {
   const dir = dirname(init.file);
   const record: Record<string, unknown> = { file: `${basename(dir)}/${basename(init.file)}`, sha256: init.sha256 };
   if (init.weightsSha256 !== undefined) record.weightsSha256 = init.weightsSha256;
+  // The file may have changed since (a directory re-released, a run continued): describe it only if it has not.
+  const unchanged = existsSync(init.file) && sha256(readFileSync(init.file)) === init.sha256;
   const manifestPath = join(dir, MANIFEST_FILE);
+  const statePath = join(dir, STATE_FILE);
   if (existsSync(manifestPath)) {
     try {
       const m = JSON.parse(readFileSync(manifestPath, 'utf8')) as { name?: unknown; files?: unknown; training?: { epochs?: unknown; schedule?: { augmentation?: unknown } } };
-      // Only a manifest that lists the very file describes it (the directory may have been re-released since).
       const lists = Array.isArray(m.files) && m.files.some((f) => (f as { sha256?: unknown } | null)?.sha256 === init.sha256);
-      record.model = lists ? { name: m.name ?? null, epochs: m.training?.epochs ?? null, augmentation: m.training?.schedule?.augmentation ?? null } : null;
+      record.model = lists && unchanged ? { name: m.name ?? null, epochs: m.training?.epochs ?? null, augmentation: m.training?.schedule?.augmentation ?? null } : null;
     } catch {
       // A damaged manifest beside the weights does not stop a release; the sha256 above identifies them.
       record.model = null;
+    }
+  } else if (existsSync(statePath)) {
+    try {
+      const run = JSON.parse(readFileSync(statePath, 'utf8')) as RunState;
+      record.run = unchanged
+        ? {
+            epochs: { planned: run.epochs, done: run.epochsDone },
+            bestEpoch: run.bestEpoch,
+            bestValDice: run.bestDice,
+            seed: run.seed,
+            augment: run.augment ?? 'basic',
+            lr: run.lr ?? null,
+            init: run.init && depth > 1 ? initRecord(run.init, depth - 1) : (run.init?.sha256 ?? null),
+          }
+        : null;
+    } catch {
+      record.run = null;
     }
   }
   return record;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { listPairs, writeSplitFile } from '../../src/data/dataset.js';
@@ -182,6 +182,25 @@ t.test('a fine-tuned run records where it started and its own schedule', async (
   writeFileSync(join(dir, 'run', 'state.json'), JSON.stringify({ ...state, init: { ...init, file: join(dir, 'copy', 'lvunet.train.onnx') } }));
   const again = await releaseModel({ runDir: join(dir, 'run'), dataDir: KVASIR, outDir: join(dir, 'out'), precisions: [], threads: 1, limit: 2, stress: false });
   t.equal((again.manifest.training as { init: { model: unknown } }).init.model, null);
+
+  // A chain: this run started from another run's checkpoint, which started from the shipped model.
+  const earlier = join(dir, 'earlier');
+  mkdirSync(earlier);
+  const ckpt = join(earlier, 'lvunet.safetensors');
+  copyFileSync(join(dir, 'run', 'lvunet.safetensors'), ckpt);
+  writeFileSync(join(earlier, 'state.json'), JSON.stringify({ ...state, epochs: 30, epochsDone: 30, bestEpoch: 25, bestDice: 0.84 }));
+  const fromRun = { file: ckpt, sha256: sha256(readFileSync(ckpt)) };
+  writeFileSync(join(dir, 'run', 'state.json'), JSON.stringify({ ...state, lr: 0.0001, init: fromRun }));
+  const chained = await releaseModel({ runDir: join(dir, 'run'), dataDir: KVASIR, outDir: join(dir, 'out'), precisions: [], threads: 1, limit: 2, stress: false });
+  const link = (chained.manifest.training as { init: { file: string; run: { epochs: unknown; bestEpoch: number; lr: number; init: { file: string; model: { name: string } } } } }).init;
+  t.equal(link.file, 'earlier/lvunet.safetensors');
+  t.match(link.run, { epochs: { planned: 30, done: 30 }, bestEpoch: 25, lr: 0.0003 });
+  t.equal(link.run.init.file, 'lvunet-kvasir/lvunet.train.onnx');
+  t.equal(link.run.init.model.name, shipped.name, 'recorded back to the model it began from');
+  // The earlier run's checkpoint has changed since: it is named by sha256, not described.
+  writeFileSync(ckpt, 'another file now');
+  const changed = await releaseModel({ runDir: join(dir, 'run'), dataDir: KVASIR, outDir: join(dir, 'out'), precisions: [], threads: 1, limit: 2, stress: false });
+  t.equal((changed.manifest.training as { init: { run: unknown } }).init.run, null);
 });
 
 t.test('a run from scratch that recorded no lr reports the one its first epoch logged', async (t) => {
