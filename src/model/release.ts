@@ -18,7 +18,7 @@ import { listPairs, readSplitFile, selectPairs, type Pair, type SplitFile } from
 import { evaluate, type ResolutionSummary } from '../eval/evaluate.js';
 import { describeAugmentation } from '../train/data.js';
 import { FINAL_WEIGHTS, LOG_FILE, readLog, SPLIT_FILE, STATE_FILE, type EpochRecord, type RunState } from '../train/trainer.js';
-import { DEFAULT_LR, DEFAULT_MIN_LR, DEFAULT_RAMP_FRACTION } from '../train/schedule.js';
+import { DEFAULT_LR, DEFAULT_RAMP_FRACTION, floorLr } from '../train/schedule.js';
 import { sha256, writeFileAtomic } from '../util/files.js';
 import { buildModelDir, describeFile, FP16_FILE, FP32_FILE, INT8_FILE, loadWeightsFile } from './build.js';
 import { MANIFEST_FILE, type Manifest, type ManifestFile, type Precision } from './manifest.js';
@@ -350,7 +350,7 @@ export async function releaseModel(o: ReleaseOptions): Promise<ReleaseResult> {
       seed: run.state.seed,
       ...(run.state.init ? { init: initRecord(run.state.init) } : {}),
       schedule: {
-        optimizer: `Adam, weight decay 1e-4, lr ${peakLr(run)} cosine to ${DEFAULT_MIN_LR}`,
+        optimizer: `Adam, weight decay 1e-4, lr ${peakLr(run)} cosine to ${floorLr({ lr: peakLr(run) })}`,
         lambda: run.state.init
           ? 'exactly 1 for every epoch (fine-tuned from λ = 1 weights, see init)'
           : `1 − cos(π/2 · e/ramp), ramp = ${DEFAULT_RAMP_FRACTION} of the epochs, then exactly 1`,

@@ -35,11 +35,16 @@ export function lambdaAt(epoch: number, o: ScheduleOptions): number {
   return p >= 1 ? 1 : 1 - Math.cos((Math.PI / 2) * p);
 }
 
+/** The rate the cosine ends at: never above the starting rate, so a run given a small --lr does not climb. */
+export function floorLr(o: Pick<ScheduleOptions, 'lr' | 'minLr'>): number {
+  return Math.min(o.minLr ?? DEFAULT_MIN_LR, o.lr ?? DEFAULT_LR);
+}
+
 /** Cosine annealing from `lr` at epoch 0 to `minLr` at the last epoch (torch's CosineAnnealingLR, T_max = E − 1). */
 export function lrAt(epoch: number, o: ScheduleOptions): number {
   checkEpoch(epoch, o.epochs);
   const lr = o.lr ?? DEFAULT_LR;
-  const minLr = o.minLr ?? DEFAULT_MIN_LR;
+  const minLr = floorLr(o);
   if (o.epochs === 1) return lr;
   return minLr + ((lr - minLr) * (1 + Math.cos((Math.PI * epoch) / (o.epochs - 1)))) / 2;
 }

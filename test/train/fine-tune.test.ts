@@ -79,7 +79,7 @@ t.test('a fine-tuning run: shipped weights, λ = 1 throughout, the shipped split
   await t.rejects(train({ ...base, resume: true, init: join(other, FINAL_WEIGHTS) }, () => {}), /started from .*lvunet\.train\.onnx .*this run asks for --init/, 'resume refuses another start');
   await t.rejects(train({ ...base, resume: true, lr: 1e-3 }, () => {}), /trained with --lr 1e-12, this run asks for 0\.001/, 'resume refuses another lr');
   const second = await train({ ...base, resume: true, init: undefined }, () => {});
-  t.same(second.records.map((r) => [r.epoch, r.lambda, r.lr]), [[2, 1, 1e-5]], 'resumed without --init: still λ = 1, the cosine ends at its floor');
+  t.same(second.records.map((r) => [r.epoch, r.lambda, r.lr]), [[2, 1, 1e-12]], 'resumed without --init: still λ = 1; a rate below the usual floor stays put, never climbs');
   t.equal(readLog(join(out, LOG_FILE))[0].lr, 1e-12);
 
   // The run's own λ = 1 checkpoint is a starting point too; the default lr is the fine-tuning one.

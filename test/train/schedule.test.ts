@@ -1,5 +1,5 @@
 import t from 'tap';
-import { lambdaAt, lrAt } from '../../src/train/schedule.js';
+import { floorLr, lambdaAt, lrAt } from '../../src/train/schedule.js';
 
 t.test('λ rises from 0 and is exactly 1 for the last 10 % of epochs', async (t) => {
   const o = { epochs: 300 };
@@ -24,4 +24,12 @@ t.test('cosine learning rate from 1e-3 to 1e-5', async (t) => {
   t.ok(lrAt(150, o) < 1e-3 && lrAt(150, o) > 1e-5);
   t.throws(() => lrAt(300, o), RangeError);
   t.throws(() => lambdaAt(-1, o), RangeError);
+});
+
+t.test('a starting rate below the floor is held, not raised to the floor', async (t) => {
+  const o = { epochs: 10, lr: 5e-6 };
+  t.same([0, 5, 9].map((e) => lrAt(e, o)), [5e-6, 5e-6, 5e-6]);
+  t.equal(floorLr(o), 5e-6);
+  t.equal(floorLr({ lr: 3e-4 }), 1e-5);
+  t.ok(Math.abs(lrAt(9, { epochs: 10, lr: 3e-4 }) - 1e-5) < 1e-15, 'otherwise the usual floor');
 });
