@@ -20,6 +20,7 @@ import { describeAugmentation } from '../train/data.js';
 import { FINAL_WEIGHTS, LOG_FILE, readLog, SPLIT_FILE, STATE_FILE, type EpochRecord, type RunState } from '../train/trainer.js';
 import { DEFAULT_LR, DEFAULT_RAMP_FRACTION, floorLr } from '../train/schedule.js';
 import { sha256, writeFileAtomic } from '../util/files.js';
+import { readSafetensors } from './safetensors.js';
 import { buildModelDir, describeFile, FP16_FILE, FP32_FILE, INT8_FILE, loadWeightsFile } from './build.js';
 import { MANIFEST_FILE, type Manifest, type ManifestFile, type Precision } from './manifest.js';
 import { readOnnx } from './onnx/read.js';
@@ -147,6 +148,18 @@ function peakLr(run: RunInfo): number {
  * training run's checkpoint that is still the file it was, that run's schedule and its own start
  * (a chain of fine-tuning runs is recorded back to where it began, `depth` links at most).
  */
+/** Epoch and validation Dice a trainer checkpoint records in its metadata (null for other files). */
+function checkpointMeta(file: string): { epoch: number | null; valDice: number | null } | null {
+  if (!file.endsWith('.safetensors')) return null;
+  try {
+    const meta = readSafetensors(readFileSync(file), file).metadata;
+    const num = (v: string | undefined): number | null => (v !== undefined && Number.isFinite(Number(v)) ? Number(v) : null);
+    return { epoch: num(meta.epoch), valDice: num(meta.val_dice) };
+  } catch {
+    return null;
+  }
+}
+
 function initRecord(init: NonNullable<RunState['init']>, depth = 8): Record<string, unknown> {
   const dir = dirname(init.file);
   const record: Record<string, unknown> = { file: `${basename(dir)}/${basename(init.file)}`, sha256: init.sha256 };
@@ -169,13 +182,16 @@ function initRecord(init: NonNullable<RunState['init']>, depth = 8): Record<stri
       const run = JSON.parse(readFileSync(statePath, 'utf8')) as RunState;
       record.run = unchanged
         ? {
+            // The checkpoint's own epoch and validation Dice (metadata), not the run's best: the start may be last.safetensors.
+            checkpoint: checkpointMeta(init.file),
             epochs: { planned: run.epochs, done: run.epochsDone },
             bestEpoch: run.bestEpoch,
             bestValDice: run.bestDice,
             seed: run.seed,
             augment: run.augment ?? 'basic',
             lr: run.lr ?? null,
-            init: run.init && depth > 1 ? initRecord(run.init, depth - 1) : (run.init?.sha256 ?? null),
+            // Past the depth limit a link is named by its sha256 alone.
+            init: run.init === undefined ? null : depth > 1 ? initRecord(run.init, depth - 1) : { sha256: run.init.sha256 },
           }
         : null;
     } catch {
@@ -251,6 +267,8 @@ export async function releaseModel(o: ReleaseOptions): Promise<ReleaseResult> {
   const evalPairs: Pair[] = o.limit === undefined ? test : spreadSample(test, o.limit);
 
   const size = { height: run.state.size, width: run.state.size };
+  // Before the build: releasing into the directory the run started from replaces the file init names.
+  const init = run.state.init ? initRecord(run.state.init) : undefined;
   const built = buildModelDir(weights, size, o.outDir, log);
   const fp32Path = join(o.outDir, FP32_FILE);
   const fp32Bytes = readFileSync(fp32Path);
@@ -348,7 +366,7 @@ export async function releaseModel(o: ReleaseOptions): Promise<ReleaseResult> {
       batch: run.state.batch,
       size: run.state.size,
       seed: run.state.seed,
-      ...(run.state.init ? { init: initRecord(run.state.init) } : {}),
+      ...(init ? { init } : {}),
       schedule: {
         optimizer: `Adam, weight decay 1e-4, lr ${peakLr(run)} cosine to ${floorLr({ lr: peakLr(run) })}`,
         lambda: run.state.init

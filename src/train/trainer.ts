@@ -24,7 +24,7 @@ import { Adam } from './optimizer.js';
 import { DataParallelTrainer, makeShards } from './parallel.js';
 import type { WorkerFault } from './parallel-shard.js';
 import { plotCurves } from './plot.js';
-import { lambdaAt, lrAt } from './schedule.js';
+import { DEFAULT_LR, lambdaAt, lrAt } from './schedule.js';
 
 export interface TrainOptions {
   readonly data: string;
@@ -90,7 +90,7 @@ export interface RunState {
   readonly bestEpoch: number;
   /** Absent in runs written before augmentation profiles: those are 'basic'. */
   readonly augment?: AugmentProfile;
-  /** Peak learning rate; absent in runs written before it was recorded (those used --lr or the default). */
+  /** Peak learning rate; absent in runs written before 2026-12-04 (their log.csv's first epoch has it). */
   readonly lr?: number;
   /** The weights a fine-tuning run started from; absent for runs from scratch. */
   readonly init?: InitSource;
@@ -135,21 +135,48 @@ export function checkTrainOptions(o: TrainOptions): void {
   if (o.size % SIZE_MULTIPLE !== 0) throw new RangeError(`--size ${o.size} is not a multiple of ${SIZE_MULTIPLE}`);
 }
 
-function resolveSplit(o: TrainOptions, pairs: readonly Pair[], initSplit: string | undefined, log: (line: string) => void): SplitFile {
+function sameSplit(a: SplitFile, b: SplitFile): boolean {
+  const key = (x: SplitFile): string => JSON.stringify([[...x.train].sort(), [...x.val].sort(), [...x.test].sort()]);
+  return key(a) === key(b);
+}
+
+/**
+ * The run's split: a resumed run's own; else --split; else, fine-tuning on the data the starting
+ * weights were trained on, their split (from split.json beside them), so their test images stay
+ * unseen; else a fresh one by the seed. Starting weights from other data (none of their split's
+ * images is here) get a fresh split; a split that names only some of this data's images is refused.
+ */
+function resolveSplit(o: TrainOptions, pairs: readonly Pair[], init: InitWeights | undefined, log: (line: string) => void): SplitFile {
   const saved = join(o.out, SPLIT_FILE);
-  const given = o.split ?? (o.resume && existsSync(saved) ? undefined : initSplit);
-  if (given !== undefined) {
-    if (o.split === undefined) log(`split: ${given}, the one the starting weights were trained on (its test images stay unseen)`);
-    else if (initSplit !== undefined && readFileSync(initSplit, 'utf8') !== readFileSync(o.split, 'utf8')) {
-      log(`warning: --split ${o.split} differs from ${initSplit}, the split the starting weights were trained on: their training images may be in this run's val or test split`);
+  if (o.split === undefined && o.resume && existsSync(saved)) return readSplitFile(saved);
+  const startPath = init === undefined ? undefined : join(dirname(init.source.file), SPLIT_FILE);
+  const start = startPath !== undefined && existsSync(startPath) ? readSplitFile(startPath) : undefined;
+  let sameData = false;
+  if (start !== undefined) {
+    const here = new Set(pairs.map((p) => p.stem));
+    const named = [...start.train, ...start.val, ...start.test];
+    const present = named.filter((stem) => here.has(stem)).length;
+    if (present > 0 && present < named.length) {
+      throw new Error(`--init: ${startPath}, the split the starting weights were trained on, names ${named.length - present} images that are not in ${o.data} and ${present} that are; give this data's split with --split FILE`);
     }
-    const split = readSplitFile(given);
-    writeSplitFile(saved, split);
-    return split;
+    sameData = present > 0;
   }
-  // A resumed run keeps its split; a fresh one into the same folder may have another seed.
-  if (o.resume && existsSync(saved)) return readSplitFile(saved);
-  const split = splitPairs(pairs, DEFAULT_FRACTIONS, o.seed);
+  let split: SplitFile;
+  if (o.split !== undefined) {
+    split = readSplitFile(o.split);
+    if (sameData && !sameSplit(split, start!)) {
+      log(`warning: --split ${o.split} differs from ${startPath}, the split the starting weights were trained on: their training images may be in this run's val or test split`);
+    }
+  } else if (sameData) {
+    split = start!;
+    log(`split: ${startPath}, the one the starting weights were trained on (its test images stay unseen)`);
+  } else {
+    split = splitPairs(pairs, DEFAULT_FRACTIONS, o.seed);
+    if (start !== undefined) log(`split: a fresh one by --seed ${o.seed}; the starting weights were trained on other data (none of the images in ${startPath} is in ${o.data})`);
+    else if (init !== undefined) {
+      log(`warning: no ${SPLIT_FILE} beside ${init.source.file}, so a fresh split by --seed ${o.seed}: if the starting weights were trained on this data, give their split with --split, or their training images may be in this run's val or test split`);
+    }
+  }
   writeSplitFile(saved, split);
   return split;
 }
@@ -165,6 +192,13 @@ function meanStd(v: readonly number[]): { mean: number; std: number } {
   const mean = v.reduce((a, b) => a + b, 0) / Math.max(1, v.length);
   const std = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, v.length));
   return { mean, std };
+}
+
+/** The learning rate of a run's first logged epoch, if its log has one. */
+function firstLoggedLr(path: string): number | undefined {
+  if (!existsSync(path)) return undefined;
+  const first = readLog(path).find((r) => r.epoch === 1);
+  return first !== undefined && Number.isFinite(first.lr) ? first.lr : undefined;
 }
 
 /** The epochs of a run's log.csv (all of them, across resumes). */
@@ -262,9 +296,8 @@ export async function train(o: TrainOptions, log: (line: string) => void = conso
   if (workers === 1) log(`backend: ${backend.detail}`);
 
   const init: InitWeights | undefined = o.init === undefined ? undefined : readInitWeights(o.init);
-  const initSplitPath = init === undefined ? undefined : join(dirname(init.source.file), SPLIT_FILE);
   const pairs = listPairs(o.data);
-  const split = resolveSplit(o, pairs, initSplitPath !== undefined && existsSync(initSplitPath) ? initSplitPath : undefined, log);
+  const split = resolveSplit(o, pairs, init, log);
   const allTrainPairs = selectPairs(pairs, split.train);
   let trainPairs = allTrainPairs;
   let valPairs = selectPairs(pairs, split.val);
@@ -277,7 +310,7 @@ export async function train(o: TrainOptions, log: (line: string) => void = conso
 
   const statePath = join(o.out, STATE_FILE);
   const resuming = o.resume && existsSync(statePath);
-  const lr = o.lr ?? (init !== undefined ? FINE_TUNE_LR : undefined);
+  const lr = o.lr ?? (init !== undefined ? FINE_TUNE_LR : DEFAULT_LR);
   let state: RunState = {
     epochs: o.epochs,
     batch: o.batch,
@@ -287,24 +320,30 @@ export async function train(o: TrainOptions, log: (line: string) => void = conso
     bestDice: -1,
     bestEpoch: -1,
     augment: o.augment ?? (resuming ? 'basic' : await defaultAugment(allTrainPairs, log)),
-    ...(lr !== undefined ? { lr } : {}),
+    lr,
     ...(init !== undefined ? { init: init.source } : {}),
   };
   // ('basic' above is a placeholder: a resumed run's state, read below, replaces it with the run's own profile.)
   let prior: RunState | undefined;
+  let priorLr: number | undefined;
   if (resuming) {
     prior = JSON.parse(readFileSync(statePath, 'utf8')) as RunState;
     for (const k of ['epochs', 'batch', 'size', 'seed'] as const) {
       if (prior[k] !== state[k]) throw new Error(`--resume: ${statePath} has ${k} ${prior[k]}, this run ${state[k]}`);
     }
-    if (o.lr !== undefined && o.lr !== (prior.lr ?? o.lr)) throw new Error(`--resume: ${statePath} was trained with --lr ${prior.lr}, this run asks for ${o.lr}`);
+    // Runs from before the lr was recorded: the first logged epoch's rate is the one they started with.
+    priorLr = prior.lr ?? firstLoggedLr(join(o.out, LOG_FILE));
+    if (o.lr !== undefined && priorLr !== undefined && o.lr !== priorLr) throw new Error(`--resume: ${statePath} was trained with --lr ${priorLr}, this run asks for ${o.lr}`);
     if (init !== undefined && init.source.sha256 !== prior.init?.sha256) {
-      throw new Error(`--resume: ${statePath} ${prior.init ? `started from ${prior.init.file} (sha256 ${prior.init.sha256})` : 'was trained from scratch'}, this run asks for --init ${init.source.file}`);
+      throw new Error(
+        `--resume: ${statePath} ${prior.init ? `started from ${prior.init.file} (sha256 ${prior.init.sha256})` : 'was trained from scratch'}, ` +
+          `this run asks for --init ${init.source.file} (sha256 ${init.source.sha256}); a resumed run keeps its own start, so leave --init off`,
+      );
     }
   }
   // A fine-tuning run (fresh or resumed) keeps λ = 1 throughout: rampFraction 0.
   const fineTuning = prior !== undefined ? prior.init !== undefined : init !== undefined;
-  const schedule = { epochs: o.epochs, lr: prior !== undefined ? prior.lr ?? o.lr : lr, rampFraction: fineTuning ? 0 : undefined };
+  const schedule = { epochs: o.epochs, lr: prior !== undefined ? priorLr ?? o.lr : lr, rampFraction: fineTuning ? 0 : undefined };
   const model = TfLvunet.create({ height: o.size, width: o.size, lambda: lambdaAt(0, schedule) }, seededWeights({ seed: o.seed, randomBatchNorm: false }));
   const optimizer = new Adam({ weightDecay: o.weightDecay ?? 1e-4 });
   let pool: DataParallelTrainer | undefined;

@@ -6,6 +6,7 @@
 import t from 'tap';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readSplitFile, writeSplitFile } from '../../src/data/dataset.js';
 import { readOnnx } from '../../src/model/onnx/read.js';
 import { writeOnnx } from '../../src/model/onnx/write.js';
 import { TRAIN_FILE } from '../../src/model/build.js';
@@ -14,8 +15,8 @@ import { readWeightsCheckpoint } from '../../src/train/checkpoint.js';
 import { InitWeightsError, readInitWeights } from '../../src/train/init-weights.js';
 import { FINAL_WEIGHTS, FINE_TUNE_LR, LAST_WEIGHTS, readLog, LOG_FILE, SPLIT_FILE, STATE_FILE, train, type RunState } from '../../src/train/trainer.js';
 import { sha256 } from '../../src/util/files.js';
-import { KVASIR, REPO_ROOT } from '../helpers/paths.js';
-import { requireShared } from '../helpers/shared-data.js';
+import { BUSI, KVASIR, REPO_ROOT } from '../helpers/paths.js';
+import { requireShared, sharedSkip } from '../helpers/shared-data.js';
 
 requireShared(KVASIR);
 
@@ -56,7 +57,7 @@ t.test('a fine-tuning run: shipped weights, λ = 1 throughout, the shipped split
   const out = join(dir, 'ft');
   const lines: string[] = [];
   // A learning rate so small that one step leaves the convolution weights where they started.
-  const base = { data: KVASIR, out, epochs: 2, batch: 2, size: 128, seed: 42, resume: false, limit: 2, wasm: true, progressEvery: 0, augment: 'basic' as const, init: SHIPPED };
+  const base = { data: KVASIR, out, epochs: 4, batch: 2, size: 128, seed: 42, resume: false, limit: 2, wasm: true, progressEvery: 0, augment: 'basic' as const, init: SHIPPED };
   const first = await train({ ...base, lr: 1e-12, stopAfter: 1 }, (l) => lines.push(l));
   t.same(first.records.map((r) => r.lambda), [1], 'λ = 1 from the first epoch');
   t.ok(lines.some((l) => l.startsWith(`split: ${join(SHIPPED, SPLIT_FILE)}, the one the starting weights were trained on`)), 'the split choice is logged');
@@ -78,7 +79,8 @@ t.test('a fine-tuning run: shipped weights, λ = 1 throughout, the shipped split
   copyFileSync(join(first.finalWeights), join(other, FINAL_WEIGHTS));
   await t.rejects(train({ ...base, resume: true, init: join(other, FINAL_WEIGHTS) }, () => {}), /started from .*lvunet\.train\.onnx .*this run asks for --init/, 'resume refuses another start');
   await t.rejects(train({ ...base, resume: true, lr: 1e-3 }, () => {}), /trained with --lr 1e-12, this run asks for 0\.001/, 'resume refuses another lr');
-  const second = await train({ ...base, resume: true, init: undefined }, () => {});
+  // Epoch 2 of 4 from scratch would train at λ = 0.13: a resumed fine-tuning run must stay at 1.
+  const second = await train({ ...base, resume: true, init: undefined, stopAfter: 1 }, () => {});
   t.same(second.records.map((r) => [r.epoch, r.lambda, r.lr]), [[2, 1, 1e-12]], 'resumed without --init: still λ = 1; a rate below the usual floor stays put, never climbs');
   t.equal(readLog(join(out, LOG_FILE))[0].lr, 1e-12);
 
@@ -93,6 +95,9 @@ t.test('a fine-tuning run: shipped weights, λ = 1 throughout, the shipped split
   const ramp = join(dir, 'ramp');
   await train({ data: KVASIR, out: ramp, epochs: 2, batch: 2, size: 128, seed: 7, resume: false, limit: 2, wasm: true, stopAfter: 1, augment: 'basic' }, () => {});
   t.throws(() => readInitWeights(join(ramp, LAST_WEIGHTS)), { message: /λ = 0 in its metadata; only λ = 1 weights can be fine-tuned/ });
+  // A run from scratch records its default lr too, so a resume cannot change it silently.
+  t.equal((JSON.parse(readFileSync(join(ramp, STATE_FILE), 'utf8')) as RunState).lr, 0.001);
+  await t.rejects(train({ data: KVASIR, out: ramp, epochs: 2, batch: 2, size: 128, seed: 7, resume: true, limit: 2, wasm: true, lr: 0.01 }, () => {}), /trained with --lr 0\.001, this run asks for 0\.01/);
 
   // A --split other than the start's is allowed, with a warning.
   const warned: string[] = [];
@@ -100,4 +105,22 @@ t.test('a fine-tuning run: shipped weights, λ = 1 throughout, the shipped split
   writeFileSync(split, readFileSync(join(ramp, SPLIT_FILE)));
   await train({ ...base, out: join(dir, 'warned'), epochs: 1, split }, (l) => warned.push(l));
   t.ok(warned.some((l) => /^warning: --split .* differs from .*lvunet-kvasir\/split\.json/.test(l)), 'a different split is warned about');
+});
+
+t.test('the split when the start has none beside it, was trained on other data, or names only part of this data', { skip: sharedSkip(BUSI) }, async (t) => {
+  const dir = t.testdir({ bare: {}, partial: {} });
+  const base = { data: KVASIR, epochs: 1, batch: 2, size: 128, seed: 42, resume: false, limit: 2, wasm: true, progressEvery: 0, augment: 'basic' as const };
+  copyFileSync(SHIPPED_ONNX, join(dir, 'bare', TRAIN_FILE));
+  const bare: string[] = [];
+  await train({ ...base, out: join(dir, 'out-bare'), init: join(dir, 'bare') }, (l) => bare.push(l));
+  t.ok(bare.some((l) => /^warning: no split\.json beside .*bare\/lvunet\.train\.onnx, so a fresh split by --seed 42/.test(l)), 'a fresh split, with a warning');
+
+  const other: string[] = [];
+  await train({ ...base, data: BUSI, out: join(dir, 'out-busi'), init: SHIPPED }, (l) => other.push(l));
+  t.ok(other.some((l) => /^split: a fresh one by --seed 42; the starting weights were trained on other data/.test(l)), 'other data: a fresh split');
+
+  copyFileSync(SHIPPED_ONNX, join(dir, 'partial', TRAIN_FILE));
+  const shippedSplit = readSplitFile(join(SHIPPED, SPLIT_FILE));
+  writeSplitFile(join(dir, 'partial', SPLIT_FILE), { ...shippedSplit, test: [...shippedSplit.test.slice(1), 'not-in-kvasir'] });
+  await t.rejects(train({ ...base, out: join(dir, 'out-partial'), init: join(dir, 'partial') }, () => {}), /names 1 images that are not in .* and 999 that are; give this data's split with --split FILE/);
 });

@@ -113,8 +113,9 @@ export async function checkModelsAgainstReference(
   }
   const [, , height, width] = refDims;
   const sessions: FloatSession[] = [];
+  // Every session is released even if one release fails, and a failure there never hides the check's own error.
   const releaseAll = async (): Promise<void> => {
-    for (const s of sessions) await s.release();
+    await Promise.allSettled(sessions.map((s) => s.release()));
   };
   try {
     sessions.push(await FloatSession.create(modelBytes(reference), refDims, options, 'reference'));
