@@ -11,7 +11,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parameterSpecs } from '../model/architecture.js';
-import { TRAIN_FILE } from '../model/build.js';
+import { LAMBDA_KEYS, TRAIN_FILE } from '../model/build.js';
 import { readOnnx } from '../model/onnx/read.js';
 import type { SafetensorsTensor } from '../model/safetensors.js';
 import { checkWeights } from '../model/weights-check.js';
@@ -75,7 +75,8 @@ function fromOnnx(file: string, bytes: Uint8Array): InitWeights {
 
 function fromSafetensors(file: string, bytes: Uint8Array): InitWeights {
   const ckpt = readWeightsCheckpoint(file);
-  const lambda = ckpt.metadata.lambda ?? ckpt.metadata.act_learn;
+  const key = LAMBDA_KEYS.find((k) => ckpt.metadata[k] !== undefined);
+  const lambda = key === undefined ? undefined : ckpt.metadata[key];
   if (lambda === undefined || Number(lambda) !== 1) throw new InitWeightsError(`--init ${file}: λ = ${lambda ?? 'unrecorded'} in its metadata; only λ = 1 weights can be fine-tuned`);
   return { tensors: ckpt.tensors, batchesTracked: ckpt.batchesTracked, source: { file, sha256: sha256(bytes) } };
 }
